@@ -1,0 +1,314 @@
+//! The typed shape of `anycloud.toml` (product.md §3.4).
+//!
+//! Every struct denies unknown fields so a typo is an error, not a silently
+//! ignored setting. Secrets are `SecretString`, whose `Debug` prints
+//! `[REDACTED]`.
+
+use anycloud_types::{Capability, ProviderKind};
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub clouds: Vec<CloudConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub agreements: AgreementsConfig,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub admin_token: Option<SecretString>,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Overall deadline for one client request across all attempts.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_request_timeout() -> u64 {
+    600_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            admin_token: None,
+            max_body_bytes: default_max_body(),
+            request_timeout_ms: default_request_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    pub redis_url: Option<String>,
+}
+
+fn default_store_url() -> String {
+    "sqlite://anycloud.db".into()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+            redis_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Config order.
+    #[default]
+    Priority,
+    Weighted,
+    Latency,
+    Cost,
+    Commitment,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// One upstream endpoint. Provider-specific keys are optional here and
+/// required per provider by validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    pub name: String,
+    pub provider: ProviderKind,
+    pub base_url: Option<String>,
+    pub region: Option<String>,
+    pub jurisdiction: Option<String>,
+
+    // openai / openai_compatible / azure_openai / anthropic / vertex (Gemini API key)
+    pub api_key: Option<SecretString>,
+    pub organization: Option<String>,
+    pub project: Option<String>,
+
+    // azure_openai
+    pub api_version: Option<String>,
+    /// A ready Entra ID access token (e.g. from a sidecar), sent as bearer.
+    pub azure_ad_token: Option<SecretString>,
+    /// Entra ID client-credentials: the gateway fetches and refreshes tokens.
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// Token authority, default `https://login.microsoftonline.com`.
+    pub authority_host: Option<String>,
+
+    // bedrock
+    pub access_key_id: Option<SecretString>,
+    pub secret_access_key: Option<SecretString>,
+    pub session_token: Option<SecretString>,
+
+    // vertex
+    pub project_id: Option<String>,
+    pub credentials_file: Option<String>,
+
+    // oci
+    pub tenancy: Option<String>,
+    pub user: Option<String>,
+    pub fingerprint: Option<String>,
+    pub key_file: Option<String>,
+    pub compartment_id: Option<String>,
+
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the first response byte (headers, and for streams
+    /// the first event) before the attempt counts as a timeout.
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence allowed between two stream chunks.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    5_000
+}
+fn default_first_byte_timeout() -> u64 {
+    60_000
+}
+fn default_idle_timeout() -> u64 {
+    60_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub deployments: Vec<DeploymentConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    #[serde(default)]
+    pub output_per_mtok: f64,
+    /// Price of cached prompt tokens; defaults to `input_per_mtok`.
+    pub cached_input_per_mtok: Option<f64>,
+}
+
+impl Price {
+    /// Cost in USD of one attempt's usage at this price.
+    pub fn cost(&self, usage: &anycloud_types::Usage) -> f64 {
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
+        (fresh as f64 * self.input_per_mtok
+            + cached as f64 * cached_price
+            + usage.output_tokens as f64 * self.output_per_mtok)
+            / 1_000_000.0
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    pub cloud: String,
+    /// The cloud's own deployment or model id.
+    pub target: String,
+    #[serde(default = "default_capabilities")]
+    pub capabilities: Vec<Capability>,
+    #[serde(default)]
+    pub price: Price,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    /// Relative weight for the `weighted` strategy.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Context window in tokens, for the context-length check.
+    pub context_window: Option<u64>,
+}
+
+fn default_capabilities() -> Vec<Capability> {
+    vec![Capability::Chat, Capability::Stream]
+}
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementsConfig {
+    pub primary: Option<PrimaryAgreement>,
+    #[serde(default)]
+    pub exclusive: Vec<ExclusiveAgreement>,
+    #[serde(default)]
+    pub revenue_share: Vec<RevenueShare>,
+    #[serde(default)]
+    pub commitment: Vec<Commitment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryAgreement {
+    pub cloud: String,
+    #[serde(default)]
+    pub ship_first: bool,
+    #[serde(default)]
+    pub declined_models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusiveAgreement {
+    pub model: String,
+    pub cloud: String,
+    pub from: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueShare {
+    pub party: String,
+    pub percent: f64,
+    pub from: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    pub cap_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commitment {
+    pub cloud: String,
+    pub amount_usd: f64,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    Day,
+    Month,
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub usd: f64,
+    pub period: BudgetPeriod,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub name: String,
+    /// Jurisdictions the tenant's data may go to; absent = any.
+    pub jurisdictions: Option<Vec<String>>,
+    /// Models the tenant may use; absent = all.
+    pub models: Option<Vec<String>>,
+    /// Clouds the tenant may use; absent = all.
+    pub clouds: Option<Vec<String>>,
+    pub budget: Option<Budget>,
+    pub rate_limit: Option<RateLimit>,
+    /// Store request and response bodies (encrypted) for this tenant.
+    #[serde(default)]
+    pub capture: bool,
+}

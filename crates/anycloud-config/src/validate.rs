@@ -1,0 +1,255 @@
+//! Cross-checks a parsed [`Config`]: references resolve, each provider has
+//! the keys it needs, windows are ordered. Reports every problem, not the
+//! first.
+
+use crate::{CloudConfig, Config, Problem};
+use anycloud_types::ProviderKind;
+use std::collections::HashSet;
+
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut v = Validator { problems: vec![] };
+    v.server(c);
+    v.clouds(c);
+    let clouds: HashSet<&str> = c.clouds.iter().map(|c| c.name.as_str()).collect();
+    let models: HashSet<&str> = c.models.iter().map(|m| m.name.as_str()).collect();
+    v.models(c, &clouds);
+    v.agreements(c, &clouds, &models);
+    v.tenants(c, &clouds, &models);
+    v.problems
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn push(&mut self, key: String, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key,
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    fn server(&mut self, c: &Config) {
+        if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            self.push(
+                "server.listen".into(),
+                format!("`{}` is not an address like 127.0.0.1:8080", c.server.listen),
+            );
+        }
+        if c.server.max_body_bytes == 0 {
+            self.push("server.max_body_bytes".into(), "must be greater than 0");
+        }
+        let url = c.store.url.as_str();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            self.push(
+                "store.url".into(),
+                "must start with sqlite:// or postgres://",
+            );
+        }
+    }
+
+    fn clouds(&mut self, c: &Config) {
+        let mut seen = HashSet::new();
+        for (i, cloud) in c.clouds.iter().enumerate() {
+            let at = |k: &str| format!("clouds[{i}].{k}");
+            if cloud.name.is_empty()
+                || !cloud
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                self.push(at("name"), "must be non-empty letters, digits, `-` or `_`");
+            }
+            if !seen.insert(cloud.name.as_str()) {
+                self.push(at("name"), format!("cloud `{}` is defined twice", cloud.name));
+            }
+            if let Some(u) = &cloud.base_url {
+                match url::Url::parse(u) {
+                    Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
+                    _ => self.push(at("base_url"), format!("`{u}` is not an http(s) URL")),
+                }
+            }
+            self.provider_keys(i, cloud);
+        }
+    }
+
+    fn provider_keys(&mut self, i: usize, cloud: &CloudConfig) {
+        let at = |k: &str| format!("clouds[{i}].{k}");
+        let p = cloud.provider;
+        match p {
+            ProviderKind::Openai | ProviderKind::Anthropic => {
+                if cloud.api_key.is_none() {
+                    self.push(at("api_key"), format!("required for provider `{p}`"));
+                }
+            }
+            ProviderKind::OpenaiCompatible => {
+                if cloud.base_url.is_none() {
+                    self.push(
+                        at("base_url"),
+                        "required for provider `openai_compatible` (include the /v1 prefix)",
+                    );
+                }
+            }
+            ProviderKind::AzureOpenai => {
+                if cloud.base_url.is_none() {
+                    self.push(
+                        at("base_url"),
+                        "required for provider `azure_openai` (https://<resource>.openai.azure.com)",
+                    );
+                }
+                if cloud.api_version.is_none() {
+                    self.push(at("api_version"), "required for provider `azure_openai` (e.g. 2024-10-21)");
+                }
+                let entra = [
+                    cloud.tenant_id.is_some(),
+                    cloud.client_id.is_some(),
+                    cloud.client_secret.is_some(),
+                ];
+                let entra_any = entra.iter().any(|b| *b);
+                let entra_all = entra.iter().all(|b| *b);
+                if entra_any && !entra_all {
+                    self.push(
+                        at("client_secret"),
+                        "Entra ID needs all of tenant_id, client_id and client_secret",
+                    );
+                }
+                if cloud.api_key.is_none() && cloud.azure_ad_token.is_none() && !entra_all {
+                    self.push(
+                        at("api_key"),
+                        "provider `azure_openai` needs api_key, azure_ad_token, or tenant_id + client_id + client_secret",
+                    );
+                }
+            }
+            ProviderKind::Bedrock => {
+                if cloud.region.is_none() {
+                    self.push(at("region"), "required for provider `bedrock`");
+                }
+                if cloud.access_key_id.is_some() != cloud.secret_access_key.is_some() {
+                    self.push(
+                        at("secret_access_key"),
+                        "access_key_id and secret_access_key go together",
+                    );
+                }
+            }
+            ProviderKind::Vertex => {
+                if cloud.api_key.is_none() {
+                    if cloud.project_id.is_none() {
+                        self.push(at("project_id"), "required for provider `vertex` without api_key");
+                    }
+                    if cloud.region.is_none() {
+                        self.push(at("region"), "required for provider `vertex` without api_key");
+                    }
+                }
+            }
+            ProviderKind::Oci => {
+                for (k, present) in [
+                    ("region", cloud.region.is_some()),
+                    ("tenancy", cloud.tenancy.is_some()),
+                    ("user", cloud.user.is_some()),
+                    ("fingerprint", cloud.fingerprint.is_some()),
+                    ("key_file", cloud.key_file.is_some()),
+                    ("compartment_id", cloud.compartment_id.is_some()),
+                ] {
+                    if !present {
+                        self.push(at(k), "required for provider `oci`");
+                    }
+                }
+            }
+        }
+    }
+
+    fn models(&mut self, c: &Config, clouds: &HashSet<&str>) {
+        let mut seen = HashSet::new();
+        for (i, m) in c.models.iter().enumerate() {
+            if m.name.is_empty() {
+                self.push(format!("models[{i}].name"), "must not be empty");
+            }
+            if !seen.insert(m.name.as_str()) {
+                self.push(format!("models[{i}].name"), format!("model `{}` is defined twice", m.name));
+            }
+            if m.deployments.is_empty() {
+                self.push(format!("models[{i}].deployments"), format!("model `{}` has no deployments", m.name));
+            }
+            for (j, d) in m.deployments.iter().enumerate() {
+                let at = |k: &str| format!("models[{i}].deployments[{j}].{k}");
+                if !clouds.contains(d.cloud.as_str()) {
+                    self.push(at("cloud"), format!("unknown cloud `{}`", d.cloud));
+                }
+                if d.target.is_empty() {
+                    self.push(at("target"), "must not be empty");
+                }
+                if let (Some(from), Some(until)) = (d.valid_from, d.valid_until) {
+                    if from > until {
+                        self.push(at("valid_until"), "is before valid_from");
+                    }
+                }
+                let p = d.price;
+                if p.input_per_mtok < 0.0 || p.output_per_mtok < 0.0 || p.cached_input_per_mtok.is_some_and(|x| x < 0.0) {
+                    self.push(at("price"), "prices must not be negative");
+                }
+            }
+        }
+    }
+
+    fn agreements(&mut self, c: &Config, clouds: &HashSet<&str>, models: &HashSet<&str>) {
+        let a = &c.agreements;
+        if let Some(p) = &a.primary {
+            if !clouds.contains(p.cloud.as_str()) {
+                self.push("agreements.primary.cloud".into(), format!("unknown cloud `{}`", p.cloud));
+            }
+        }
+        for (i, e) in a.exclusive.iter().enumerate() {
+            if !clouds.contains(e.cloud.as_str()) {
+                self.push(format!("agreements.exclusive[{i}].cloud"), format!("unknown cloud `{}`", e.cloud));
+            }
+            if !models.contains(e.model.as_str()) {
+                self.push(format!("agreements.exclusive[{i}].model"), format!("unknown model `{}`", e.model));
+            }
+        }
+        for (i, r) in a.revenue_share.iter().enumerate() {
+            if !(0.0..=100.0).contains(&r.percent) {
+                self.push(format!("agreements.revenue_share[{i}].percent"), "must be between 0 and 100");
+            }
+            if r.cap_usd.is_some_and(|x| x < 0.0) {
+                self.push(format!("agreements.revenue_share[{i}].cap_usd"), "must not be negative");
+            }
+        }
+        for (i, k) in a.commitment.iter().enumerate() {
+            if !clouds.contains(k.cloud.as_str()) {
+                self.push(format!("agreements.commitment[{i}].cloud"), format!("unknown cloud `{}`", k.cloud));
+            }
+            if k.from >= k.to {
+                self.push(format!("agreements.commitment[{i}].to"), "must be after `from`");
+            }
+        }
+    }
+
+    fn tenants(&mut self, c: &Config, clouds: &HashSet<&str>, models: &HashSet<&str>) {
+        let mut seen = HashSet::new();
+        for (i, t) in c.tenants.iter().enumerate() {
+            if t.name.is_empty() {
+                self.push(format!("tenants[{i}].name"), "must not be empty");
+            }
+            if !seen.insert(t.name.as_str()) {
+                self.push(format!("tenants[{i}].name"), format!("tenant `{}` is defined twice", t.name));
+            }
+            for (j, m) in t.models.iter().flatten().enumerate() {
+                if !models.contains(m.as_str()) {
+                    self.push(format!("tenants[{i}].models[{j}]"), format!("unknown model `{m}`"));
+                }
+            }
+            for (j, cl) in t.clouds.iter().flatten().enumerate() {
+                if !clouds.contains(cl.as_str()) {
+                    self.push(format!("tenants[{i}].clouds[{j}]"), format!("unknown cloud `{cl}`"));
+                }
+            }
+            if let Some(b) = t.budget {
+                if b.usd < 0.0 {
+                    self.push(format!("tenants[{i}].budget.usd"), "must not be negative");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Token usage as a cloud reports it.
+
+use serde::{Deserialize, Serialize};
+
+/// Tokens for one attempt. `input_tokens` includes `cached_input_tokens`
+/// (OpenAI's convention); providers whose clouds report them separately
+/// (Anthropic, Bedrock) add them up when translating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Prompt tokens served from the cloud's cache (a subset of `input_tokens`).
+    pub cached_input_tokens: u64,
+    /// Prompt tokens written to the cloud's cache (Anthropic/Bedrock), a subset
+    /// of `input_tokens`.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens (a subset of `output_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
