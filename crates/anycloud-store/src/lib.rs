@@ -1,0 +1,162 @@
+//! The gateway's persistent state behind one [`Store`] trait, used as `Arc<dyn Store>`.
+//!
+//! Today it holds tenants (synced from the config) and virtual API keys (stored only as
+//! hashes, see [`keys`]). The usage ledger, the audit log and stored Responses API state will
+//! join it as new trait methods and new migrations.
+//!
+//! One folder per backend, each with its own SQL and its own migrations:
+//! - [`sqlite`]: `src/sqlite/`, `migrations/sqlite/` — the default and the demo store;
+//! - `postgres/` (to come) for several instances sharing state.
+//!
+//! [`open`] picks the backend from the URL scheme. [`create_key`] and [`authenticate`] are
+//! the backend-independent key workflows the CLI, the admin API and the auth middleware use.
+
+pub mod error;
+pub mod keys;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// Everything the gateway persists. Implementations must be cheap to share across tasks.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The backend's name, for logs and `/health`: `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// Readiness: succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts or updates every tenant given (by name). Tenants absent from `tenants` are left
+    /// alone: their keys still reference them.
+    async fn sync_tenants(&self, tenants: &[TenantRecord]) -> Result<(), StoreError>;
+
+    /// All tenants, ordered by name.
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+
+    /// Stores a new key. Fails with [`StoreError::UnknownTenant`] if the tenant has not been
+    /// synced, and [`StoreError::Conflict`] if the id or hash already exists.
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError>;
+
+    /// The key with this id, revoked or not.
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// All keys, or one tenant's, ordered by creation time; revoked keys included.
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Marks the key revoked and returns it; `None` if there is no such key. Idempotent: a
+    /// second revocation keeps the first `revoked_at`.
+    async fn revoke_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+}
+
+/// A tenant as the store keeps it: its name and its policy from the config, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub name: String,
+    pub policy: serde_json::Value,
+}
+
+/// A key to insert: everything but the timestamps, which the store sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    pub id: String,
+    pub tenant: String,
+    pub name: Option<String>,
+    pub key_hash: String,
+    pub key_prefix: String,
+}
+
+/// A stored key. Serializes without `key_hash`, for listings and the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub tenant: String,
+    pub name: Option<String>,
+    #[serde(skip_serializing)]
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRecord {
+    /// Whether the key has been revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+/// Opens the store named by `url`, creating the database if missing and applying migrations.
+///
+/// - `sqlite://relative/path.db` (relative to the working directory),
+///   `sqlite:///abs/path.db`, `sqlite::memory:`; the file and its directory are created.
+/// - Any other scheme fails with [`StoreError::UnsupportedUrl`] naming the scheme only
+///   (a `postgres://` URL may hold a password).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(StoreError::InvalidUrl {
+            reason: "missing scheme (expected sqlite://<path>)",
+        });
+    };
+    match scheme {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(rest).await?)),
+        other => Err(StoreError::UnsupportedUrl {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+/// Generates a key for `tenant`, stores its hash, and returns the record with the clear key.
+/// The returned `SecretString` is the only time the clear key exists: show it once.
+pub async fn create_key(
+    store: &dyn Store,
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<(KeyRecord, SecretString), StoreError> {
+    let generated = keys::generate();
+    let record = store
+        .insert_key(&NewKey {
+            id: generated.id,
+            tenant: tenant.to_owned(),
+            name: name.map(str::to_owned),
+            key_hash: generated.hash,
+            key_prefix: generated.prefix,
+        })
+        .await?;
+    Ok((record, generated.key))
+}
+
+/// Resolves a presented key to its record: `None` if malformed, unknown, wrong or revoked.
+///
+/// The id is parsed from the key, the row found by id, and the hash compared in constant
+/// time, so timing reveals nothing about the secret.
+pub async fn authenticate(
+    store: &dyn Store,
+    presented: &str,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let Some(id) = keys::parse_id(presented) else {
+        return Ok(None);
+    };
+    let Some(record) = store.key_by_id(id).await? else {
+        return Ok(None);
+    };
+    if !keys::verify(presented, &record.key_hash) || record.is_revoked() {
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// [`authenticate`] for callers holding the presented key as a `SecretString`.
+pub async fn authenticate_secret(
+    store: &dyn Store,
+    presented: &SecretString,
+) -> Result<Option<KeyRecord>, StoreError> {
+    authenticate(store, presented.expose_secret()).await
+}
