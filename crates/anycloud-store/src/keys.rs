@@ -114,6 +114,7 @@ pub fn verify_secret(presented: &SecretString, stored_hash: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! Tests of the SQLite backend and of the backend-independent key workflows on it, each on
 //! its own temporary database file so they run in parallel.
 
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -210,23 +212,31 @@ async fn sync_tenants_upserts() {
 
 #[tokio::test]
 async fn sync_tenants_touches_updated_at_only_on_change() {
-    let (dir, path, store) = fresh().await;
-    drop(store);
-    let store = super::SqliteStore::open_path(&path).await.expect("open");
-    let updated = |store: super::SqliteStore| async move {
-        let t: String = sqlx::query_scalar("SELECT updated_at FROM tenants WHERE name = 'acme'")
-            .fetch_one(&store.pool)
-            .await
-            .expect("select");
-        t
-    };
-    let before = updated(store.clone()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let store = super::SqliteStore::open_in_memory().await.expect("open");
     store.sync_tenants(&[tenant("acme", json!({}))]).await.expect("sync");
-    assert_eq!(updated(store.clone()).await, before);
+    // Backdate the row instead of sleeping, so a change of timestamp is certain to show.
+    let old = "2000-01-01T00:00:00.000Z";
+    sqlx::query("UPDATE tenants SET created_at = ?1, updated_at = ?1")
+        .bind(old)
+        .execute(&store.pool)
+        .await
+        .expect("backdate");
+    let times = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT created_at, updated_at FROM tenants WHERE name = 'acme'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .expect("select")
+    };
+
+    store.sync_tenants(&[tenant("acme", json!({}))]).await.expect("sync");
+    assert_eq!(times().await, (old.to_owned(), old.to_owned()));
+
     store.sync_tenants(&[tenant("acme", json!({"x": 1}))]).await.expect("sync");
-    assert_ne!(updated(store.clone()).await, before);
-    drop(dir);
+    let (created, updated) = times().await;
+    assert_eq!(created, old);
+    assert!(updated.as_str() > old, "{updated}");
 }
 
 #[tokio::test]
