@@ -1,0 +1,104 @@
+//! Reason codes (product.md §4.8) and per-cloud decisions, rendered into the
+//! `x-anycloud-route` header.
+
+use anycloud_types::Capability;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    NotDeployed,
+    TenantCloud,
+    Jurisdiction,
+    ExclusiveElsewhere,
+    OutsideWindow,
+    ShipFirst,
+    Capability(Capability),
+    ContextLength,
+    Drained,
+    BreakerOpen,
+}
+
+impl Reason {
+    /// Excluded by policy or agreement (→ 403 when it excludes every cloud),
+    /// as opposed to capability or health (→ 503).
+    pub fn is_policy(self) -> bool {
+        matches!(
+            self,
+            Reason::NotDeployed
+                | Reason::TenantCloud
+                | Reason::Jurisdiction
+                | Reason::ExclusiveElsewhere
+                | Reason::OutsideWindow
+                | Reason::ShipFirst
+        )
+    }
+
+    /// Low-cardinality metric label.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Reason::NotDeployed => "not_deployed",
+            Reason::TenantCloud => "tenant_cloud",
+            Reason::Jurisdiction => "jurisdiction",
+            Reason::ExclusiveElsewhere => "exclusive_elsewhere",
+            Reason::OutsideWindow => "outside_window",
+            Reason::ShipFirst => "ship_first",
+            Reason::Capability(Capability::Chat) => "capability:chat",
+            Reason::Capability(Capability::Stream) => "capability:stream",
+            Reason::Capability(Capability::Tools) => "capability:tools",
+            Reason::Capability(Capability::Vision) => "capability:vision",
+            Reason::Capability(Capability::JsonSchema) => "capability:json_schema",
+            Reason::Capability(Capability::Embeddings) => "capability:embeddings",
+            Reason::ContextLength => "capability:context_length",
+            Reason::Drained => "drained",
+            Reason::BreakerOpen => "breaker_open",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_label())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ok,
+    Declined(Reason),
+    /// An attempt failed; the text is a reason code like `upstream_503`.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub cloud: String,
+    pub outcome: Outcome,
+}
+
+impl Decision {
+    pub fn is_policy(&self) -> bool {
+        matches!(self.outcome, Outcome::Declined(r) if r.is_policy())
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            Outcome::Ok => write!(f, "{}:ok", self.cloud),
+            Outcome::Declined(r) => write!(f, "{}:declined({r})", self.cloud),
+            Outcome::Failed(r) => write!(f, "{}:failed({r})", self.cloud),
+        }
+    }
+}
+
+/// Renders decisions as the `x-anycloud-route` header value.
+pub fn header_value(decisions: &[Decision]) -> String {
+    let mut s = String::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&d.to_string());
+    }
+    s
+}
