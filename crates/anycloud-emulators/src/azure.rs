@@ -23,7 +23,10 @@ use crate::Shared;
 pub const TOKEN_LIFETIME_SECS: u64 = 3599;
 /// The phrase that makes the emulated prompt filter block a request.
 pub const CONTENT_FILTER_TRIGGER: &str = "trigger-content-filter";
-const SCOPES: [&str; 2] = ["https://cognitiveservices.azure.com/.default", "https://ai.azure.com/.default"];
+const SCOPES: [&str; 2] = [
+    "https://cognitiveservices.azure.com/.default",
+    "https://ai.azure.com/.default",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -66,14 +69,21 @@ fn route(req: &Incoming) -> Option<Route> {
 
 fn headers(req: &Incoming) -> Vec<(&'static str, String)> {
     vec![
-        ("apim-request-id", format!("00000000-0000-4000-8000-{:012}", req.seq)),
+        (
+            "apim-request-id",
+            format!("00000000-0000-4000-8000-{:012}", req.seq),
+        ),
         ("x-ms-region", "Emulated Region".to_string()),
         ("x-request-id", format!("req_emu{:08}", req.seq)),
     ]
 }
 
 fn azure_error(req: &Incoming, status: u16, code: &str, message: &str) -> Response {
-    http::json(status, &json!({"error": {"code": code, "message": message}}), &headers(req))
+    http::json(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+        &headers(req),
+    )
 }
 
 fn not_found(req: &Incoming) -> Response {
@@ -86,9 +96,13 @@ fn api_error(req: &Incoming, e: &ApiError) -> Response {
 
 /// The error an injected failure produces, in Azure's shape (429 with the throttling text).
 pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
-    let version = req.query_param("api-version").unwrap_or_else(|| "v1".to_string());
+    let version = req
+        .query_param("api-version")
+        .unwrap_or_else(|| "v1".to_string());
     let operation = match route(req) {
-        Some(Route::Classic(_, Op::Embeddings)) | Some(Route::V1(Op::Embeddings)) => "Embeddings_Create",
+        Some(Route::Classic(_, Op::Embeddings)) | Some(Route::V1(Op::Embeddings)) => {
+            "Embeddings_Create"
+        }
         _ => "ChatCompletions_Create",
     };
     let retry = f.retry_after_secs.unwrap_or(1);
@@ -108,7 +122,11 @@ pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
     if f.status == 429 {
         h.push(("policy-id", "DeploymentRatelimit-Token".to_string()));
     }
-    http::json(f.status, &json!({"error": {"code": code, "message": message}}), &h)
+    http::json(
+        f.status,
+        &json!({"error": {"code": code, "message": message}}),
+        &h,
+    )
 }
 
 fn authorized(shared: &Shared, req: &Incoming, v1: bool) -> bool {
@@ -175,7 +193,11 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
                 Some(m) if deployment_exists(shared, m) => (m.to_string(), op, b),
                 Some(_) => return deployment_not_found(req),
                 None => {
-                    let e = ApiError::invalid("you must provide a model parameter", Some("model"), None);
+                    let e = ApiError::invalid(
+                        "you must provide a model parameter",
+                        Some("model"),
+                        None,
+                    );
                     return api_error(req, &e);
                 }
             }
@@ -183,8 +205,13 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     };
     let result = match op {
         Op::Chat => chat(shared, req, &deployment, &body, v1),
-        Op::Embeddings => embeddings::validate(&body, v1)
-            .map(|p| http::json(200, &embeddings::response_body(&p, &deployment), &headers(req))),
+        Op::Embeddings => embeddings::validate(&body, v1).map(|p| {
+            http::json(
+                200,
+                &embeddings::response_body(&p, &deployment),
+                &headers(req),
+            )
+        }),
     };
     result.unwrap_or_else(|e| api_error(req, &e))
 }
@@ -250,7 +277,11 @@ fn chat(
         let events = chat::stream_events(&meta, &reply, params.include_usage);
         Ok(http::sse(events, &shared.faults, &headers(req)))
     } else {
-        Ok(http::json(200, &chat::completion_body(&meta, &reply), &headers(req)))
+        Ok(http::json(
+            200,
+            &chat::completion_body(&meta, &reply),
+            &headers(req),
+        ))
     }
 }
 
@@ -272,12 +303,20 @@ fn aad_error(status: u16, error: &str, description: &str, code: u32) -> Response
 /// If `req` is a token request for this emulator's tenant path, answer it.
 pub(crate) fn token_endpoint(shared: &Shared, req: &Incoming) -> Option<Response> {
     let entra = shared.config.entra.as_ref()?;
-    let tenant = req.path.strip_suffix("/oauth2/v2.0/token")?.strip_prefix('/')?;
+    let tenant = req
+        .path
+        .strip_suffix("/oauth2/v2.0/token")?
+        .strip_prefix('/')?;
     if tenant.is_empty() || tenant.contains('/') {
         return None;
     }
     if req.method != Method::POST {
-        return Some(aad_error(405, "invalid_request", "AADSTS900561: The endpoint only accepts POST requests.", 900_561));
+        return Some(aad_error(
+            405,
+            "invalid_request",
+            "AADSTS900561: The endpoint only accepts POST requests.",
+            900_561,
+        ));
     }
     if tenant != entra.tenant_id {
         let d = format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.");
@@ -286,17 +325,28 @@ pub(crate) fn token_endpoint(shared: &Shared, req: &Incoming) -> Option<Response
     let form_ct = req
         .header("content-type")
         .and_then(|c| c.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_ct {
-        return Some(aad_error(400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900_144));
+        return Some(aad_error(
+            400,
+            "invalid_request",
+            "AADSTS900144: The request body must contain the following parameter: 'grant_type'.",
+            900_144,
+        ));
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("grant_type") {
         Some("client_credentials") => {}
-        None => {
-            return Some(aad_error(400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900_144))
-        }
+        None => return Some(aad_error(
+            400,
+            "invalid_request",
+            "AADSTS900144: The request body must contain the following parameter: 'grant_type'.",
+            900_144,
+        )),
         Some(g) => {
             let d = format!("AADSTS70003: The app requested an unsupported grant type '{g}'.");
             return Some(aad_error(400, "unsupported_grant_type", &d, 70003));
@@ -318,7 +368,10 @@ pub(crate) fn token_endpoint(shared: &Shared, req: &Incoming) -> Option<Response
         return Some(aad_error(400, "invalid_scope", &d, 1_002_012));
     }
     let token = issue_token(tenant, &entra.client_id, scope);
-    shared.store_token(&token, Instant::now() + Duration::from_secs(TOKEN_LIFETIME_SECS));
+    shared.store_token(
+        &token,
+        Instant::now() + Duration::from_secs(TOKEN_LIFETIME_SECS),
+    );
     Some(http::json(
         200,
         &json!({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS,

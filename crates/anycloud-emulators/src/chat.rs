@@ -128,12 +128,19 @@ fn opt_positive_int(body: &Map<String, Value>, key: &str) -> Result<Option<u64>,
 
 /// Validate a chat request body. `model_required` is false on Azure's classic URL style,
 /// where the deployment in the path decides and the body `model` is ignored.
-pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Result<ChatParams, ApiError> {
+pub(crate) fn validate(
+    body: &Map<String, Value>,
+    model_required: bool,
+) -> Result<ChatParams, ApiError> {
     let model = match body.get("model") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         None | Some(Value::Null) if !model_required => String::new(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(ApiError::invalid("you must provide a model parameter", Some("model"), None))
+            return Err(ApiError::invalid(
+                "you must provide a model parameter",
+                Some("model"),
+                None,
+            ))
         }
         Some(_) if !model_required => String::new(),
         Some(_) => return Err(type_error("model", "a string")),
@@ -171,10 +178,15 @@ pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Resul
                 Some("invalid_value"),
             ));
         }
-        let name = t.pointer("/function/name").and_then(Value::as_str).unwrap_or_default();
+        let name = t
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
             return Err(ApiError::invalid(
                 format!("Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$'."),
@@ -219,12 +231,20 @@ pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Resul
         Some(_) => return Err(type_error("n", "an integer")),
     }
     if let Some(v) = body.get("temperature").filter(|v| !v.is_null()) {
-        let t = v.as_f64().ok_or_else(|| type_error("temperature", "a number"))?;
+        let t = v
+            .as_f64()
+            .ok_or_else(|| type_error("temperature", "a number"))?;
         if !(0.0..=2.0).contains(&t) {
             let (dir, code) = if t < 0.0 {
-                ("below minimum value. Expected a value >= 0", "decimal_below_min_value")
+                (
+                    "below minimum value. Expected a value >= 0",
+                    "decimal_below_min_value",
+                )
             } else {
-                ("above maximum value. Expected a value <= 2", "decimal_above_max_value")
+                (
+                    "above maximum value. Expected a value <= 2",
+                    "decimal_above_max_value",
+                )
             };
             return Err(ApiError::invalid(
                 format!("Invalid 'temperature': decimal {dir}, but got {v} instead."),
@@ -251,7 +271,16 @@ pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Resul
             }
         },
     };
-    Ok(ChatParams { model, messages, tools, tool_choice, stream, include_usage, max_tokens, json_mode })
+    Ok(ChatParams {
+        model,
+        messages,
+        tools,
+        tool_choice,
+        stream,
+        include_usage,
+        max_tokens,
+        json_mode,
+    })
 }
 
 fn validate_tool_choice(tc: &Value, tools: &[Value]) -> Result<(), ApiError> {
@@ -276,8 +305,14 @@ fn validate_tool_choice(tc: &Value, tools: &[Value]) -> Result<(), ApiError> {
             }
         }
         Value::Object(_) => {
-            let name = tc.pointer("/function/name").and_then(Value::as_str).ok_or_else(bad)?;
-            if tools.iter().any(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name)) {
+            let name = tc
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?;
+            if tools
+                .iter()
+                .any(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name))
+            {
                 Ok(())
             } else {
                 Err(ApiError::invalid(
@@ -485,7 +520,11 @@ pub(crate) fn stream_events(meta: &Meta, r: &Reply, include_usage: bool) -> Vec<
     }
     match &r.body {
         ReplyBody::Text(text) => {
-            out.push(chunk(vec![choice(json!({"role": "assistant", "content": ""}), None, None)]));
+            out.push(chunk(vec![choice(
+                json!({"role": "assistant", "content": ""}),
+                None,
+                None,
+            )]));
             for piece in text.split_inclusive(' ') {
                 out.push(chunk(vec![choice(
                     json!({"content": piece}),

@@ -47,16 +47,28 @@ fn text_input(s: &str) -> Option<(String, u64)> {
     if s.is_empty() {
         None
     } else {
-        Some((s.to_string(), reply::quarter_tokens(s.chars().count()).max(1)))
+        Some((
+            s.to_string(),
+            reply::quarter_tokens(s.chars().count()).max(1),
+        ))
     }
 }
 
 /// Validate an embeddings body; `model_required` as for chat.
-pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Result<EmbeddingParams, ApiError> {
+pub(crate) fn validate(
+    body: &Map<String, Value>,
+    model_required: bool,
+) -> Result<EmbeddingParams, ApiError> {
     let model = match body.get("model") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ if !model_required => String::new(),
-        _ => return Err(ApiError::invalid("you must provide a model parameter", Some("model"), None)),
+        _ => {
+            return Err(ApiError::invalid(
+                "you must provide a model parameter",
+                Some("model"),
+                None,
+            ))
+        }
     };
     let inputs = match body.get("input") {
         None | Some(Value::Null) => {
@@ -67,7 +79,9 @@ pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Resul
             ))
         }
         Some(Value::String(s)) => vec![text_input(s).ok_or_else(bad_input)?],
-        Some(Value::Array(items)) if items.is_empty() || items.len() > MAX_INPUTS => return Err(bad_input()),
+        Some(Value::Array(items)) if items.is_empty() || items.len() > MAX_INPUTS => {
+            return Err(bad_input())
+        }
         Some(Value::Array(items)) => {
             if items.iter().all(Value::is_u64) {
                 vec![token_array(items).ok_or_else(bad_input)?]
@@ -101,16 +115,21 @@ pub(crate) fn validate(body: &Map<String, Value>, model_required: bool) -> Resul
         None | Some(Value::Null) => DEFAULT_DIMENSIONS,
         Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(n) if (1..=MAX_DIMENSIONS).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    format!("Invalid 'dimensions': expected an integer in 1..={MAX_DIMENSIONS}, got {v}."),
-                    Some("dimensions"),
-                    Some("invalid_value"),
-                ))
-            }
+            _ => return Err(ApiError::invalid(
+                format!(
+                    "Invalid 'dimensions': expected an integer in 1..={MAX_DIMENSIONS}, got {v}."
+                ),
+                Some("dimensions"),
+                Some("invalid_value"),
+            )),
         },
     };
-    Ok(EmbeddingParams { model, inputs, base64, dimensions })
+    Ok(EmbeddingParams {
+        model,
+        inputs,
+        base64,
+        dimensions,
+    })
 }
 
 /// Encode a vector as OpenAI's base64 form: little-endian f32 bytes.
@@ -127,7 +146,11 @@ pub(crate) fn response_body(p: &EmbeddingParams, model: &str) -> Value {
         .enumerate()
         .map(|(i, (text, _))| {
             let v = reply::embedding(text, p.dimensions);
-            let embedding = if p.base64 { Value::from(to_base64(&v)) } else { json!(v) };
+            let embedding = if p.base64 {
+                Value::from(to_base64(&v))
+            } else {
+                json!(v)
+            };
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();

@@ -92,8 +92,13 @@ impl Faults {
     /// Every model request fails with `status` with the given probability (clamped to 0..=1).
     /// The random sequence is deterministic; see [`Faults::seed`].
     pub fn fail_rate(&self, probability: f64, status: u16) {
-        let p = if probability.is_nan() { 0.0 } else { probability.clamp(0.0, 1.0) };
-        self.fail_rate_status.store(u32::from(status), Ordering::SeqCst);
+        let p = if probability.is_nan() {
+            0.0
+        } else {
+            probability.clamp(0.0, 1.0)
+        };
+        self.fail_rate_status
+            .store(u32::from(status), Ordering::SeqCst);
         self.fail_rate_bits.store(p.to_bits(), Ordering::SeqCst);
     }
 
@@ -156,7 +161,10 @@ impl Faults {
         }
         if p > 0.0 && a.rng.gen::<f64>() < p {
             let status = u16::try_from(self.fail_rate_status.load(Ordering::SeqCst)).unwrap_or(503);
-            return Some(InjectedFailure { status, retry_after_secs: None });
+            return Some(InjectedFailure {
+                status,
+                retry_after_secs: None,
+            });
         }
         None
     }
@@ -205,7 +213,10 @@ impl Faults {
                 let status = status_field(v)?;
                 let retry = match v.get("retry_after") {
                     None | Some(Value::Null) => None,
-                    Some(r) => Some(r.as_u64().ok_or("fail_next.retry_after must be an integer")?),
+                    Some(r) => Some(
+                        r.as_u64()
+                            .ok_or("fail_next.retry_after must be an integer")?,
+                    ),
                 };
                 Some((count, status, retry))
             }
@@ -236,11 +247,11 @@ impl Faults {
         let cut = match obj.get("cut_stream_after") {
             None => None,
             Some(Value::Null) => Some(None),
-            Some(v) => Some(Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or("cut_stream_after must be a non-negative integer or null")?,
-            )),
+            Some(v) => {
+                Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
+                    "cut_stream_after must be a non-negative integer or null",
+                )?))
+            }
         };
         let refuse = match obj.get("refuse_connections") {
             None | Some(Value::Null) => None,
@@ -309,7 +320,10 @@ mod tests {
     fn fail_next_counts_down() {
         let f = Faults::new();
         f.fail_next(2, 429, Some(3));
-        let want = Some(InjectedFailure { status: 429, retry_after_secs: Some(3) });
+        let want = Some(InjectedFailure {
+            status: 429,
+            retry_after_secs: Some(3),
+        });
         assert_eq!(f.take_failure(), want);
         assert_eq!(f.take_failure(), want);
         assert_eq!(f.take_failure(), None);

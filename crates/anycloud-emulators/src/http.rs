@@ -57,7 +57,12 @@ impl Incoming {
 }
 
 /// Build a response; header names must be valid (they are all literals in this crate).
-pub(crate) fn respond(status: u16, content_type: &str, body: Body, headers: &[(&str, String)]) -> Response {
+pub(crate) fn respond(
+    status: u16,
+    content_type: &str,
+    body: Body,
+    headers: &[(&str, String)],
+) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
@@ -65,7 +70,10 @@ pub(crate) fn respond(status: u16, content_type: &str, body: Body, headers: &[(&
         h.insert(header::CONTENT_TYPE, v);
     }
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             h.append(k, v);
         }
     }
@@ -74,7 +82,12 @@ pub(crate) fn respond(status: u16, content_type: &str, body: Body, headers: &[(&
 
 /// A JSON response.
 pub(crate) fn json(status: u16, body: &Value, headers: &[(&str, String)]) -> Response {
-    respond(status, "application/json", Body::from(body.to_string()), headers)
+    respond(
+        status,
+        "application/json",
+        Body::from(body.to_string()),
+        headers,
+    )
 }
 
 /// Seconds since the Unix epoch.
@@ -98,7 +111,13 @@ pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String
         .into_iter()
         .map(|e| (e == "[DONE]", Bytes::from(format!("data: {e}\n\n"))))
         .collect();
-    let state = SseState { frames: frames.into_iter(), sent: 0, cut, delay, done: false };
+    let state = SseState {
+        frames: frames.into_iter(),
+        sent: 0,
+        cut,
+        delay,
+        done: false,
+    };
     let stream = futures::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
@@ -106,7 +125,9 @@ pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String
         let next = st.frames.next();
         let over_cut = st.cut.is_some_and(|k| st.sent >= k);
         match next {
-            Some((is_done, _)) if st.cut.is_some() && (over_cut || is_done) => Some(cut_now(st).await),
+            Some((is_done, _)) if st.cut.is_some() && (over_cut || is_done) => {
+                Some(cut_now(st).await)
+            }
             None if st.cut.is_some() => Some(cut_now(st).await),
             None => None,
             Some((_, frame)) => {
@@ -126,7 +147,12 @@ pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String
     });
     let mut all: Vec<(&str, String)> = vec![("cache-control", "no-cache".to_string())];
     all.extend(headers.iter().cloned());
-    respond(200, "text/event-stream; charset=utf-8", Body::from_stream(stream), &all)
+    respond(
+        200,
+        "text/event-stream; charset=utf-8",
+        Body::from_stream(stream),
+        &all,
+    )
 }
 
 /// End the body with an error (the server then aborts the connection). Sleep briefly first
@@ -134,7 +160,12 @@ pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String
 async fn cut_now(mut st: SseState) -> (Result<Bytes, std::io::Error>, SseState) {
     st.done = true;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    (Err(std::io::Error::other("emulator: stream cut by fault injection")), st)
+    (
+        Err(std::io::Error::other(
+            "emulator: stream cut by fault injection",
+        )),
+        st,
+    )
 }
 
 struct SseState {

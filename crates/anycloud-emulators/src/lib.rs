@@ -41,7 +41,8 @@ pub use faults::{Faults, InjectedFailure};
 pub use record::RecordedRequest;
 
 /// Accepted Azure `api-version` values unless configured otherwise.
-pub const DEFAULT_AZURE_API_VERSIONS: [&str; 3] = ["2024-10-21", "2024-06-01", "2025-04-01-preview"];
+pub const DEFAULT_AZURE_API_VERSIONS: [&str; 3] =
+    ["2024-10-21", "2024-06-01", "2025-04-01-preview"];
 
 /// Which cloud API a listener emulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +80,11 @@ pub struct EmulatorConfig {
 
 impl EmulatorConfig {
     /// An OpenAI-compatible emulator accepting `models`.
-    pub fn openai_compatible(name: impl Into<String>, api_key: impl Into<String>, models: Vec<String>) -> Self {
+    pub fn openai_compatible(
+        name: impl Into<String>,
+        api_key: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
         Self {
             cloud: EmulatedCloud::OpenaiCompatible,
             name: name.into(),
@@ -91,13 +96,20 @@ impl EmulatorConfig {
     }
 
     /// An Azure OpenAI emulator with `deployments`, the default api-versions and no Entra.
-    pub fn azure(name: impl Into<String>, api_key: impl Into<String>, deployments: Vec<String>) -> Self {
+    pub fn azure(
+        name: impl Into<String>,
+        api_key: impl Into<String>,
+        deployments: Vec<String>,
+    ) -> Self {
         Self {
             cloud: EmulatedCloud::AzureOpenai,
             name: name.into(),
             api_key: api_key.into(),
             models: deployments,
-            api_versions: DEFAULT_AZURE_API_VERSIONS.iter().map(|s| s.to_string()).collect(),
+            api_versions: DEFAULT_AZURE_API_VERSIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             entra: None,
         }
     }
@@ -121,7 +133,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn store_token(&self, token: &str, expires: Instant) {
@@ -132,7 +146,9 @@ impl Shared {
     }
 
     pub(crate) fn token_valid(&self, token: &str) -> bool {
-        self.tokens().get(token).is_some_and(|exp| *exp > Instant::now())
+        self.tokens()
+            .get(token)
+            .is_some_and(|exp| *exp > Instant::now())
     }
 
     pub(crate) fn next_seq(&self) -> u64 {
@@ -201,7 +217,10 @@ impl EmulatorHandle {
 }
 
 /// Serve `config` on `listener` in a background task (needs a Tokio runtime).
-pub async fn spawn(config: EmulatorConfig, listener: tokio::net::TcpListener) -> std::io::Result<EmulatorHandle> {
+pub async fn spawn(
+    config: EmulatorConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<EmulatorHandle> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         config,
@@ -212,7 +231,11 @@ pub async fn spawn(config: EmulatorConfig, listener: tokio::net::TcpListener) ->
     });
     let task = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared)));
     tracing::debug!(%addr, cloud = ?shared.config.cloud, name = %shared.config.name, "emulator started");
-    Ok(EmulatorHandle { addr, shared, task: Arc::new(task.abort_handle()) })
+    Ok(EmulatorHandle {
+        addr,
+        shared,
+        task: Arc::new(task.abort_handle()),
+    })
 }
 
 /// Bind `127.0.0.1:port` (0 = any free port) and [`spawn`] on it.

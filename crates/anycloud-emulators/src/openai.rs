@@ -126,7 +126,9 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
         ("/v1/chat/completions", &Method::POST) => Route::Chat,
         ("/v1/embeddings", &Method::POST) => Route::Embeddings,
         ("/v1/models", &Method::GET) => Route::Models,
-        (p, &Method::GET) if p.starts_with("/v1/models/") => Route::Model(p.trim_start_matches("/v1/models/")),
+        (p, &Method::GET) if p.starts_with("/v1/models/") => {
+            Route::Model(p.trim_start_matches("/v1/models/"))
+        }
         _ => {
             let e = ApiError {
                 status: 404,
@@ -144,8 +146,9 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
             Route::Chat => chat(shared, req),
             Route::Embeddings => embeddings(shared, req),
             Route::Models => Ok(http::json(200, &models_body(shared), &headers(req))),
-            Route::Model(id) => check_model(shared, id)
-                .map(|()| http::json(200, &model_json(id), &headers(req))),
+            Route::Model(id) => {
+                check_model(shared, id).map(|()| http::json(200, &model_json(id), &headers(req)))
+            }
         },
     };
     result.unwrap_or_else(|e| error(req, &e))
@@ -182,7 +185,11 @@ fn chat(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         let events = chat::stream_events(&meta, &reply, params.include_usage);
         Ok(http::sse(events, &shared.faults, &headers(req)))
     } else {
-        Ok(http::json(200, &chat::completion_body(&meta, &reply), &headers(req)))
+        Ok(http::json(
+            200,
+            &chat::completion_body(&meta, &reply),
+            &headers(req),
+        ))
     }
 }
 
@@ -190,7 +197,11 @@ fn embeddings(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
     let body = json_body(req)?;
     let params = embeddings::validate(&body, true)?;
     check_model(shared, &params.model)?;
-    Ok(http::json(200, &embeddings::response_body(&params, &params.model), &headers(req)))
+    Ok(http::json(
+        200,
+        &embeddings::response_body(&params, &params.model),
+        &headers(req),
+    ))
 }
 
 /// `chatcmpl-` + a hash of the cloud name, the request sequence number and the body.

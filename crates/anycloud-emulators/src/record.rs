@@ -39,13 +39,20 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn record(&self, method: &str, path: &str, headers: &HeaderMap, body: &[u8]) {
         let headers = headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = serde_json::from_slice(body).unwrap_or(Value::Null);
         self.lock().push(RecordedRequest {

@@ -122,14 +122,21 @@ fn chosen_tool<'a>(input: &ChatInput<'a>) -> Option<&'a Value> {
     if input.tools.is_empty() {
         return None;
     }
-    let last_role = input.messages.last().and_then(|m| m.get("role")).and_then(Value::as_str);
+    let last_role = input
+        .messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
     if last_role != Some("user") {
         return None;
     }
     match input.tool_choice {
         Some(Value::String(s)) if s == "none" => None,
         Some(Value::Object(o)) => {
-            let name = o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str)?;
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)?;
             input
                 .tools
                 .iter()
@@ -151,10 +158,19 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
         .unwrap_or_default();
 
     if let Some(tool) = chosen_tool(input) {
-        let name = tool.pointer("/function/name").and_then(Value::as_str).unwrap_or_default();
-        let params = tool.pointer("/function/parameters").cloned().unwrap_or(Value::Null);
+        let name = tool
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let params = tool
+            .pointer("/function/parameters")
+            .cloned()
+            .unwrap_or(Value::Null);
         let mut arguments = args_from_schema(&params).to_string();
-        let id = format!("call_{}", short_hash(&[input.cloud, input.model, name, &arguments, &last_user]));
+        let id = format!(
+            "call_{}",
+            short_hash(&[input.cloud, input.model, name, &arguments, &last_user])
+        );
         let mut completion = quarter_tokens(arguments.chars().count()).max(1);
         let mut finish = "tool_calls";
         if let Some(max) = input.max_tokens {
@@ -166,7 +182,11 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
             }
         }
         return Reply {
-            body: ReplyBody::Tool(ToolCall { id, name: name.to_string(), arguments }),
+            body: ReplyBody::Tool(ToolCall {
+                id,
+                name: name.to_string(),
+                arguments,
+            }),
             finish_reason: finish,
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -202,12 +222,21 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
     if let Some(max) = input.max_tokens {
         if max < completion {
             let keep = usize::try_from(max).unwrap_or(usize::MAX);
-            text = text.split_whitespace().take(keep).collect::<Vec<_>>().join(" ");
+            text = text
+                .split_whitespace()
+                .take(keep)
+                .collect::<Vec<_>>()
+                .join(" ");
             completion = max;
             finish = "length";
         }
     }
-    Reply { body: ReplyBody::Text(text), finish_reason: finish, prompt_tokens: prompt, completion_tokens: completion }
+    Reply {
+        body: ReplyBody::Text(text),
+        finish_reason: finish,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+    }
 }
 
 /// Arguments object built from a JSON schema: for each property in `required` (or every
@@ -235,7 +264,11 @@ fn value_for(name: &str, prop: &Value) -> Value {
     if let Some(c) = prop.get("const") {
         return c.clone();
     }
-    if let Some(first) = prop.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+    if let Some(first) = prop
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
         return first.clone();
     }
     let ty = match prop.get("type") {
@@ -320,7 +353,10 @@ mod tests {
     fn text_reply_and_usage() {
         let msgs = vec![json!({"role":"user","content":"hi there"})];
         let r = chat_reply(&input(&msgs, &[]));
-        assert_eq!(r.body, ReplyBody::Text("Hello from c1 (m1). You said: hi there".into()));
+        assert_eq!(
+            r.body,
+            ReplyBody::Text("Hello from c1 (m1). You said: hi there".into())
+        );
         assert_eq!(r.finish_reason, "stop");
         assert_eq!(r.prompt_tokens, 4 + 2);
         assert_eq!(r.completion_tokens, 8);
@@ -336,7 +372,9 @@ mod tests {
         assert_eq!((r.finish_reason, r.completion_tokens), ("length", 3));
         i.max_tokens = None;
         i.json_mode = true;
-        let ReplyBody::Text(t) = chat_reply(&i).body else { panic!("text expected") };
+        let ReplyBody::Text(t) = chat_reply(&i).body else {
+            panic!("text expected")
+        };
         let v: Value = serde_json::from_str(&t).unwrap();
         assert_eq!(v["cloud"], "c1");
         assert!(t.starts_with("{\"cloud\":\"c1\",\"answer\":"));

@@ -94,7 +94,13 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => return http::json(413, &json!({"error": "request body too large or unreadable"}), &[]),
+        Err(_) => {
+            return http::json(
+                413,
+                &json!({"error": "request body too large or unreadable"}),
+                &[],
+            )
+        }
     };
     let incoming = Incoming {
         method: parts.method,
@@ -112,14 +118,20 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             return resp;
         }
     }
-    let incoming = Incoming { seq: shared.next_seq(), ..incoming };
+    let incoming = Incoming {
+        seq: shared.next_seq(),
+        ..incoming
+    };
     let full_path = match &incoming.query {
         Some(q) => format!("{}?{q}", incoming.path),
         None => incoming.path.clone(),
     };
-    shared
-        .recorder
-        .record(incoming.method.as_str(), &full_path, &incoming.headers, &incoming.body);
+    shared.recorder.record(
+        incoming.method.as_str(),
+        &full_path,
+        &incoming.headers,
+        &incoming.body,
+    );
 
     let latency = shared.faults.latency();
     if !latency.is_zero() {
@@ -143,7 +155,9 @@ fn control(shared: &Shared, req: &Incoming) -> Response {
         (&Method::POST, "/_emulator/faults") => {
             let doc: Value = match serde_json::from_slice(&req.body) {
                 Ok(v) => v,
-                Err(e) => return http::json(400, &json!({"error": format!("invalid JSON: {e}")}), &[]),
+                Err(e) => {
+                    return http::json(400, &json!({"error": format!("invalid JSON: {e}")}), &[])
+                }
             };
             match shared.faults.apply_json(&doc) {
                 Ok(()) => http::json(200, &json!({"ok": true}), &[]),
@@ -160,6 +174,10 @@ fn control(shared: &Shared, req: &Incoming) -> Response {
             &json!({"requests": shared.recorder.len(), "cloud": shared.config.name}),
             &[],
         ),
-        _ => http::json(404, &json!({"error": format!("unknown control endpoint {} {path}", req.method)}), &[]),
+        _ => http::json(
+            404,
+            &json!({"error": format!("unknown control endpoint {} {path}", req.method)}),
+            &[],
+        ),
     }
 }
