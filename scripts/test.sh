@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# THE test command: Rust tests (nextest when installed, else cargo test), then the Python
+# SDK conformance suite (tests/sdk) against the real `anycloud` binary.
+# Idempotent, needs no stdin, works on a fresh machine with only the package registries.
+# Runs every stage, prints each runner's summary, and exits non-zero if any stage failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+export ANYCLOUD_BIN="${ANYCLOUD_BIN:-$TARGET_DIR/debug/anycloud}"
+LOG_DIR="${TEST_LOG_DIR:-$ROOT/test-artifacts}"
+mkdir -p "$LOG_DIR"
+
+step() { printf '\n==> %s\n' "$*"; }
+failed=()
+
+# ---- Python environment (rebuilt only when requirements change) --------------------------
+PY="${PYTHON:-python3}"
+REQ=tests/sdk/requirements.txt
+STAMP=.venv/.requirements.sha256
+want_hash="$( (cat "$REQ"; "$PY" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -d' ' -f1)"
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+  step "creating .venv with $PY"
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian's python3 ships venv separately.
+    if command -v apt-get >/dev/null 2>&1; then
+      step "installing python3-venv"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq python3-venv python3-pip >/dev/null
+    fi
+    rm -rf .venv
+    "$PY" -m venv .venv
+  fi
+  rm -f "$STAMP"
+fi
+if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_hash" ]]; then
+  step "installing Python test requirements"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$REQ"
+  echo "$want_hash" > "$STAMP"
+fi
+
+# ---- build --------------------------------------------------------------------------------
+step "cargo build -p anycloud"
+cargo build -p anycloud
+
+# ---- Rust tests ---------------------------------------------------------------------------
+rust_log="$LOG_DIR/rust-tests.log"
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest run --workspace --no-fail-fast"
+  if cargo nextest run --workspace --no-fail-fast 2>&1 | tee "$rust_log"; then :; else failed+=("rust"); fi
+  rust_summary="$(grep -E '^\s*Summary ' "$rust_log" | tail -1 || true)"
+else
+  step "cargo test --workspace --no-fail-fast"
+  if cargo test --workspace --no-fail-fast 2>&1 | tee "$rust_log"; then :; else failed+=("rust"); fi
+  rust_summary="$(grep -E '^test result:' "$rust_log" | awk '{p+=$4; f+=$6; i+=$8} END {printf "cargo test: %d passed, %d failed, %d ignored", p, f, i}' || true)"
+fi
+
+# ---- Python SDK suite -----------------------------------------------------------------------
+py_log="$LOG_DIR/sdk-tests.log"
+step "pytest tests/sdk (binary: $ANYCLOUD_BIN)"
+set +e
+.venv/bin/python -m pytest tests/sdk -q -p no:cacheprovider 2>&1 | tee "$py_log"
+py_rc=${PIPESTATUS[0]}
+set -e
+if [[ $py_rc -ne 0 ]]; then failed+=("sdk(pytest exit $py_rc)"); fi
+py_summary="$(grep -E '[0-9]+ (passed|failed|error)' "$py_log" | tail -1 || true)"
+
+# ---- hooks for later stages ---------------------------------------------------------------
+# Add further suites here, each recording into `failed` instead of exiting early:
+#   - schemathesis against /admin/v1/openapi.json (tests/api)
+#   - browser tests of the /ui dashboard (headless Chromium from Debian)
+#   - Anthropic SDK suite (tests/sdk/test_anthropic_sdk.py is picked up by pytest above)
+
+# ---- summary ------------------------------------------------------------------------------
+step "summary"
+echo "rust:   ${rust_summary:-no summary line found (see $rust_log)}"
+echo "python: ${py_summary:-no summary line found (see $py_log)}"
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all test stages passed"
