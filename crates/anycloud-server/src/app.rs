@@ -1,0 +1,44 @@
+//! The axum application.
+//!
+//! The request path, in order (each step names the module that owns it):
+//!
+//! 1. `request_id`  — a fresh `x-request-id`; on the way out it also stamps
+//!    `x-anycloud-cloud` / `x-anycloud-route` defaults and records
+//!    request metrics (`metrics`) from the handler's `RouteInfo`.
+//! 2. `auth`        — bearer key → `Principal` (tenant + key id), cached for
+//!    one second so a revocation bites within two.
+//! 3. `body`        — the body read up to `server.max_body_bytes` (413) and
+//!    parsed as JSON into the ingress API's wire type (400).
+//! 4. `ingress::*`  — wire request → canonical `ChatRequest` (400 on bad
+//!    fields): nothing has touched a cloud yet.
+//! 5. `anycloud_router::route` — pure: candidates and reasons (404, 403).
+//! 6. `dispatch`    — try candidates in order, failing over on connect
+//!    errors, timeouts and retryable statuses; a stream is committed to the
+//!    client only after its first upstream event.
+//! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
+//!
+//! Admin and health routes skip steps 2–7.
+
+use crate::state::AppState;
+use crate::{health, ingress, request_id};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(ingress::chat::handle))
+        .route("/v1/embeddings", post(ingress::embeddings::handle))
+        .route("/v1/models", get(ingress::models::list))
+        .route("/v1/models/{*id}", get(ingress::models::retrieve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(ingress::not_found)
+        .method_not_allowed_fallback(ingress::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::layer,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,145 @@
+//! Bearer key → [`Principal`].
+//!
+//! Keys are looked up by their public id and checked against the stored
+//! hash in constant time (`anycloud_store::authenticate`). Successful lookups
+//! are cached for [`CACHE_TTL`] so the hot path rarely touches the store,
+//! while a revoked key is refused within two seconds (product.md §8).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use anycloud_config::TenantConfig;
+use anycloud_store::keys;
+use axum::http::HeaderMap;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Who is calling: the tenant (from config) and the key id.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: Arc<TenantConfig>,
+    pub key_id: String,
+}
+
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    // std RwLock: held only for a map read or insert, never across an await.
+    entries: RwLock<HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    hash: String,
+    tenant: String,
+    fetched: Instant,
+}
+
+impl KeyCache {
+    fn get(&self, id: &str) -> Option<CachedKey> {
+        let map = self.entries.read().ok()?;
+        map.get(id)
+            .filter(|c| c.fetched.elapsed() < CACHE_TTL)
+            .cloned()
+    }
+
+    fn put(&self, id: &str, entry: CachedKey) {
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() > 100_000 {
+                map.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
+            }
+            map.insert(id.to_string(), entry);
+        }
+    }
+
+    pub fn invalidate(&self, id: &str) {
+        if let Ok(mut map) = self.entries.write() {
+            map.remove(id);
+        }
+    }
+}
+
+/// The presented key from `Authorization: Bearer` (or, when `allow_x_api_key`
+/// is set, Anthropic's `x-api-key`).
+pub fn presented_key(headers: &HeaderMap, allow_x_api_key: bool) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, rest) = v.split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(rest.trim());
+        }
+        return None;
+    }
+    if allow_x_api_key {
+        return headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+    }
+    None
+}
+
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate_with(state, headers, false).await
+}
+
+pub async fn authenticate_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    allow_x_api_key: bool,
+) -> Result<Principal, ApiError> {
+    let Some(presented) = presented_key(headers, allow_x_api_key) else {
+        return Err(ApiError::Unauthorized {
+            message: "You didn't provide an API key. Send it as `Authorization: Bearer <key>`."
+                .into(),
+        });
+    };
+    let bad = || ApiError::Unauthorized {
+        message: "Incorrect API key provided.".into(),
+    };
+    let Some(id) = keys::parse_id(presented) else {
+        return Err(bad());
+    };
+    let entry = match state.key_cache.get(id) {
+        Some(e) => e,
+        None => {
+            let record = state
+                .store
+                .key_by_id(id)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "key lookup failed");
+                    ApiError::Internal {
+                        message: "The gateway's key store is unavailable.".into(),
+                    }
+                })?
+                .filter(|r| !r.is_revoked())
+                .ok_or_else(bad)?;
+            let entry = CachedKey {
+                hash: record.key_hash,
+                tenant: record.tenant,
+                fetched: Instant::now(),
+            };
+            state.key_cache.put(id, entry.clone());
+            entry
+        }
+    };
+    if !keys::verify(presented, &entry.hash) {
+        return Err(bad());
+    }
+    let tenant = state
+        .tenant(&entry.tenant)
+        .ok_or_else(|| ApiError::Forbidden {
+            message: format!(
+                "This key belongs to tenant `{}`, which is no longer configured.",
+                entry.tenant
+            ),
+            code: "tenant_not_configured",
+            route: vec![],
+        })?;
+    Ok(Principal {
+        tenant,
+        key_id: id.to_string(),
+    })
+}

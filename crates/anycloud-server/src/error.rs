@@ -1,0 +1,195 @@
+//! One error type for every client-facing failure, rendered in one place in
+//! the OpenAI error shape (`{"error":{"message","type","param","code"}}`)
+//! with the right status. Messages never contain secrets: they are built
+//! from our own text, config names and the clouds' error messages.
+
+use anycloud_providers::ProviderError;
+use anycloud_router::{reason::header_value, Decision};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// 400: the request is malformed or has a bad field.
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<&'static str>,
+    },
+    /// 401: no key, a malformed key, or an unknown or revoked key.
+    Unauthorized { message: String },
+    /// 403: policy forbids this model or every cloud that could serve it.
+    Forbidden {
+        message: String,
+        code: &'static str,
+        route: Vec<Decision>,
+    },
+    /// 404: unknown model or object.
+    NotFound {
+        message: String,
+        param: Option<String>,
+        code: &'static str,
+    },
+    /// 405 on a known path with the wrong method.
+    MethodNotAllowed,
+    /// 413: body larger than `server.max_body_bytes`.
+    PayloadTooLarge { limit: usize },
+    /// A cloud rejected the request as the client's error (e.g. 400, or an
+    /// Azure content filter): passed through with the cloud's status.
+    Upstream {
+        error: ProviderError,
+        route: Vec<Decision>,
+        cloud: String,
+    },
+    /// 502/503/504: no cloud could serve; `route` lists each attempt.
+    NoCloud {
+        status: StatusCode,
+        message: String,
+        route: Vec<Decision>,
+    },
+    /// 500: a bug or an unavailable store. The message is generic.
+    Internal { message: String },
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> ApiError {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_string),
+            code: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Upstream { error, .. } => error
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .filter(|s| s.is_client_error())
+                .unwrap_or(StatusCode::BAD_REQUEST),
+            ApiError::NoCloud { status, .. } => *status,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Low-cardinality name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Upstream { .. } => "upstream_rejected",
+            ApiError::NoCloud { .. } => "no_cloud",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    /// The route decisions to show in `x-anycloud-route`, if any.
+    pub fn route(&self) -> &[Decision] {
+        match self {
+            ApiError::Forbidden { route, .. }
+            | ApiError::Upstream { route, .. }
+            | ApiError::NoCloud { route, .. } => route,
+            _ => &[],
+        }
+    }
+
+    /// The OpenAI-shaped error object (the value of `"error"`).
+    pub fn openai_object(&self) -> Value {
+        let (message, kind, param, code): (String, &str, Option<String>, Option<&str>) = match self
+        {
+            ApiError::InvalidRequest {
+                message,
+                param,
+                code,
+            } => (
+                message.clone(),
+                "invalid_request_error",
+                param.clone(),
+                *code,
+            ),
+            ApiError::Unauthorized { message } => (
+                message.clone(),
+                "authentication_error",
+                None,
+                Some("invalid_api_key"),
+            ),
+            ApiError::Forbidden { message, code, .. } => {
+                (message.clone(), "permission_error", None, Some(code))
+            }
+            ApiError::NotFound {
+                message,
+                param,
+                code,
+            } => (
+                message.clone(),
+                "not_found_error",
+                param.clone(),
+                Some(code),
+            ),
+            ApiError::MethodNotAllowed => (
+                "Method not allowed on this path.".into(),
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed"),
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                format!("Request body is larger than the gateway's limit of {limit} bytes."),
+                "invalid_request_error",
+                None,
+                Some("request_too_large"),
+            ),
+            ApiError::Upstream { error, .. } => {
+                if let Some(body) = &error.client_body {
+                    return body.clone();
+                }
+                (error.message.clone(), "invalid_request_error", None, None)
+            }
+            ApiError::NoCloud { message, .. } => (
+                message.clone(),
+                "api_error",
+                None,
+                Some("no_cloud_available"),
+            ),
+            ApiError::Internal { message } => {
+                (message.clone(), "api_error", None, Some("internal_error"))
+            }
+        };
+        json!({"message": message, "type": kind, "param": param, "code": code})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.openai_object() });
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        let route = self.route();
+        if !route.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&header_value(route)) {
+                resp.headers_mut().insert("x-anycloud-route", v);
+            }
+        }
+        if let ApiError::Upstream { error, cloud, .. } = &self {
+            if let Ok(v) = HeaderValue::from_str(cloud) {
+                resp.headers_mut().insert("x-anycloud-cloud", v);
+            }
+            let _ = error;
+        }
+        resp.extensions_mut().insert(ErrorKind(self.kind()));
+        resp
+    }
+}
+
+/// Marks a response as an error of this kind, for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);

@@ -1,0 +1,82 @@
+//! `POST /v1/embeddings` (OpenAI shape; float or base64 output).
+
+use crate::auth::authenticate;
+use crate::body::read_json;
+use crate::dispatch::failover;
+use crate::error::ApiError;
+use crate::request_id::{RequestId, RouteInfo};
+use crate::state::AppState;
+use anycloud_providers::openai::convert::{
+    embeddings_request_from_wire, embeddings_response_to_wire,
+};
+use anycloud_providers::openai::wire::EmbeddingsRequestWire;
+use anycloud_providers::CallCtx;
+use anycloud_types::{Capability, EmbeddingInput};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut info = RouteInfo {
+        api: "embeddings",
+        model: "unknown".into(),
+        cloud: "none".into(),
+    };
+    let mut resp = match run(&state, rid, req, &mut info).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    resp.extensions_mut().insert(info);
+    resp
+}
+
+async fn run(
+    state: &Arc<AppState>,
+    rid: String,
+    req: Request,
+    info: &mut RouteInfo,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let principal = authenticate(state, &parts.headers).await?;
+    let wire: EmbeddingsRequestWire = read_json(body, state.config.server.max_body_bytes).await?;
+    let (emb, base64) = embeddings_request_from_wire(wire)
+        .map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))?;
+    info.model = state.model_label(&emb.model);
+    let estimate: u64 = emb
+        .inputs
+        .iter()
+        .map(|i| match i {
+            EmbeddingInput::Text(t) => (t.len() as u64).div_ceil(4),
+            EmbeddingInput::Tokens(t) => t.len() as u64,
+        })
+        .sum();
+    let plan = super::plan(
+        state,
+        &principal.tenant,
+        &emb.model,
+        &[Capability::Embeddings],
+        estimate,
+    )?;
+    let ctx = CallCtx {
+        request_id: rid,
+        traceparent: super::traceparent(&parts.headers),
+    };
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(state.config.server.request_timeout_ms);
+    let (emb_ref, ctx_ref) = (&emb, &ctx);
+    let served = failover(state, &plan, &emb.model, deadline, move |p, d| async move {
+        p.embed(&d.target, emb_ref, ctx_ref).await
+    })
+    .await?;
+    info.cloud = served.cloud.clone();
+    let wire = embeddings_response_to_wire(&served.value, &emb.model, base64);
+    let mut resp = axum::Json(wire).into_response();
+    super::stamp(&mut resp, &served.cloud, &served.decisions);
+    Ok(resp)
+}

@@ -1,0 +1,145 @@
+//! Client-facing APIs. Each module parses its wire format into the canonical
+//! model, asks the router, dispatches, and encodes the answer back; the
+//! shared steps live here.
+
+pub mod chat;
+pub mod chat_stream;
+pub mod embeddings;
+pub mod models;
+
+use crate::error::ApiError;
+use crate::metrics::DeclineLabels;
+use crate::state::AppState;
+use anycloud_router::{route, Decision, Outcome, RouteError, RouteInput, RoutePlan};
+use anycloud_types::Capability;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// Unknown paths get an OpenAI-shaped 404 rather than an empty body.
+pub async fn not_found(method: Method, uri: Uri) -> Response {
+    ApiError::NotFound {
+        message: format!("Unknown request URL: {method} {}.", uri.path()),
+        param: None,
+        code: "unknown_url",
+    }
+    .into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}
+
+/// Routes a request for `principal`'s tenant and counts every decline.
+pub fn plan(
+    state: &AppState,
+    tenant: &anycloud_config::TenantConfig,
+    model: &str,
+    needs: &[Capability],
+    estimated_tokens: u64,
+) -> Result<RoutePlan, ApiError> {
+    let input = RouteInput {
+        model,
+        tenant,
+        needs,
+        date: chrono::Utc::now().date_naive(),
+        estimated_tokens,
+    };
+    let result = route(&state.routes, &input, &state.clouds);
+    let declined: &[Decision] = match &result {
+        Ok(p) => &p.declined,
+        Err(RouteError::NoCandidate { declined, .. }) => declined,
+        Err(_) => &[],
+    };
+    for d in declined {
+        if let Outcome::Declined(r) = d.outcome {
+            state
+                .metrics
+                .declines
+                .get_or_create(&DeclineLabels {
+                    cloud: d.cloud.clone(),
+                    reason: r.as_label(),
+                })
+                .inc();
+        }
+    }
+    result.map_err(|e| route_error(e, &tenant.name))
+}
+
+fn route_error(e: RouteError, tenant: &str) -> ApiError {
+    match e {
+        RouteError::UnknownModel { model, suggestions } => {
+            let hint = if suggestions.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Did you mean {}?",
+                    suggestions
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
+            };
+            ApiError::NotFound {
+                message: format!(
+                    "The model `{model}` does not exist or you do not have access to it.{hint}"
+                ),
+                param: Some("model".into()),
+                code: "model_not_found",
+            }
+        }
+        RouteError::ModelNotAllowed { model, tenant } => ApiError::Forbidden {
+            message: format!(
+                "Tenant `{tenant}` is not allowed to use model `{model}` (model not allowed)."
+            ),
+            code: "model_not_allowed",
+            route: vec![],
+        },
+        RouteError::NoCandidate {
+            declined,
+            forbidden,
+        } => {
+            let why = declined
+                .iter()
+                .map(|d| match &d.outcome {
+                    Outcome::Declined(r) => format!("{} excluded by {r}", d.cloud),
+                    other => format!("{} {other:?}", d.cloud),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if forbidden {
+                ApiError::Forbidden {
+                    message: format!("Policy forbids every cloud for tenant `{tenant}`: {why}."),
+                    code: "policy_forbidden",
+                    route: declined,
+                }
+            } else {
+                ApiError::NoCloud {
+                    status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!("No cloud can serve this request now: {why}."),
+                    route: declined,
+                }
+            }
+        }
+    }
+}
+
+/// Sets `x-anycloud-cloud` and `x-anycloud-route` on a served response.
+pub fn stamp(resp: &mut Response, cloud: &str, decisions: &[Decision]) {
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(cloud) {
+        headers.insert("x-anycloud-cloud", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&anycloud_router::reason::header_value(decisions)) {
+        headers.insert("x-anycloud-route", v);
+    }
+}
+
+/// The W3C trace context to pass upstream, if the client sent one.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_string)
+}

@@ -1,0 +1,37 @@
+//! The gateway's HTTP server.
+//!
+//! [`serve`] is the one entry point: `main`, `anycloud demo` and the tests
+//! all call it with a bound listener, a built [`AppState`] and a shutdown
+//! future. The request path is drawn at the top of [`app`].
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cloud_state;
+pub mod dispatch;
+pub mod error;
+pub mod health;
+pub mod ingress;
+pub mod metrics;
+pub mod request_id;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::{AppState, StartError};
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then finishes
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,126 @@
+//! Prometheus metrics. Label values come only from closed sets — API names,
+//! configured cloud and model names (or `none`/`unknown`), HTTP status codes,
+//! reason codes — so a client sending random model names cannot grow the
+//! series count.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub api: &'static str,
+    pub cloud: String,
+    pub model: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub api: &'static str,
+    pub cloud: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub api: &'static str,
+    pub kind: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub cloud: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeclineLabels {
+    pub cloud: String,
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<LatencyLabels, Histogram>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub attempts: Family<AttemptLabels, Counter>,
+    pub declines: Family<DeclineLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~65 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 17,
+    ))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("anycloud");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let declines = Family::<DeclineLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Client requests by API, serving cloud, model and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers, by API, cloud and model",
+            latency.clone(),
+        );
+        registry.register(
+            "errors",
+            "Client-visible errors by API, kind and status",
+            errors.clone(),
+        );
+        registry.register(
+            "upstream_attempts",
+            "Upstream attempts by cloud and outcome (ok or a reason code)",
+            attempts.clone(),
+        );
+        registry.register(
+            "route_declines",
+            "Clouds skipped by routing, by cloud and reason",
+            declines.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            errors,
+            attempts,
+            declines,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,92 @@
+//! Everything a request needs, built once at start: the validated config,
+//! the compiled routing table, one provider per cloud, the store, caches and
+//! metrics. Nothing here is parsed per request.
+
+use crate::auth::KeyCache;
+use crate::cloud_state::CloudStates;
+use crate::metrics::Metrics;
+use anycloud_config::{Config, TenantConfig};
+use anycloud_providers::Providers;
+use anycloud_router::RoutingTable;
+use anycloud_store::{Store, TenantRecord};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub routes: RoutingTable,
+    pub providers: Providers,
+    pub store: Arc<dyn Store>,
+    pub key_cache: KeyCache,
+    pub clouds: CloudStates,
+    pub metrics: Metrics,
+    tenants: HashMap<String, Arc<TenantConfig>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cloud setup failed: {0}")]
+    Provider(#[from] anycloud_providers::ProviderError),
+    #[error("store: {0}")]
+    Store(#[from] anycloud_store::StoreError),
+}
+
+impl AppState {
+    /// Builds the state and syncs the configured tenants into the store.
+    pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<Arc<AppState>, StartError> {
+        let providers = Providers::from_config(&config.clouds)?;
+        let records: Vec<TenantRecord> = config
+            .tenants
+            .iter()
+            .map(|t| TenantRecord {
+                name: t.name.clone(),
+                policy: tenant_policy_json(t),
+            })
+            .collect();
+        store.sync_tenants(&records).await?;
+        let routes = RoutingTable::new(&config);
+        let clouds = CloudStates::new(config.clouds.iter().map(|c| c.name.as_str()));
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| (t.name.clone(), Arc::new(t.clone())))
+            .collect();
+        Ok(Arc::new(AppState {
+            config: Arc::new(config),
+            routes,
+            providers,
+            store,
+            key_cache: KeyCache::default(),
+            clouds,
+            metrics: Metrics::new(),
+            tenants,
+        }))
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
+        self.tenants.get(name).cloned()
+    }
+
+    /// The metric label for a model name: itself if configured, else
+    /// `unknown` (keeps label cardinality bounded).
+    pub fn model_label(&self, model: &str) -> String {
+        if self.routes.model_index(model).is_some() {
+            model.to_string()
+        } else {
+            "unknown".to_string()
+        }
+    }
+}
+
+/// The tenant's policy as stored (for the admin API and audit later).
+pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
+    serde_json::json!({
+        "jurisdictions": t.jurisdictions,
+        "models": t.models,
+        "clouds": t.clouds,
+        "budget": t.budget.map(|b| serde_json::json!({"usd": b.usd, "period": format!("{:?}", b.period).to_lowercase()})),
+        "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
+        "capture": t.capture,
+    })
+}
