@@ -3,21 +3,30 @@
 //! [`decode`] turns a response body (`reqwest::Response::bytes_stream()`) into
 //! [`SseEvent`]s, applying the cloud's idle timeout to every read so a stream
 //! that goes silent ends with a [`ProviderErrorKind::Timeout`] error instead of
-//! hanging the client. The line protocol itself (CRLF / LF / CR endings split
-//! anywhere, multi-line `data:`, `:` comments, a leading BOM, UTF-8 split
-//! across reads) is the `eventsource-stream` crate's: it is small, spec-shaped
-//! and its streaming parser waits for a whole line before acting, which the
-//! proptest below checks for every way of splitting the bytes.
+//! hanging the client. [`SseParser`] is the line protocol: CRLF / LF / CR
+//! endings split anywhere, multi-line `data:`, `:` comments, a leading BOM,
+//! UTF-8 split across reads; the proptest below checks that the same events
+//! come out however the bytes are split.
+//!
+//! Hand-written rather than the `eventsource-stream` crate (0.2.3): that crate
+//! panics on a leading BOM (it slices a 3-byte char at byte 1, found by the
+//! proptest here), stalls on invalid UTF-8 instead of failing, and has no
+//! bound on line length. Working on bytes and splitting only at ASCII CR/LF
+//! avoids all three in about a hundred lines.
 //!
 //! Neighbours: `openai::stream` (and later Anthropic and Vertex) read these
 //! events; `http` builds the response they come from.
 
 use crate::error::{ProviderError, ProviderErrorKind};
 use bytes::Bytes;
-use eventsource_stream::{EventStream, EventStreamError};
 use futures::{Stream, StreamExt};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
+
+/// The longest line or event accepted; an upstream sending more is broken.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One dispatched event. `event` is `None` for the default type (`message`),
 /// which is what OpenAI sends; Anthropic and the Responses API name theirs.
@@ -34,6 +43,99 @@ impl SseEvent {
     }
 }
 
+/// Incremental SSE parser: feed it bytes as they arrive, collect events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// The current, unterminated line.
+    line: Vec<u8>,
+    /// The last line ended with CR: a LF right after it belongs to it.
+    skip_lf: bool,
+    seen_first_line: bool,
+    data: String,
+    has_data: bool,
+    event: Option<String>,
+}
+
+impl SseParser {
+    pub fn new() -> SseParser {
+        SseParser::default()
+    }
+
+    /// Feeds bytes; complete events are appended to `out`.
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        while let Some(&first) = chunk.first() {
+            if std::mem::take(&mut self.skip_lf) && first == b'\n' {
+                chunk = &chunk[1..];
+                continue;
+            }
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(p) => {
+                    self.line.extend_from_slice(&chunk[..p]);
+                    let line = std::mem::take(&mut self.line);
+                    self.on_line(&line, out)?;
+                    self.skip_lf = chunk[p] == b'\r';
+                    chunk = &chunk[p + 1..];
+                }
+                None => {
+                    self.line.extend_from_slice(chunk);
+                    break;
+                }
+            }
+        }
+        if self.line.len() > MAX_EVENT_BYTES {
+            return Err(protocol("event stream line too long"));
+        }
+        Ok(())
+    }
+
+    fn on_line(&mut self, mut line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
+        if !self.seen_first_line {
+            self.seen_first_line = true;
+            line = line.strip_prefix(BOM).unwrap_or(line);
+        }
+        if line.is_empty() {
+            let event = self.event.take();
+            if std::mem::take(&mut self.has_data) {
+                out.push(SseEvent {
+                    event,
+                    data: std::mem::take(&mut self.data),
+                });
+            }
+            return Ok(());
+        }
+        if line[0] == b':' {
+            return Ok(());
+        }
+        let line = std::str::from_utf8(line).map_err(|_| protocol("event stream is not valid UTF-8"))?;
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+                if self.data.len() > MAX_EVENT_BYTES {
+                    return Err(protocol("event stream event too large"));
+                }
+            }
+            "event" => {
+                self.event = (!value.is_empty() && value != "message").then(|| value.to_string());
+            }
+            // `id` and `retry` matter to browsers reconnecting, not to us.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn protocol(message: &str) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::Protocol, message)
+}
+
 /// A boxed stream of SSE events from one upstream response.
 pub type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>;
 
@@ -46,29 +148,52 @@ where
 }
 
 /// [`decode`] for any byte stream; `map_err` classifies its transport errors.
+/// The stream ends after the first error. An unterminated last event is
+/// dropped, as the SSE spec says.
 pub fn decode_with<S, E, F>(body: S, idle: Duration, map_err: F) -> SseStream
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Send + 'static,
     F: Fn(E) -> ProviderError + Send + Sync + 'static,
 {
-    let reads = with_idle_timeout(body, idle, map_err);
-    let events = EventStream::new(reads).map(|item| match item {
-        Ok(ev) => Ok(SseEvent {
-            event: (!ev.event.is_empty() && ev.event != "message").then_some(ev.event),
-            data: ev.data,
-        }),
-        Err(EventStreamError::Transport(e)) => Err(e),
-        Err(EventStreamError::Utf8(_)) => Err(ProviderError::new(
-            ProviderErrorKind::Protocol,
-            "event stream is not valid UTF-8",
-        )),
-        Err(EventStreamError::Parser(_)) => Err(ProviderError::new(
-            ProviderErrorKind::Protocol,
-            "event stream did not parse",
-        )),
+    struct State<R> {
+        reads: Pin<Box<R>>,
+        parser: SseParser,
+        queue: VecDeque<Result<SseEvent, ProviderError>>,
+        failed: bool,
+    }
+    let state = Some(State {
+        reads: Box::pin(with_idle_timeout(body, idle, map_err)),
+        parser: SseParser::new(),
+        queue: VecDeque::new(),
+        failed: false,
     });
-    Box::pin(fuse_after_error(events))
+    Box::pin(futures::stream::unfold(state, |state| async move {
+        let mut st = state?;
+        loop {
+            if let Some(item) = st.queue.pop_front() {
+                return match item {
+                    Ok(ev) => Some((Ok(ev), Some(st))),
+                    Err(e) => Some((Err(e), None)),
+                };
+            }
+            if st.failed {
+                return None;
+            }
+            let bytes = match st.reads.next().await? {
+                Ok(bytes) => bytes,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let mut out = Vec::new();
+            let pushed = st.parser.push(&bytes, &mut out);
+            // Events completed before a bad line still go out, then the error.
+            st.queue.extend(out.into_iter().map(Ok));
+            if let Err(e) = pushed {
+                st.failed = true;
+                st.queue.push_back(Err(e));
+            }
+        }
+    }))
 }
 
 /// Applies `idle` to each read of `body` and ends the stream after the first
@@ -97,21 +222,6 @@ where
                 )),
                 None,
             )),
-        }
-    })
-}
-
-/// Ends a stream after its first `Err` item.
-pub fn fuse_after_error<S, T>(s: S) -> impl Stream<Item = Result<T, ProviderError>> + Send
-where
-    S: Stream<Item = Result<T, ProviderError>> + Send + 'static,
-    T: Send + 'static,
-{
-    futures::stream::unfold(Some(Box::pin(s)), |state| async move {
-        let mut s = state?;
-        match s.next().await? {
-            Ok(v) => Some((Ok(v), Some(s))),
-            Err(e) => Some((Err(e), None)),
         }
     })
 }
@@ -185,6 +295,23 @@ mod tests {
         assert_eq!(
             events_of(vec![b"data: a\n\ndata: b".to_vec()]),
             vec![ev(None, "a")]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_protocol_error() {
+        assert_eq!(
+            events_of(vec![b"data: a\n\ndata: \xff\xfe\n\n".to_vec()]),
+            vec![ev(None, "a"), Err(ProviderErrorKind::Protocol)]
+        );
+    }
+
+    #[test]
+    fn empty_data_lines_and_bare_fields() {
+        // `data` with no colon is an empty data line; two of them make "\n".
+        assert_eq!(
+            events_of(vec![b"data\ndata\n\nevent: x\n\ndata: y\n\n".to_vec()]),
+            vec![ev(None, "\n"), ev(None, "y")]
         );
     }
 
