@@ -185,6 +185,7 @@ api_key = "{azure.api_key}"
 api_version = "2024-10-21"
 region = "eastus"
 jurisdiction = "us"
+first_byte_timeout_ms = 2000
 
 [[clouds]]
 name = "local-openai"
@@ -192,6 +193,7 @@ provider = "openai_compatible"
 base_url = "{local.base_url}"
 api_key = "{local.api_key}"
 jurisdiction = "us"
+first_byte_timeout_ms = 2000
 
 [[models]]
 name = "gpt-4o"
