@@ -7,7 +7,10 @@
 
 use crate::Problem;
 
-pub fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<Problem>> {
+pub fn interpolate(
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<Problem>> {
     let mut out = String::with_capacity(raw.len());
     let mut problems = Vec::new();
     for (lineno, line) in raw.split_inclusive('\n').enumerate() {
@@ -32,8 +35,8 @@ pub fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
                 break;
             };
             let name = &after[..end];
-            let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 problems.push(Problem {
                     key: String::new(),

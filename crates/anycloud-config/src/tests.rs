@@ -55,17 +55,36 @@ fn parses_a_full_config_and_redacts_secrets_in_debug() {
         Err(e) => unreachable!("{e}"),
     };
     assert_eq!(c.clouds.len(), 2);
-    assert_eq!(c.models[0].deployments[1].valid_until.map(|d| d.to_string()).as_deref(), Some("2032-12-31"));
+    assert_eq!(
+        c.models[0].deployments[1]
+            .valid_until
+            .map(|d| d.to_string())
+            .as_deref(),
+        Some("2032-12-31")
+    );
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("az-secret-123"), "secret leaked in Debug");
-    assert!(!dbg.contains("in\\\\tok") && !dbg.contains("in\\tok"), "admin token leaked in Debug");
+    assert!(
+        !dbg.contains("in\\\\tok") && !dbg.contains("in\\tok"),
+        "admin token leaked in Debug"
+    );
     use secrecy::ExposeSecret;
-    assert_eq!(c.server.admin_token.as_ref().map(|s| s.expose_secret().to_string()).as_deref(), Some("adm\"in\\tok"));
+    assert_eq!(
+        c.server
+            .admin_token
+            .as_ref()
+            .map(|s| s.expose_secret().to_string())
+            .as_deref(),
+        Some("adm\"in\\tok")
+    );
 }
 
 #[test]
 fn missing_env_var_names_the_variable_and_line() {
-    let err = parse_str(GOOD, Path::new("a.toml"), &|_| None).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = parse_str(GOOD, Path::new("a.toml"), &|_| None)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("a.toml:4:"), "{err}");
     assert!(err.contains("`ADMIN` is not set"), "{err}");
 }
@@ -73,16 +92,35 @@ fn missing_env_var_names_the_variable_and_line() {
 #[test]
 fn unknown_cloud_reference_names_file_line_and_key() {
     let bad = GOOD.replace("cloud = \"local\"", "cloud = \"nowhere\"");
-    let err = parse_str(&bad, Path::new("x/any.toml"), &env).err().map(|e| e.to_string()).unwrap_or_default();
-    let line = bad.lines().position(|l| l.contains("nowhere")).map(|p| p + 1).unwrap_or(0);
-    assert!(err.contains(&format!("x/any.toml:{line}: `models[0].deployments[1].cloud`: unknown cloud `nowhere`")), "{err}");
+    let err = parse_str(&bad, Path::new("x/any.toml"), &env)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let line = bad
+        .lines()
+        .position(|l| l.contains("nowhere"))
+        .map(|p| p + 1)
+        .unwrap_or(0);
+    assert!(
+        err.contains(&format!(
+            "x/any.toml:{line}: `models[0].deployments[1].cloud`: unknown cloud `nowhere`"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn typo_in_a_key_is_rejected_with_its_line() {
     let bad = GOOD.replace("api_version =", "api_verison =");
-    let err = parse_str(&bad, Path::new("a.toml"), &env).err().map(|e| e.to_string()).unwrap_or_default();
-    let line = bad.lines().position(|l| l.contains("api_verison")).map(|p| p + 1).unwrap_or(0);
+    let err = parse_str(&bad, Path::new("a.toml"), &env)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let line = bad
+        .lines()
+        .position(|l| l.contains("api_verison"))
+        .map(|p| p + 1)
+        .unwrap_or(0);
     assert!(err.contains(&format!("a.toml:{line}:")), "{err}");
     assert!(err.contains("api_verison"), "{err}");
 }
@@ -95,13 +133,24 @@ fn reports_every_problem_at_once() {
     let err = parse_str(&bad, Path::new("a.toml"), &env).err();
     let problems = err.map(|e| e.problems).unwrap_or_default();
     assert!(problems.iter().any(|p| p.key == "clouds[0].api_version"));
-    assert!(problems.iter().any(|p| p.key == "tenants[0].models[0]" && p.line.is_some()));
+    assert!(problems
+        .iter()
+        .any(|p| p.key == "tenants[0].models[0]" && p.line.is_some()));
 }
 
 #[test]
 fn price_cost_counts_cached_tokens_at_their_price() {
-    let p = Price { input_per_mtok: 2.0, output_per_mtok: 10.0, cached_input_per_mtok: Some(1.0) };
-    let u = anycloud_types::Usage { input_tokens: 1_000_000, cached_input_tokens: 500_000, output_tokens: 100_000, ..Default::default() };
+    let p = Price {
+        input_per_mtok: 2.0,
+        output_per_mtok: 10.0,
+        cached_input_per_mtok: Some(1.0),
+    };
+    let u = anycloud_types::Usage {
+        input_tokens: 1_000_000,
+        cached_input_tokens: 500_000,
+        output_tokens: 100_000,
+        ..Default::default()
+    };
     assert!((p.cost(&u) - (1.0 + 0.5 + 1.0)).abs() < 1e-9);
 }
 

@@ -35,14 +35,20 @@ impl Validator {
         if c.server.listen.parse::<std::net::SocketAddr>().is_err() {
             self.push(
                 "server.listen".into(),
-                format!("`{}` is not an address like 127.0.0.1:8080", c.server.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    c.server.listen
+                ),
             );
         }
         if c.server.max_body_bytes == 0 {
             self.push("server.max_body_bytes".into(), "must be greater than 0");
         }
         let url = c.store.url.as_str();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             self.push(
                 "store.url".into(),
                 "must start with sqlite:// or postgres://",
@@ -63,7 +69,10 @@ impl Validator {
                 self.push(at("name"), "must be non-empty letters, digits, `-` or `_`");
             }
             if !seen.insert(cloud.name.as_str()) {
-                self.push(at("name"), format!("cloud `{}` is defined twice", cloud.name));
+                self.push(
+                    at("name"),
+                    format!("cloud `{}` is defined twice", cloud.name),
+                );
             }
             if let Some(u) = &cloud.base_url {
                 match url::Url::parse(u) {
@@ -100,7 +109,10 @@ impl Validator {
                     );
                 }
                 if cloud.api_version.is_none() {
-                    self.push(at("api_version"), "required for provider `azure_openai` (e.g. 2024-10-21)");
+                    self.push(
+                        at("api_version"),
+                        "required for provider `azure_openai` (e.g. 2024-10-21)",
+                    );
                 }
                 let entra = [
                     cloud.tenant_id.is_some(),
@@ -136,10 +148,16 @@ impl Validator {
             ProviderKind::Vertex => {
                 if cloud.api_key.is_none() {
                     if cloud.project_id.is_none() {
-                        self.push(at("project_id"), "required for provider `vertex` without api_key");
+                        self.push(
+                            at("project_id"),
+                            "required for provider `vertex` without api_key",
+                        );
                     }
                     if cloud.region.is_none() {
-                        self.push(at("region"), "required for provider `vertex` without api_key");
+                        self.push(
+                            at("region"),
+                            "required for provider `vertex` without api_key",
+                        );
                     }
                 }
             }
@@ -167,10 +185,16 @@ impl Validator {
                 self.push(format!("models[{i}].name"), "must not be empty");
             }
             if !seen.insert(m.name.as_str()) {
-                self.push(format!("models[{i}].name"), format!("model `{}` is defined twice", m.name));
+                self.push(
+                    format!("models[{i}].name"),
+                    format!("model `{}` is defined twice", m.name),
+                );
             }
             if m.deployments.is_empty() {
-                self.push(format!("models[{i}].deployments"), format!("model `{}` has no deployments", m.name));
+                self.push(
+                    format!("models[{i}].deployments"),
+                    format!("model `{}` has no deployments", m.name),
+                );
             }
             for (j, d) in m.deployments.iter().enumerate() {
                 let at = |k: &str| format!("models[{i}].deployments[{j}].{k}");
@@ -186,7 +210,10 @@ impl Validator {
                     }
                 }
                 let p = d.price;
-                if p.input_per_mtok < 0.0 || p.output_per_mtok < 0.0 || p.cached_input_per_mtok.is_some_and(|x| x < 0.0) {
+                if p.input_per_mtok < 0.0
+                    || p.output_per_mtok < 0.0
+                    || p.cached_input_per_mtok.is_some_and(|x| x < 0.0)
+                {
                     self.push(at("price"), "prices must not be negative");
                 }
             }
@@ -197,31 +224,52 @@ impl Validator {
         let a = &c.agreements;
         if let Some(p) = &a.primary {
             if !clouds.contains(p.cloud.as_str()) {
-                self.push("agreements.primary.cloud".into(), format!("unknown cloud `{}`", p.cloud));
+                self.push(
+                    "agreements.primary.cloud".into(),
+                    format!("unknown cloud `{}`", p.cloud),
+                );
             }
         }
         for (i, e) in a.exclusive.iter().enumerate() {
             if !clouds.contains(e.cloud.as_str()) {
-                self.push(format!("agreements.exclusive[{i}].cloud"), format!("unknown cloud `{}`", e.cloud));
+                self.push(
+                    format!("agreements.exclusive[{i}].cloud"),
+                    format!("unknown cloud `{}`", e.cloud),
+                );
             }
             if !models.contains(e.model.as_str()) {
-                self.push(format!("agreements.exclusive[{i}].model"), format!("unknown model `{}`", e.model));
+                self.push(
+                    format!("agreements.exclusive[{i}].model"),
+                    format!("unknown model `{}`", e.model),
+                );
             }
         }
         for (i, r) in a.revenue_share.iter().enumerate() {
             if !(0.0..=100.0).contains(&r.percent) {
-                self.push(format!("agreements.revenue_share[{i}].percent"), "must be between 0 and 100");
+                self.push(
+                    format!("agreements.revenue_share[{i}].percent"),
+                    "must be between 0 and 100",
+                );
             }
             if r.cap_usd.is_some_and(|x| x < 0.0) {
-                self.push(format!("agreements.revenue_share[{i}].cap_usd"), "must not be negative");
+                self.push(
+                    format!("agreements.revenue_share[{i}].cap_usd"),
+                    "must not be negative",
+                );
             }
         }
         for (i, k) in a.commitment.iter().enumerate() {
             if !clouds.contains(k.cloud.as_str()) {
-                self.push(format!("agreements.commitment[{i}].cloud"), format!("unknown cloud `{}`", k.cloud));
+                self.push(
+                    format!("agreements.commitment[{i}].cloud"),
+                    format!("unknown cloud `{}`", k.cloud),
+                );
             }
             if k.from >= k.to {
-                self.push(format!("agreements.commitment[{i}].to"), "must be after `from`");
+                self.push(
+                    format!("agreements.commitment[{i}].to"),
+                    "must be after `from`",
+                );
             }
         }
     }
@@ -233,16 +281,25 @@ impl Validator {
                 self.push(format!("tenants[{i}].name"), "must not be empty");
             }
             if !seen.insert(t.name.as_str()) {
-                self.push(format!("tenants[{i}].name"), format!("tenant `{}` is defined twice", t.name));
+                self.push(
+                    format!("tenants[{i}].name"),
+                    format!("tenant `{}` is defined twice", t.name),
+                );
             }
             for (j, m) in t.models.iter().flatten().enumerate() {
                 if !models.contains(m.as_str()) {
-                    self.push(format!("tenants[{i}].models[{j}]"), format!("unknown model `{m}`"));
+                    self.push(
+                        format!("tenants[{i}].models[{j}]"),
+                        format!("unknown model `{m}`"),
+                    );
                 }
             }
             for (j, cl) in t.clouds.iter().flatten().enumerate() {
                 if !clouds.contains(cl.as_str()) {
-                    self.push(format!("tenants[{i}].clouds[{j}]"), format!("unknown cloud `{cl}`"));
+                    self.push(
+                        format!("tenants[{i}].clouds[{j}]"),
+                        format!("unknown cloud `{cl}`"),
+                    );
                 }
             }
             if let Some(b) = t.budget {

@@ -64,12 +64,18 @@ pub struct RoutePlan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteError {
     /// The model is not configured; `suggestions` are the closest names.
-    UnknownModel { model: String, suggestions: Vec<String> },
+    UnknownModel {
+        model: String,
+        suggestions: Vec<String>,
+    },
     /// The tenant may not use this model at all.
     ModelNotAllowed { model: String, tenant: String },
     /// Every deployment was excluded. `forbidden` is true when policy or
     /// agreements (not capacity or health) excluded them all.
-    NoCandidate { declined: Vec<Decision>, forbidden: bool },
+    NoCandidate {
+        declined: Vec<Decision>,
+        forbidden: bool,
+    },
 }
 
 pub fn route(
@@ -106,7 +112,10 @@ pub fn route(
     }
     if candidates.is_empty() {
         let forbidden = !declined.is_empty() && declined.iter().all(|d| d.is_policy());
-        return Err(RouteError::NoCandidate { declined, forbidden });
+        return Err(RouteError::NoCandidate {
+            declined,
+            forbidden,
+        });
     }
     Ok(RoutePlan {
         candidates,
@@ -119,7 +128,7 @@ pub fn route(
 fn check(d: &Deployment, input: &RouteInput<'_>, state: &dyn CloudState) -> Option<Reason> {
     let tenant = input.tenant;
     if let Some(clouds) = &tenant.clouds {
-        if !clouds.iter().any(|c| *c == d.cloud) {
+        if !clouds.contains(&d.cloud) {
             return Some(Reason::TenantCloud);
         }
     }
@@ -132,7 +141,8 @@ fn check(d: &Deployment, input: &RouteInput<'_>, state: &dyn CloudState) -> Opti
             return Some(Reason::Jurisdiction);
         }
     }
-    if d.valid_from.is_some_and(|f| input.date < f) || d.valid_until.is_some_and(|u| input.date > u) {
+    if d.valid_from.is_some_and(|f| input.date < f) || d.valid_until.is_some_and(|u| input.date > u)
+    {
         return Some(Reason::OutsideWindow);
     }
     for need in input.needs {

@@ -60,7 +60,13 @@ fn date(s: &str) -> NaiveDate {
 #[test]
 fn config_order_and_header_rendering() {
     let (c, t) = setup();
-    let input = RouteInput { model: "gpt-4o", tenant: &c.tenants[0], needs: &[Capability::Chat], date: date("2026-11-22"), estimated_tokens: 10 };
+    let input = RouteInput {
+        model: "gpt-4o",
+        tenant: &c.tenants[0],
+        needs: &[Capability::Chat],
+        date: date("2026-11-22"),
+        estimated_tokens: 10,
+    };
     let plan = route(&t, &input, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(plan.candidates, vec![0, 1]);
     assert!(plan.declined.is_empty());
@@ -69,26 +75,53 @@ fn config_order_and_header_rendering() {
 #[test]
 fn vision_declines_the_cloud_without_it() {
     let (c, t) = setup();
-    let input = RouteInput { model: "gpt-4o", tenant: &c.tenants[0], needs: &[Capability::Chat, Capability::Vision], date: date("2026-11-22"), estimated_tokens: 10 };
+    let input = RouteInput {
+        model: "gpt-4o",
+        tenant: &c.tenants[0],
+        needs: &[Capability::Chat, Capability::Vision],
+        date: date("2026-11-22"),
+        estimated_tokens: 10,
+    };
     let plan = route(&t, &input, &Drained("none")).unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(plan.candidates, vec![0]);
-    assert_eq!(reason::header_value(&plan.declined), "local-eu:declined(capability:vision)");
+    assert_eq!(
+        reason::header_value(&plan.declined),
+        "local-eu:declined(capability:vision)"
+    );
 }
 
 #[test]
 fn jurisdiction_window_and_drain() {
     let (c, t) = setup();
     let eu = &c.tenants[1];
-    let input = RouteInput { model: "gpt-4o", tenant: eu, needs: &[Capability::Chat], date: date("2026-11-22"), estimated_tokens: 10 };
+    let input = RouteInput {
+        model: "gpt-4o",
+        tenant: eu,
+        needs: &[Capability::Chat],
+        date: date("2026-11-22"),
+        estimated_tokens: 10,
+    };
     let plan = route(&t, &input, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(plan.candidates, vec![1]);
-    assert_eq!(plan.declined[0].to_string(), "azure-us:declined(jurisdiction)");
+    assert_eq!(
+        plan.declined[0].to_string(),
+        "azure-us:declined(jurisdiction)"
+    );
 
-    let later = RouteInput { date: date("2031-01-01"), ..input.clone() };
+    let later = RouteInput {
+        date: date("2031-01-01"),
+        ..input.clone()
+    };
     match route(&t, &later, &NoState) {
-        Err(RouteError::NoCandidate { declined, forbidden }) => {
+        Err(RouteError::NoCandidate {
+            declined,
+            forbidden,
+        }) => {
             assert!(forbidden);
-            assert_eq!(reason::header_value(&declined), "azure-us:declined(jurisdiction) local-eu:declined(outside_window)");
+            assert_eq!(
+                reason::header_value(&declined),
+                "azure-us:declined(jurisdiction) local-eu:declined(outside_window)"
+            );
         }
         other => unreachable!("{other:?}"),
     }
@@ -101,12 +134,27 @@ fn jurisdiction_window_and_drain() {
 #[test]
 fn unknown_model_suggests_close_names_and_allow_list_is_enforced() {
     let (c, t) = setup();
-    let input = RouteInput { model: "gpt-4", tenant: &c.tenants[0], needs: &[], date: date("2026-11-22"), estimated_tokens: 1 };
+    let input = RouteInput {
+        model: "gpt-4",
+        tenant: &c.tenants[0],
+        needs: &[],
+        date: date("2026-11-22"),
+        estimated_tokens: 1,
+    };
     match route(&t, &input, &NoState) {
-        Err(RouteError::UnknownModel { suggestions, .. }) => assert_eq!(suggestions, vec!["gpt-4o".to_string()]),
+        Err(RouteError::UnknownModel { suggestions, .. }) => {
+            assert_eq!(suggestions, vec!["gpt-4o".to_string()])
+        }
         other => unreachable!("{other:?}"),
     }
     let narrow = &c.tenants[2];
-    let input = RouteInput { model: "gpt-4o", tenant: narrow, ..input };
-    assert!(matches!(route(&t, &input, &NoState), Err(RouteError::ModelNotAllowed { .. })));
+    let input = RouteInput {
+        model: "gpt-4o",
+        tenant: narrow,
+        ..input
+    };
+    assert!(matches!(
+        route(&t, &input, &NoState),
+        Err(RouteError::ModelNotAllowed { .. })
+    ));
 }

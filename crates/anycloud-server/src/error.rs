@@ -151,7 +151,8 @@ impl ApiError {
             ),
             ApiError::Upstream { error, .. } => {
                 if let Some(body) = &error.client_body {
-                    return body.clone();
+                    // Accept the cloud's envelope or its inner object.
+                    return body.get("error").cloned().unwrap_or_else(|| body.clone());
                 }
                 (error.message.clone(), "invalid_request_error", None, None)
             }

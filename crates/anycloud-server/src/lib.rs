@@ -4,6 +4,10 @@
 //! all call it with a bound listener, a built [`AppState`] and a shutdown
 //! future. The request path is drawn at the top of [`app`].
 
+// ApiError carries the route decisions for its headers; it is built once per
+// failed request, so its size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 pub mod app;
 pub mod auth;
 pub mod body;

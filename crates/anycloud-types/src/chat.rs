@@ -200,14 +200,16 @@ impl ChatRequest {
         if self.stream {
             needs.push(Capability::Stream);
         }
-        if !self.tools.is_empty() || self.has_block(|b| matches!(b, ContentBlock::ToolUse { .. }))
-        {
+        if !self.tools.is_empty() || self.has_block(|b| matches!(b, ContentBlock::ToolUse { .. })) {
             needs.push(Capability::Tools);
         }
         if self.has_block(|b| matches!(b, ContentBlock::Image { .. })) {
             needs.push(Capability::Vision);
         }
-        if matches!(self.response_format, Some(ResponseFormat::JsonSchema { .. })) {
+        if matches!(
+            self.response_format,
+            Some(ResponseFormat::JsonSchema { .. })
+        ) {
             needs.push(Capability::JsonSchema);
         }
         needs
@@ -232,7 +234,9 @@ impl ChatRequest {
                 chars += match b {
                     ContentBlock::Text { text } => text.len(),
                     ContentBlock::Image { .. } => 3000,
-                    ContentBlock::ToolUse { name, arguments, .. } => name.len() + arguments.len(),
+                    ContentBlock::ToolUse {
+                        name, arguments, ..
+                    } => name.len() + arguments.len(),
                     ContentBlock::ToolResult { content, .. } => content
                         .iter()
                         .map(|c| match c {

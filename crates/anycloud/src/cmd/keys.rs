@@ -49,8 +49,8 @@ pub async fn list(path: &Path, tenant: Option<&str>) -> anyhow::Result<ExitCode>
     let (_, store) = store_for(path).await?;
     let keys = store.list_keys(tenant).await?;
     println!(
-        "{:<14} {:<16} {:<20} {:<25} {}",
-        "ID", "TENANT", "NAME", "CREATED", "REVOKED"
+        "{:<14} {:<16} {:<20} {:<25} REVOKED",
+        "ID", "TENANT", "NAME", "CREATED"
     );
     for k in keys {
         println!(

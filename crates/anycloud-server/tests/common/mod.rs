@@ -1,0 +1,231 @@
+//! A gateway on port 0 over two strict emulators (Azure OpenAI `azure-us`
+//! first, OpenAI-compatible `local-openai` second), with a temp SQLite
+//! store and keys for each configured tenant. Tests run in parallel.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub url: String,
+    pub azure: EmulatorHandle,
+    pub local: EmulatorHandle,
+    pub key: String,
+    pub narrow_key: String,
+    pub eu_key: String,
+    pub state: Arc<anycloud_server::AppState>,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub struct Options {
+    pub max_body_bytes: usize,
+    pub first_byte_timeout_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_body_bytes: 65_536,
+            first_byte_timeout_ms: 10_000,
+        }
+    }
+}
+
+pub async fn start() -> Gateway {
+    start_with(Options::default()).await
+}
+
+pub async fn start_with(o: Options) -> Gateway {
+    let azure = spawn_on_port(
+        EmulatorConfig::azure(
+            "azure-us",
+            "az-key",
+            vec!["gpt-4o-prod".into(), "embed-small".into()],
+        ),
+        0,
+    )
+    .await
+    .unwrap();
+    let local = spawn_on_port(
+        EmulatorConfig::openai_compatible(
+            "local-openai",
+            "local-key",
+            vec!["gpt-4o".into(), "text-embedding-3-small".into()],
+        ),
+        0,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = {max_body}
+request_timeout_ms = 20000
+
+[store]
+url = "sqlite://{db}"
+
+[[clouds]]
+name = "azure-us"
+provider = "azure_openai"
+base_url = "{azure}"
+api_key = "az-key"
+api_version = "2024-10-21"
+jurisdiction = "us"
+first_byte_timeout_ms = {fbt}
+
+[[clouds]]
+name = "local-openai"
+provider = "openai_compatible"
+base_url = "{local}"
+api_key = "local-key"
+jurisdiction = "us"
+first_byte_timeout_ms = {fbt}
+
+[[models]]
+name = "gpt-4o"
+[[models.deployments]]
+cloud = "azure-us"
+target = "gpt-4o-prod"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}
+[[models.deployments]]
+cloud = "local-openai"
+target = "gpt-4o"
+capabilities = ["chat", "stream", "tools"]
+
+[[models]]
+name = "text-embedding-3-small"
+[[models.deployments]]
+cloud = "azure-us"
+target = "embed-small"
+capabilities = ["embeddings"]
+[[models.deployments]]
+cloud = "local-openai"
+target = "text-embedding-3-small"
+capabilities = ["embeddings"]
+
+[[models]]
+name = "other-model"
+[[models.deployments]]
+cloud = "local-openai"
+target = "gpt-4o"
+
+[[tenants]]
+name = "team"
+
+[[tenants]]
+name = "narrow"
+models = ["other-model"]
+
+[[tenants]]
+name = "eu-only"
+jurisdictions = ["eu"]
+"#,
+        max_body = o.max_body_bytes,
+        fbt = o.first_byte_timeout_ms,
+        db = dir.path().join("gw.db").display(),
+        azure = azure.base_url(),
+        local = local.base_url(),
+    );
+    let path = dir.path().join("anycloud.toml");
+    let config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
+    let store = anycloud_store::open(&config.store.url).await.unwrap();
+    let state = anycloud_server::AppState::build(config, store.clone())
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for t in ["team", "narrow", "eu-only"] {
+        let (_, k) = anycloud_store::create_key(store.as_ref(), t, None)
+            .await
+            .unwrap();
+        keys.push(secrecy::ExposeSecret::expose_secret(&k).to_string());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    tokio::spawn(async move {
+        let _ = anycloud_server::serve(listener, st, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Gateway {
+        url,
+        azure,
+        local,
+        key: keys[0].clone(),
+        narrow_key: keys[1].clone(),
+        eu_key: keys[2].clone(),
+        state,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        _stop: tx,
+    }
+}
+
+impl Gateway {
+    pub fn upstream_requests(&self) -> usize {
+        self.azure.request_count() + self.local.request_count()
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut rb = self.http.post(format!("{}{}", self.url, path)).json(&body);
+        if let Some(k) = key {
+            rb = rb.bearer_auth(k);
+        }
+        rb.send().await.unwrap()
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post("/v1/chat/completions", Some(&self.key.clone()), body)
+            .await
+    }
+}
+
+pub fn hello(model: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
+}
+
+pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Asserts the OpenAI error shape and returns the error object.
+pub async fn error_of(r: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(r.status().as_u16(), status, "status");
+    assert!(
+        !header(&r, "x-request-id").is_empty(),
+        "x-request-id on errors"
+    );
+    assert!(!header(&r, "x-anycloud-cloud").is_empty());
+    assert!(!header(&r, "x-anycloud-route").is_empty());
+    let v: serde_json::Value = r.json().await.unwrap();
+    let e = v
+        .get("error")
+        .cloned()
+        .unwrap_or_else(|| panic!("no error object in {v}"));
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {e}"
+    );
+    assert!(
+        e.get("type").is_some() && e.get("param").is_some() && e.get("code").is_some(),
+        "shape {e}"
+    );
+    e
+}
