@@ -73,7 +73,9 @@ impl ProviderError {
     /// the client's request; provider-wire-formats §7.2). A 400 does not.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            ProviderErrorKind::Connect | ProviderErrorKind::Timeout | ProviderErrorKind::Protocol => true,
+            ProviderErrorKind::Connect
+            | ProviderErrorKind::Timeout
+            | ProviderErrorKind::Protocol => true,
             ProviderErrorKind::Upstream => matches!(
                 self.status,
                 Some(401 | 403 | 404 | 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529) | None

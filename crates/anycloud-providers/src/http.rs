@@ -78,7 +78,10 @@ impl HttpClient {
 
     /// Sends `req` and waits for the response headers within the first-byte
     /// timeout. A non-2xx status becomes an error built from the body.
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
         let resp = match tokio::time::timeout(self.first_byte_timeout, req.send()).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => return Err(ProviderError::from_transport(&e)),
@@ -125,7 +128,10 @@ impl HttpClient {
     }
 
     /// Reads and parses a JSON body.
-    pub async fn read_json<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ProviderError> {
+    pub async fn read_json<T: DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<T, ProviderError> {
         let body = self.read_body(resp).await?;
         serde_json::from_slice(&body).map_err(|e| {
             ProviderError::new(
@@ -190,9 +196,8 @@ pub fn error_from_stream_object(error: &crate::openai::wire::ErrorObject) -> Pro
             ("invalid_api_key", _) | (_, "authentication_error") => 401,
             ("model_not_found", _) => 404,
             ("context_length_exceeded" | "content_filter", _) | (_, "invalid_request_error") => 400,
-            ("server_is_overloaded" | "service_unavailable", _) | (_, "service_unavailable_error") => {
-                503
-            }
+            ("server_is_overloaded" | "service_unavailable", _)
+            | (_, "service_unavailable_error") => 503,
             _ => 500,
         });
     let message = if error.message.is_empty() {
@@ -266,7 +271,10 @@ mod tests {
         assert_eq!(e.kind, ProviderErrorKind::InvalidRequest);
         assert!(!e.is_retryable());
         let cb = e.client_body.unwrap();
-        assert_eq!(cb["error"]["innererror"]["code"], "ResponsibleAIPolicyViolation");
+        assert_eq!(
+            cb["error"]["innererror"]["code"],
+            "ResponsibleAIPolicyViolation"
+        );
     }
 
     #[test]
@@ -289,12 +297,18 @@ mod tests {
             param: None,
             code: Some(serde_json::Value::String(code.into())),
         };
-        assert_eq!(error_from_stream_object(&obj("rate_limit_exceeded", "")).status, Some(429));
+        assert_eq!(
+            error_from_stream_object(&obj("rate_limit_exceeded", "")).status,
+            Some(429)
+        );
         assert_eq!(
             error_from_stream_object(&obj("", "invalid_request_error")).kind,
             ProviderErrorKind::InvalidRequest
         );
-        assert_eq!(error_from_stream_object(&obj("", "server_error")).status, Some(500));
+        assert_eq!(
+            error_from_stream_object(&obj("", "server_error")).status,
+            Some(500)
+        );
         assert_eq!(error_from_stream_object(&obj("503", "")).status, Some(503));
         assert!(error_from_stream_object(&obj("server_is_overloaded", "")).is_retryable());
     }

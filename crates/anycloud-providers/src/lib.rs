@@ -11,10 +11,10 @@
 //! (until response headers) and between chunks (inside the event stream), all
 //! from the cloud's config.
 
+pub mod azure;
 pub mod error;
 pub mod http;
 pub mod openai;
-pub mod azure;
 pub mod registry;
 pub mod sse;
 

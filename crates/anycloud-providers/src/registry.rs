@@ -67,12 +67,13 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
             Ok(Arc::new(OpenAiProvider::new(cloud)?))
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
-        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Anthropic | ProviderKind::Oci => {
-            Err(ProviderError::new(
-                ProviderErrorKind::Unsupported,
-                format!("provider {} is not available yet", cloud.provider),
-            ))
-        }
+        ProviderKind::Bedrock
+        | ProviderKind::Vertex
+        | ProviderKind::Anthropic
+        | ProviderKind::Oci => Err(ProviderError::new(
+            ProviderErrorKind::Unsupported,
+            format!("provider {} is not available yet", cloud.provider),
+        )),
     }
 }
 
@@ -107,7 +108,10 @@ pub(crate) mod tests {
         let p = Providers::from_config(&clouds).unwrap();
         assert_eq!(p.names(), vec!["az", "local", "oa"]);
         assert_eq!(p.get("oa").unwrap().kind(), ProviderKind::Openai);
-        assert_eq!(p.get("local").unwrap().kind(), ProviderKind::OpenaiCompatible);
+        assert_eq!(
+            p.get("local").unwrap().kind(),
+            ProviderKind::OpenaiCompatible
+        );
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
 
@@ -124,8 +128,15 @@ pub(crate) mod tests {
         let c = cloud_from_toml("name = \"oa\"\nprovider = \"openai\"");
         assert!(Providers::from_config(&[c.clone(), c]).is_err());
         let c = cloud_from_toml("name = \"l\"\nprovider = \"openai_compatible\"");
-        assert_eq!(build_provider(&c).unwrap_err().kind, ProviderErrorKind::Unsupported);
-        let c = cloud_from_toml("name = \"az\"\nprovider = \"azure_openai\"\nbase_url = \"https://r\"");
-        assert_eq!(build_provider(&c).unwrap_err().kind, ProviderErrorKind::Unsupported);
+        assert_eq!(
+            build_provider(&c).unwrap_err().kind,
+            ProviderErrorKind::Unsupported
+        );
+        let c =
+            cloud_from_toml("name = \"az\"\nprovider = \"azure_openai\"\nbase_url = \"https://r\"");
+        assert_eq!(
+            build_provider(&c).unwrap_err().kind,
+            ProviderErrorKind::Unsupported
+        );
     }
 }

@@ -106,7 +106,8 @@ impl SseParser {
         if line[0] == b':' {
             return Ok(());
         }
-        let line = std::str::from_utf8(line).map_err(|_| protocol("event stream is not valid UTF-8"))?;
+        let line =
+            std::str::from_utf8(line).map_err(|_| protocol("event stream is not valid UTF-8"))?;
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
@@ -280,7 +281,10 @@ mod tests {
     #[test]
     fn decodes_the_sample_in_one_read() {
         assert_eq!(events_of(vec![SAMPLE.as_bytes().to_vec()]), sample_events());
-        let last = events_of(vec![SAMPLE.as_bytes().to_vec()]).pop().unwrap().unwrap();
+        let last = events_of(vec![SAMPLE.as_bytes().to_vec()])
+            .pop()
+            .unwrap()
+            .unwrap();
         assert!(last.is_done());
     }
 

@@ -66,7 +66,10 @@ impl AzureAuth {
     }
 
     /// Adds the credential header to a request.
-    pub async fn apply(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ProviderError> {
+    pub async fn apply(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         Ok(match self {
             AzureAuth::ApiKey(key) => rb.header("api-key", key.expose_secret()),
             AzureAuth::StaticToken(t) => rb.bearer_auth(t.expose_secret()),
@@ -192,7 +195,11 @@ mod tests {
         assert_eq!(e.kind, ProviderErrorKind::Upstream);
         assert_eq!(e.status, None);
         assert!(e.is_retryable());
-        assert!(e.message.contains("invalid_client: AADSTS7000215"), "{}", e.message);
+        assert!(
+            e.message.contains("invalid_client: AADSTS7000215"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("HTTP 401"));
     }
 }

@@ -76,7 +76,8 @@ impl AzureOpenAiProvider {
     pub fn url(&self, target: &str, op: &str) -> reqwest::Url {
         let mut url = self.base_url.clone();
         if let Ok(mut segs) = url.path_segments_mut() {
-            segs.pop_if_empty().extend(["openai", "deployments", target]);
+            segs.pop_if_empty()
+                .extend(["openai", "deployments", target]);
             segs.extend(op.split('/'));
         }
         url.query_pairs_mut()

@@ -14,9 +14,9 @@
 use super::wire::*;
 use crate::error::{ProviderError, ProviderErrorKind};
 use anycloud_types::{
-    ChatRequest, ChatResponse, ContentBlock, EmbeddingInput, EmbeddingsRequest,
-    EmbeddingsResponse, FinishReason, ImageSource, Message, ResponseFormat, Role, SamplingParams,
-    Tool, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentBlock, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse,
+    FinishReason, ImageSource, Message, ResponseFormat, Role, SamplingParams, Tool, ToolChoice,
+    Usage,
 };
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -161,7 +161,12 @@ fn message_to_wire(m: &Message) -> Vec<ChatMessage> {
     } else if !rest.is_empty() || (m.role != Role::Tool && out.is_empty()) {
         out.push(ChatMessage {
             // Leftover non-result content in a tool message goes out as user text.
-            role: if m.role == Role::Tool { "user" } else { role_str(m.role) }.into(),
+            role: if m.role == Role::Tool {
+                "user"
+            } else {
+                role_str(m.role)
+            }
+            .into(),
             content: Some(content_to_wire(&rest)),
             name: m.name.clone(),
             ..ChatMessage::default()
@@ -344,7 +349,10 @@ pub fn request_from_wire(w: ChatCompletionRequest) -> Result<ChatRequest, Invali
         .map(|(i, t)| tool_from_wire(i, t))
         .collect::<Result<Vec<_>, _>>()?;
     let tool_choice = w.tool_choice.map(tool_choice_from_wire).transpose()?;
-    let response_format = w.response_format.map(response_format_from_wire).transpose()?;
+    let response_format = w
+        .response_format
+        .map(response_format_from_wire)
+        .transpose()?;
     let stop = w.stop.map(StopWire::into_vec).unwrap_or_default();
     Ok(ChatRequest {
         model: w.model,
@@ -475,7 +483,10 @@ fn message_from_wire(i: usize, m: ChatMessage) -> Result<Message, InvalidRequest
             for (j, call) in calls.into_iter().enumerate() {
                 if call.kind != "function" {
                     return Err(InvalidRequest::new(
-                        format!("Invalid value: '{}'. Supported values are: 'function'.", call.kind),
+                        format!(
+                            "Invalid value: '{}'. Supported values are: 'function'.",
+                            call.kind
+                        ),
                         format!("messages[{i}].tool_calls[{j}].type"),
                     ));
                 }
@@ -515,7 +526,9 @@ fn content_from_wire(
                     })
                 }
                 ContentPart::ImageUrl { .. } => Err(InvalidRequest::new(
-                    format!("Image content parts are only allowed in user messages ('{param}[{j}]')."),
+                    format!(
+                        "Image content parts are only allowed in user messages ('{param}[{j}]')."
+                    ),
                     format!("{param}[{j}].type"),
                 )),
             })
@@ -526,7 +539,10 @@ fn content_from_wire(
 fn tool_from_wire(i: usize, t: ToolDef) -> Result<Tool, InvalidRequest> {
     if t.kind != "function" {
         return Err(InvalidRequest::new(
-            format!("Invalid value: '{}'. Supported values are: 'function'.", t.kind),
+            format!(
+                "Invalid value: '{}'. Supported values are: 'function'.",
+                t.kind
+            ),
             format!("tools[{i}].type"),
         ));
     }
@@ -750,7 +766,10 @@ pub fn embeddings_response_from_wire(
         *slot = Some(match d.embedding {
             EmbeddingVector::Float(v) => v,
             EmbeddingVector::Base64(s) => decode_f32_base64(&s).ok_or_else(|| {
-                protocol(format!("embedding {} is not base64 little-endian f32", d.index))
+                protocol(format!(
+                    "embedding {} is not base64 little-endian f32",
+                    d.index
+                ))
             })?,
         });
     }

@@ -81,7 +81,10 @@ fn request_from_wire_keeps_everything() {
         ]
     );
     // Consecutive tool messages: one Tool message each, one result block each.
-    for (m, (id, text)) in r.messages[4..6].iter().zip([("call_1", "a cat"), ("call_2", "grey")]) {
+    for (m, (id, text)) in r.messages[4..6]
+        .iter()
+        .zip([("call_1", "a cat"), ("call_2", "grey")])
+    {
         assert_eq!(m.role, Role::Tool);
         assert_eq!(
             m.content,
@@ -95,7 +98,9 @@ fn request_from_wire_keeps_everything() {
     assert_eq!(r.tool_choice, Some(ToolChoice::Tool("look".into())));
     assert_eq!(r.tools[0].strict, Some(true));
     assert_eq!(r.parallel_tool_calls, Some(false));
-    assert!(matches!(r.response_format, Some(ResponseFormat::JsonSchema { ref name, .. }) if name == "s"));
+    assert!(
+        matches!(r.response_format, Some(ResponseFormat::JsonSchema { ref name, .. }) if name == "s")
+    );
     assert_eq!(r.params.max_tokens, Some(100));
     assert_eq!(r.params.stop, vec!["\n\n".to_string(), "END".into()]);
     assert_eq!(r.params.seed, Some(7));
@@ -126,14 +131,32 @@ fn request_to_wire_shapes() {
     let w = serde_json::to_value(request_to_wire(&r, "t", MaxTokensField::MaxTokens)).unwrap();
     assert!(w.get("stream").is_none());
     assert!(w.get("stream_options").is_none());
-    assert_eq!(w["messages"][0], json!({"role": "system", "content": "be brief"}));
+    assert_eq!(
+        w["messages"][0],
+        json!({"role": "system", "content": "be brief"})
+    );
     // Assistant with only tool calls: content null, calls as sent.
     assert_eq!(w["messages"][3]["content"], Value::Null);
-    assert_eq!(w["messages"][3]["tool_calls"][1]["function"]["name"], "peek");
-    assert_eq!(w["messages"][4], json!({"role": "tool", "content": "a cat", "tool_call_id": "call_1"}));
-    assert_eq!(w["messages"][2]["content"][1]["image_url"]["url"], "data:image/png;base64,AAAA");
-    assert_eq!(w["tool_choice"], json!({"type": "function", "function": {"name": "look"}}));
-    assert_eq!(w["response_format"]["json_schema"]["schema"], json!({"type": "object"}));
+    assert_eq!(
+        w["messages"][3]["tool_calls"][1]["function"]["name"],
+        "peek"
+    );
+    assert_eq!(
+        w["messages"][4],
+        json!({"role": "tool", "content": "a cat", "tool_call_id": "call_1"})
+    );
+    assert_eq!(
+        w["messages"][2]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,AAAA"
+    );
+    assert_eq!(
+        w["tool_choice"],
+        json!({"type": "function", "function": {"name": "look"}})
+    );
+    assert_eq!(
+        w["response_format"]["json_schema"]["schema"],
+        json!({"type": "object"})
+    );
     assert_eq!(w["stop"], json!(["\n\n", "END"]));
 }
 
@@ -168,7 +191,10 @@ fn request_from_wire_validates() {
         }
         v
     };
-    assert_eq!(param_of(json!({"model": "m", "messages": []})).as_deref(), Some("messages"));
+    assert_eq!(
+        param_of(json!({"model": "m", "messages": []})).as_deref(),
+        Some("messages")
+    );
     assert_eq!(
         param_of(json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]})).as_deref(),
         Some("messages[0].role")
@@ -183,37 +209,72 @@ fn request_from_wire_validates() {
         Some("messages[0].content")
     );
     assert_eq!(
-        param_of(json!({"model": "m", "messages": [{"role": "system", "content": [
-            {"type": "image_url", "image_url": {"url": "https://x"}}]}]}))
+        param_of(
+            json!({"model": "m", "messages": [{"role": "system", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x"}}]}]})
+        )
         .as_deref(),
         Some("messages[0].content[0].type")
     );
-    assert_eq!(param_of(base(json!({"temperature": 2.5}))).as_deref(), Some("temperature"));
-    assert_eq!(param_of(base(json!({"temperature": -0.1}))).as_deref(), Some("temperature"));
+    assert_eq!(
+        param_of(base(json!({"temperature": 2.5}))).as_deref(),
+        Some("temperature")
+    );
+    assert_eq!(
+        param_of(base(json!({"temperature": -0.1}))).as_deref(),
+        Some("temperature")
+    );
     assert!(parse(base(json!({"temperature": 2.0, "top_p": 0.0}))).is_ok());
-    assert_eq!(param_of(base(json!({"top_p": 1.5}))).as_deref(), Some("top_p"));
+    assert_eq!(
+        param_of(base(json!({"top_p": 1.5}))).as_deref(),
+        Some("top_p")
+    );
     assert_eq!(param_of(base(json!({"n": 2}))).as_deref(), Some("n"));
     assert!(parse(base(json!({"n": 1}))).is_ok());
     assert_eq!(
         param_of(base(json!({"stop": ["a", "b", "c", "d", "e"]}))).as_deref(),
         Some("stop")
     );
-    assert_eq!(parse(base(json!({"stop": "x"}))).unwrap().params.stop, vec!["x".to_string()]);
+    assert_eq!(
+        parse(base(json!({"stop": "x"}))).unwrap().params.stop,
+        vec!["x".to_string()]
+    );
     assert_eq!(
         param_of(base(json!({"stream_options": {"include_usage": true}}))).as_deref(),
         Some("stream_options")
     );
-    assert!(parse(base(json!({"stream": true, "stream_options": {"include_usage": true}}))).is_ok());
+    assert!(parse(base(
+        json!({"stream": true, "stream_options": {"include_usage": true}})
+    ))
+    .is_ok());
     assert_eq!(
-        param_of(base(json!({"tools": [{"type": "retrieval", "function": {"name": "f"}}]}))).as_deref(),
+        param_of(base(
+            json!({"tools": [{"type": "retrieval", "function": {"name": "f"}}]})
+        ))
+        .as_deref(),
         Some("tools[0].type")
     );
-    assert_eq!(param_of(base(json!({"tool_choice": "sometimes"}))).as_deref(), Some("tool_choice"));
-    for (mode, want) in [("auto", ToolChoice::Auto), ("none", ToolChoice::None), ("required", ToolChoice::Required)] {
-        assert_eq!(parse(base(json!({"tool_choice": mode}))).unwrap().tool_choice, Some(want));
+    assert_eq!(
+        param_of(base(json!({"tool_choice": "sometimes"}))).as_deref(),
+        Some("tool_choice")
+    );
+    for (mode, want) in [
+        ("auto", ToolChoice::Auto),
+        ("none", ToolChoice::None),
+        ("required", ToolChoice::Required),
+    ] {
+        assert_eq!(
+            parse(base(json!({"tool_choice": mode})))
+                .unwrap()
+                .tool_choice,
+            Some(want)
+        );
     }
     assert_eq!(
-        param_of(base(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "s"}}}))).as_deref(),
+        param_of(base(
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "s"}}})
+        ))
+        .as_deref(),
         Some("response_format.json_schema.schema")
     );
     assert_eq!(
@@ -222,13 +283,24 @@ fn request_from_wire_validates() {
         Some("response_format.json_schema.name")
     );
     assert_eq!(
-        parse(base(json!({"response_format": {"type": "json_object"}}))).unwrap().response_format,
+        parse(base(json!({"response_format": {"type": "json_object"}})))
+            .unwrap()
+            .response_format,
         Some(ResponseFormat::JsonObject)
     );
     // max_tokens is the older name; max_completion_tokens wins when both are sent.
-    assert_eq!(parse(base(json!({"max_tokens": 5}))).unwrap().params.max_tokens, Some(5));
     assert_eq!(
-        parse(base(json!({"max_tokens": 5, "max_completion_tokens": 9}))).unwrap().params.max_tokens,
+        parse(base(json!({"max_tokens": 5})))
+            .unwrap()
+            .params
+            .max_tokens,
+        Some(5)
+    );
+    assert_eq!(
+        parse(base(json!({"max_tokens": 5, "max_completion_tokens": 9})))
+            .unwrap()
+            .params
+            .max_tokens,
         Some(9)
     );
 }
@@ -281,11 +353,14 @@ fn response_from_wire_text_tools_finish_usage() {
 
 #[test]
 fn response_from_wire_edge_cases() {
-    let no_choices = response_from_wire(wire_response(json!({"id": "x", "choices": []}))).unwrap_err();
+    let no_choices =
+        response_from_wire(wire_response(json!({"id": "x", "choices": []}))).unwrap_err();
     assert_eq!(no_choices.kind, ProviderErrorKind::Protocol);
 
-    let filtered = response_from_wire(wire_response(json!({"choices": [{"finish_reason": "content_filter",
-        "message": {"role": "assistant", "content": null}}]})))
+    let filtered = response_from_wire(wire_response(
+        json!({"choices": [{"finish_reason": "content_filter",
+        "message": {"role": "assistant", "content": null}}]}),
+    ))
     .unwrap();
     assert_eq!(filtered.finish_reason, FinishReason::ContentFilter);
     assert!(filtered.content.is_empty());
@@ -328,7 +403,10 @@ fn response_to_wire_shapes_and_round_trip() {
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["usage"]["total_tokens"], 13);
     assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
-    assert_eq!(v["usage"]["completion_tokens_details"]["reasoning_tokens"], 1);
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        1
+    );
 
     let mut back = response_from_wire(w).unwrap();
     back.id = r.id.clone();
@@ -363,7 +441,8 @@ fn usage_round_trips() {
         reasoning_tokens: 20,
     };
     assert_eq!(usage_from_wire(&usage_to_wire(&u)), u);
-    let bare: UsageWire = serde_json::from_value(json!({"prompt_tokens": 3, "completion_tokens": 4})).unwrap();
+    let bare: UsageWire =
+        serde_json::from_value(json!({"prompt_tokens": 3, "completion_tokens": 4})).unwrap();
     assert_eq!(
         usage_from_wire(&bare),
         Usage {
@@ -380,43 +459,79 @@ fn emb_wire(v: Value) -> EmbeddingsRequestWire {
 
 #[test]
 fn embeddings_request_both_ways() {
-    let (r, b64) = embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": ["a", "b"], "dimensions": 8, "user": "u"}))).unwrap();
+    let (r, b64) = embeddings_request_from_wire(emb_wire(
+        json!({"model": "e", "input": ["a", "b"], "dimensions": 8, "user": "u"}),
+    ))
+    .unwrap();
     assert!(!b64);
-    assert_eq!(r.inputs, vec![EmbeddingInput::Text("a".into()), EmbeddingInput::Text("b".into())]);
+    assert_eq!(
+        r.inputs,
+        vec![
+            EmbeddingInput::Text("a".into()),
+            EmbeddingInput::Text("b".into())
+        ]
+    );
     assert_eq!(r.dimensions, Some(8));
     let w = embeddings_request_to_wire(&r, "text-embedding-3-small").unwrap();
     let v = serde_json::to_value(&w).unwrap();
-    assert_eq!(v, json!({"model": "text-embedding-3-small", "input": ["a", "b"],
-        "encoding_format": "base64", "dimensions": 8, "user": "u"}));
+    assert_eq!(
+        v,
+        json!({"model": "text-embedding-3-small", "input": ["a", "b"],
+        "encoding_format": "base64", "dimensions": 8, "user": "u"})
+    );
     let (back, b64) = embeddings_request_from_wire(w).unwrap();
     assert!(b64);
     assert_eq!(back.inputs, r.inputs);
 
-    let (one, _) = embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": "x", "encoding_format": "float"}))).unwrap();
-    assert_eq!(serde_json::to_value(embeddings_request_to_wire(&one, "t").unwrap()).unwrap()["input"], "x");
-    let (toks, b64) =
-        embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": [[1, 2], [3]], "encoding_format": "base64"}))).unwrap();
+    let (one, _) = embeddings_request_from_wire(emb_wire(
+        json!({"model": "e", "input": "x", "encoding_format": "float"}),
+    ))
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(embeddings_request_to_wire(&one, "t").unwrap()).unwrap()["input"],
+        "x"
+    );
+    let (toks, b64) = embeddings_request_from_wire(emb_wire(
+        json!({"model": "e", "input": [[1, 2], [3]], "encoding_format": "base64"}),
+    ))
+    .unwrap();
     assert!(b64);
-    assert_eq!(toks.inputs, vec![EmbeddingInput::Tokens(vec![1, 2]), EmbeddingInput::Tokens(vec![3])]);
+    assert_eq!(
+        toks.inputs,
+        vec![
+            EmbeddingInput::Tokens(vec![1, 2]),
+            EmbeddingInput::Tokens(vec![3])
+        ]
+    );
     assert_eq!(
         serde_json::to_value(embeddings_request_to_wire(&toks, "t").unwrap()).unwrap()["input"],
         json!([[1, 2], [3]])
     );
 
     for bad in [json!([]), json!(""), json!(["a", ""]), json!([[]])] {
-        let e = embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": bad}))).unwrap_err();
+        let e = embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": bad})))
+            .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("input"), "{bad}");
     }
-    let e = embeddings_request_from_wire(emb_wire(json!({"model": "e", "input": "x", "encoding_format": "int8"}))).unwrap_err();
+    let e = embeddings_request_from_wire(emb_wire(
+        json!({"model": "e", "input": "x", "encoding_format": "int8"}),
+    ))
+    .unwrap_err();
     assert_eq!(e.param.as_deref(), Some("encoding_format"));
 
     let mixed = EmbeddingsRequest {
         model: "e".into(),
-        inputs: vec![EmbeddingInput::Text("a".into()), EmbeddingInput::Tokens(vec![1])],
+        inputs: vec![
+            EmbeddingInput::Text("a".into()),
+            EmbeddingInput::Tokens(vec![1]),
+        ],
         dimensions: None,
         user: None,
     };
-    assert_eq!(embeddings_request_to_wire(&mixed, "t").unwrap_err().kind, ProviderErrorKind::Unsupported);
+    assert_eq!(
+        embeddings_request_to_wire(&mixed, "t").unwrap_err().kind,
+        ProviderErrorKind::Unsupported
+    );
 }
 
 #[test]
@@ -448,12 +563,18 @@ fn embeddings_response_float_base64_and_order() {
         let w: EmbeddingsResponseWire = serde_json::from_value(json!({"data": data})).unwrap();
         embeddings_response_from_wire(w).unwrap_err().kind
     };
-    assert_eq!(bad(json!([{"index": 1, "embedding": [1.0]}])), ProviderErrorKind::Protocol);
+    assert_eq!(
+        bad(json!([{"index": 1, "embedding": [1.0]}])),
+        ProviderErrorKind::Protocol
+    );
     assert_eq!(
         bad(json!([{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}])),
         ProviderErrorKind::Protocol
     );
-    assert_eq!(bad(json!([{"index": 0, "embedding": "AAA"}])), ProviderErrorKind::Protocol);
+    assert_eq!(
+        bad(json!([{"index": 0, "embedding": "AAA"}])),
+        ProviderErrorKind::Protocol
+    );
 }
 
 #[test]

@@ -59,7 +59,10 @@ impl OpenAiProvider {
             other => {
                 return Err(ProviderError::new(
                     ProviderErrorKind::Unsupported,
-                    format!("cloud {}: OpenAiProvider cannot serve provider {other}", cloud.name),
+                    format!(
+                        "cloud {}: OpenAiProvider cannot serve provider {other}",
+                        cloud.name
+                    ),
                 ))
             }
         };
@@ -75,10 +78,7 @@ impl OpenAiProvider {
     }
 
     fn post(&self, path: &str, ctx: &CallCtx) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .http
-            .client()
-            .post(format!("{}/{path}", self.base_url));
+        let mut rb = self.http.client().post(format!("{}/{path}", self.base_url));
         if let Some(key) = &self.api_key {
             rb = rb.bearer_auth(key.expose_secret());
         }
@@ -93,7 +93,10 @@ impl OpenAiProvider {
 }
 
 /// `x-client-request-id` and `traceparent`, when there are any.
-pub(crate) fn with_ctx_headers(mut rb: reqwest::RequestBuilder, ctx: &CallCtx) -> reqwest::RequestBuilder {
+pub(crate) fn with_ctx_headers(
+    mut rb: reqwest::RequestBuilder,
+    ctx: &CallCtx,
+) -> reqwest::RequestBuilder {
     if !ctx.request_id.is_empty() {
         rb = rb.header("x-client-request-id", &ctx.request_id);
     }
@@ -135,7 +138,10 @@ pub(crate) async fn stream_call(
     body: &ChatCompletionRequest,
 ) -> Result<EventStream, ProviderError> {
     let resp = http
-        .send(rb.json(body).header(reqwest::header::ACCEPT, "text/event-stream"))
+        .send(
+            rb.json(body)
+                .header(reqwest::header::ACCEPT, "text/event-stream"),
+        )
         .await?;
     Ok(stream::events(http.sse(resp)))
 }
