@@ -115,13 +115,15 @@ pub(crate) fn validate(
         None | Some(Value::Null) => DEFAULT_DIMENSIONS,
         Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(n) if (1..=MAX_DIMENSIONS).contains(&n) => n,
-            _ => return Err(ApiError::invalid(
-                format!(
+            _ => {
+                return Err(ApiError::invalid(
+                    format!(
                     "Invalid 'dimensions': expected an integer in 1..={MAX_DIMENSIONS}, got {v}."
                 ),
-                Some("dimensions"),
-                Some("invalid_value"),
-            )),
+                    Some("dimensions"),
+                    Some("invalid_value"),
+                ))
+            }
         },
     };
     Ok(EmbeddingParams {

@@ -175,7 +175,10 @@ mod tests {
     fn id_from_key_or_id_accepts_both() {
         let k = generate();
         assert_eq!(id_from_key_or_id(&k.id), Some(k.id.as_str()));
-        assert_eq!(id_from_key_or_id(k.key.expose_secret()), Some(k.id.as_str()));
+        assert_eq!(
+            id_from_key_or_id(k.key.expose_secret()),
+            Some(k.id.as_str())
+        );
         assert_eq!(id_from_key_or_id("nope"), None);
     }
 

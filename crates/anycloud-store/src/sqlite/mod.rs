@@ -144,10 +144,11 @@ impl Store for SqliteStore {
         for tenant in tenants {
             // Policies are small; `Value`'s own serialization is deterministic for a given
             // value, so an unchanged policy leaves `updated_at` alone.
-            let policy = serde_json::to_string(&tenant.policy).map_err(|_| StoreError::Corrupt {
-                table: "tenants",
-                column: "policy",
-            })?;
+            let policy =
+                serde_json::to_string(&tenant.policy).map_err(|_| StoreError::Corrupt {
+                    table: "tenants",
+                    column: "policy",
+                })?;
             sqlx::query(
                 "INSERT INTO tenants (name, policy, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (name) DO UPDATE SET policy = excluded.policy,
@@ -203,10 +204,7 @@ impl Store for SqliteStore {
             "SELECT {KEY_COLUMNS} FROM keys WHERE ?1 IS NULL OR tenant = ?1
              ORDER BY created_at, id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&sql).bind(tenant).fetch_all(&self.pool).await?;
         rows.iter().map(key_from_row).collect()
     }
 

@@ -38,7 +38,9 @@ async fn fresh() -> (tempfile::TempDir, PathBuf, Arc<dyn Store>) {
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let (_dir, path, store) = fresh().await;
-    let (first, _) = create_key(store.as_ref(), "acme", Some("ci")).await.expect("create");
+    let (first, _) = create_key(store.as_ref(), "acme", Some("ci"))
+        .await
+        .expect("create");
     drop(store);
 
     let again = open(&url_for(&path)).await.expect("reopen");
@@ -51,7 +53,9 @@ async fn migrations_are_idempotent() {
 #[tokio::test]
 async fn created_key_authenticates() {
     let (_dir, _path, store) = fresh().await;
-    let (record, key) = create_key(store.as_ref(), "acme", Some("ci")).await.expect("create");
+    let (record, key) = create_key(store.as_ref(), "acme", Some("ci"))
+        .await
+        .expect("create");
     assert_eq!(record.tenant, "acme");
     assert_eq!(record.name.as_deref(), Some("ci"));
     assert_eq!(record.key_prefix, format!("sk-ac-{}", record.id));
@@ -67,14 +71,19 @@ async fn created_key_authenticates() {
 #[tokio::test]
 async fn wrong_secret_with_right_id_fails() {
     let (_dir, _path, store) = fresh().await;
-    let (record, key) = create_key(store.as_ref(), "acme", None).await.expect("create");
+    let (record, key) = create_key(store.as_ref(), "acme", None)
+        .await
+        .expect("create");
     let clear = key.expose_secret();
     // Same id, same length and alphabet, one character of the secret changed.
     let last = clear.chars().last().expect("non-empty");
     let swapped = if last == 'a' { 'b' } else { 'a' };
     let forged = format!("{}{swapped}", &clear[..clear.len() - 1]);
     assert_eq!(keys::parse_id(&forged), Some(record.id.as_str()));
-    assert_eq!(authenticate(store.as_ref(), &forged).await.expect("auth"), None);
+    assert_eq!(
+        authenticate(store.as_ref(), &forged).await.expect("auth"),
+        None
+    );
 
     // Malformed and unknown keys fail too.
     assert_eq!(authenticate(store.as_ref(), "").await.expect("auth"), None);
@@ -86,27 +95,55 @@ async fn wrong_secret_with_right_id_fails() {
 #[tokio::test]
 async fn revoked_key_fails_and_revocation_is_idempotent() {
     let (_dir, _path, store) = fresh().await;
-    let (record, key) = create_key(store.as_ref(), "acme", None).await.expect("create");
+    let (record, key) = create_key(store.as_ref(), "acme", None)
+        .await
+        .expect("create");
 
-    let revoked = store.revoke_key(&record.id).await.expect("revoke").expect("exists");
+    let revoked = store
+        .revoke_key(&record.id)
+        .await
+        .expect("revoke")
+        .expect("exists");
     let at = revoked.revoked_at.expect("revoked_at set");
     assert!(at >= record.created_at);
     assert!(revoked.is_revoked());
-    assert_eq!(authenticate(store.as_ref(), key.expose_secret()).await.expect("auth"), None);
+    assert_eq!(
+        authenticate(store.as_ref(), key.expose_secret())
+            .await
+            .expect("auth"),
+        None
+    );
 
-    let again = store.revoke_key(&record.id).await.expect("revoke").expect("exists");
+    let again = store
+        .revoke_key(&record.id)
+        .await
+        .expect("revoke")
+        .expect("exists");
     assert_eq!(again.revoked_at, Some(at));
-    assert_eq!(store.revoke_key("nosuchkey000").await.expect("revoke"), None);
-    let stored = store.key_by_id(&record.id).await.expect("get").expect("exists");
+    assert_eq!(
+        store.revoke_key("nosuchkey000").await.expect("revoke"),
+        None
+    );
+    let stored = store
+        .key_by_id(&record.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(stored.revoked_at, Some(at));
 }
 
 #[tokio::test]
 async fn list_keys_by_tenant() {
     let (_dir, _path, store) = fresh().await;
-    let (a1, _) = create_key(store.as_ref(), "acme", Some("one")).await.expect("create");
-    let (g1, _) = create_key(store.as_ref(), "globex", None).await.expect("create");
-    let (a2, _) = create_key(store.as_ref(), "acme", Some("two")).await.expect("create");
+    let (a1, _) = create_key(store.as_ref(), "acme", Some("one"))
+        .await
+        .expect("create");
+    let (g1, _) = create_key(store.as_ref(), "globex", None)
+        .await
+        .expect("create");
+    let (a2, _) = create_key(store.as_ref(), "acme", Some("two"))
+        .await
+        .expect("create");
     store.revoke_key(&a2.id).await.expect("revoke");
 
     let acme: Vec<String> = store
@@ -126,21 +163,32 @@ async fn list_keys_by_tenant() {
     assert_eq!(globex.len(), 1);
     assert_eq!(globex[0].id, g1.id);
     assert_eq!(store.list_keys(None).await.expect("list").len(), 3);
-    assert!(store.list_keys(Some("nobody")).await.expect("list").is_empty());
+    assert!(store
+        .list_keys(Some("nobody"))
+        .await
+        .expect("list")
+        .is_empty());
 }
 
 #[tokio::test]
 async fn key_for_unknown_tenant_is_refused() {
     let (_dir, _path, store) = fresh().await;
-    let err = create_key(store.as_ref(), "initech", None).await.expect_err("must fail");
-    assert!(matches!(err, StoreError::UnknownTenant { ref tenant } if tenant == "initech"), "{err:?}");
+    let err = create_key(store.as_ref(), "initech", None)
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(err, StoreError::UnknownTenant { ref tenant } if tenant == "initech"),
+        "{err:?}"
+    );
     assert_eq!(err.kind(), "unknown_tenant");
 }
 
 #[tokio::test]
 async fn duplicate_key_id_is_a_conflict() {
     let (_dir, _path, store) = fresh().await;
-    let (record, _) = create_key(store.as_ref(), "acme", None).await.expect("create");
+    let (record, _) = create_key(store.as_ref(), "acme", None)
+        .await
+        .expect("create");
     let other = keys::generate();
     let dup = crate::NewKey {
         id: record.id.clone(),
@@ -158,7 +206,9 @@ async fn database_never_holds_the_clear_key() {
     let (dir, _path, store) = fresh().await;
     let mut secrets = Vec::new();
     for _ in 0..5 {
-        let (_, key) = create_key(store.as_ref(), "acme", None).await.expect("create");
+        let (_, key) = create_key(store.as_ref(), "acme", None)
+            .await
+            .expect("create");
         let clear = key.expose_secret().to_owned();
         let secret = clear[clear.len() - keys::SECRET_LEN..].to_owned();
         secrets.push(clear);
@@ -179,10 +229,14 @@ async fn database_never_holds_the_clear_key() {
     assert!(scanned > 0, "nothing was written to disk");
 
     // The check can fail: the (non-secret) key id is on disk.
-    let (record, _) = create_key(store.as_ref(), "acme", None).await.expect("create");
+    let (record, _) = create_key(store.as_ref(), "acme", None)
+        .await
+        .expect("create");
     let found = std::fs::read_dir(dir.path()).expect("read_dir").any(|e| {
         let bytes = std::fs::read(e.expect("entry").path()).expect("read");
-        bytes.windows(record.id.len()).any(|w| w == record.id.as_bytes())
+        bytes
+            .windows(record.id.len())
+            .any(|w| w == record.id.as_bytes())
     });
     assert!(found, "the scan cannot see what was stored");
 }
@@ -213,7 +267,10 @@ async fn sync_tenants_upserts() {
 #[tokio::test]
 async fn sync_tenants_touches_updated_at_only_on_change() {
     let store = super::SqliteStore::open_in_memory().await.expect("open");
-    store.sync_tenants(&[tenant("acme", json!({}))]).await.expect("sync");
+    store
+        .sync_tenants(&[tenant("acme", json!({}))])
+        .await
+        .expect("sync");
     // Backdate the row instead of sleeping, so a change of timestamp is certain to show.
     let old = "2000-01-01T00:00:00.000Z";
     sqlx::query("UPDATE tenants SET created_at = ?1, updated_at = ?1")
@@ -230,10 +287,16 @@ async fn sync_tenants_touches_updated_at_only_on_change() {
         .expect("select")
     };
 
-    store.sync_tenants(&[tenant("acme", json!({}))]).await.expect("sync");
+    store
+        .sync_tenants(&[tenant("acme", json!({}))])
+        .await
+        .expect("sync");
     assert_eq!(times().await, (old.to_owned(), old.to_owned()));
 
-    store.sync_tenants(&[tenant("acme", json!({"x": 1}))]).await.expect("sync");
+    store
+        .sync_tenants(&[tenant("acme", json!({"x": 1}))])
+        .await
+        .expect("sync");
     let (created, updated) = times().await;
     assert_eq!(created, old);
     assert!(updated.as_str() > old, "{updated}");
@@ -266,7 +329,9 @@ async fn relative_url_is_relative_to_the_working_directory() {
     rel.push(abs_target.strip_prefix("/").expect("absolute"));
     assert!(rel.is_relative());
 
-    let store = open(&format!("sqlite://{}", rel.display())).await.expect("open");
+    let store = open(&format!("sqlite://{}", rel.display()))
+        .await
+        .expect("open");
     store.ping().await.expect("ping");
     assert!(abs_target.is_file());
 }
@@ -274,9 +339,17 @@ async fn relative_url_is_relative_to_the_working_directory() {
 #[tokio::test]
 async fn memory_url_works() {
     let store = open("sqlite::memory:").await.expect("open");
-    store.sync_tenants(&[tenant("acme", json!({}))]).await.expect("sync");
-    let (_, key) = create_key(store.as_ref(), "acme", None).await.expect("create");
-    assert!(authenticate(store.as_ref(), key.expose_secret()).await.expect("auth").is_some());
+    store
+        .sync_tenants(&[tenant("acme", json!({}))])
+        .await
+        .expect("sync");
+    let (_, key) = create_key(store.as_ref(), "acme", None)
+        .await
+        .expect("create");
+    assert!(authenticate(store.as_ref(), key.expose_secret())
+        .await
+        .expect("auth")
+        .is_some());
     // Two in-memory stores do not share data.
     let other = open("sqlite::memory:").await.expect("open");
     assert!(other.list_tenants().await.expect("list").is_empty());
@@ -284,14 +357,22 @@ async fn memory_url_works() {
 
 #[tokio::test]
 async fn unsupported_scheme_names_the_scheme_only() {
-    let err = open("postgres://admin:hunter2@db/anycloud").await.expect_err("must fail");
+    let err = open("postgres://admin:hunter2@db/anycloud")
+        .await
+        .expect_err("must fail");
     assert!(matches!(err, StoreError::UnsupportedUrl { ref scheme } if scheme == "postgres"));
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("postgres"));
     assert!(!shown.contains("hunter2"), "{shown}");
 
-    assert!(matches!(open("anycloud.db").await, Err(StoreError::InvalidUrl { .. })));
-    assert!(matches!(open("sqlite://").await, Err(StoreError::InvalidUrl { .. })));
+    assert!(matches!(
+        open("anycloud.db").await,
+        Err(StoreError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        open("sqlite://").await,
+        Err(StoreError::InvalidUrl { .. })
+    ));
 }
 
 #[test]
@@ -320,6 +401,9 @@ fn key_record_serializes_without_hash() {
         revoked_at: None,
     };
     let text = serde_json::to_string(&record).expect("serialize");
-    assert!(!text.contains("key_hash") && !text.contains("deadbeef"), "{text}");
+    assert!(
+        !text.contains("key_hash") && !text.contains("deadbeef"),
+        "{text}"
+    );
     assert!(text.contains("sk-ac-abcdef012345"));
 }
