@@ -80,14 +80,25 @@ async fn api_key_chat_uses_the_classic_url() {
 async fn stream_skips_the_filter_chunk_and_reports_usage() {
     let h = emulator().await;
     let p = with_key(&h);
-    let (events, err) = drain(p.chat_stream(DEPLOYMENT, &chat(vec![user("s")]), &ctx()).await.unwrap()).await;
+    let (events, err) = drain(
+        p.chat_stream(DEPLOYMENT, &chat(vec![user("s")]), &ctx())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(err.is_none(), "{err:?}");
     // Azure's first chunk has id "": Start must come from the first real chunk.
     let StreamEvent::Start { id, .. } = &events[0] else {
         panic!("{events:?}");
     };
     assert!(!id.is_empty());
-    assert_eq!(events.iter().filter(|e| matches!(e, StreamEvent::Start { .. })).count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::Start { .. }))
+            .count(),
+        1
+    );
     assert!(streamed_text(&events).ends_with("You said: s"));
     assert!(events.contains(&StreamEvent::Finish {
         reason: FinishReason::Stop
@@ -102,8 +113,14 @@ async fn stream_skips_the_filter_chunk_and_reports_usage() {
 async fn entra_token_is_fetched_once_and_reused() {
     let h = emulator().await;
     let p = with_entra(&h, "s3cret");
-    let r1 = p.chat(DEPLOYMENT, &chat(vec![user("one")]), &ctx()).await.unwrap();
-    let r2 = p.chat(DEPLOYMENT, &chat(vec![user("two")]), &ctx()).await.unwrap();
+    let r1 = p
+        .chat(DEPLOYMENT, &chat(vec![user("one")]), &ctx())
+        .await
+        .unwrap();
+    let r2 = p
+        .chat(DEPLOYMENT, &chat(vec![user("two")]), &ctx())
+        .await
+        .unwrap();
     assert!(r1.text().unwrap().ends_with("one"));
     assert!(r2.text().unwrap().ends_with("two"));
     // Concurrent callers share the cached token too.
@@ -114,9 +131,20 @@ async fn entra_token_is_fetched_once_and_reused() {
     }
 
     let rec = h.requests();
-    assert_eq!(rec.len(), 6, "token requests are not recorded, model calls are");
-    let auth: Vec<&str> = rec.iter().map(|r| r.header("authorization").unwrap()).collect();
-    assert!(auth[0].starts_with("Bearer ") && auth[0].len() > 40, "{}", auth[0]);
+    assert_eq!(
+        rec.len(),
+        6,
+        "token requests are not recorded, model calls are"
+    );
+    let auth: Vec<&str> = rec
+        .iter()
+        .map(|r| r.header("authorization").unwrap())
+        .collect();
+    assert!(
+        auth[0].starts_with("Bearer ") && auth[0].len() > 40,
+        "{}",
+        auth[0]
+    );
     // The emulator mints a fresh random token per token request, so one token
     // across all calls means one token request.
     assert!(auth.iter().all(|a| *a == auth[0]), "{auth:?}");
@@ -128,10 +156,17 @@ async fn entra_token_is_fetched_once_and_reused() {
 async fn entra_with_a_wrong_secret_fails_over_without_leaking_it() {
     let h = emulator().await;
     let p = with_entra(&h, "wrong-secret");
-    let e = p.chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::Upstream, "{e:?}");
     assert!(e.is_retryable());
-    assert!(e.message.starts_with("Entra ID token request failed"), "{}", e.message);
+    assert!(
+        e.message.starts_with("Entra ID token request failed"),
+        "{}",
+        e.message
+    );
     assert!(!e.message.contains("wrong-secret"));
     assert!(h.requests().is_empty(), "no model call without a token");
 }
@@ -142,9 +177,15 @@ async fn static_ad_token_is_sent_as_bearer() {
     let p = build_provider(&cloud(json!({"name": "az", "provider": "azure_openai",
         "base_url": h.base_url(), "api_version": API_VERSION, "azure_ad_token": "not-issued"})))
     .unwrap();
-    let e = p.chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(401));
-    assert_eq!(h.requests()[0].header("authorization"), Some("Bearer not-issued"));
+    assert_eq!(
+        h.requests()[0].header("authorization"),
+        Some("Bearer not-issued")
+    );
 }
 
 #[tokio::test]
@@ -152,7 +193,11 @@ async fn prompt_content_filter_is_an_invalid_request_with_the_cloud_error() {
     let h = emulator().await;
     let p = with_key(&h);
     let e = p
-        .chat(DEPLOYMENT, &chat(vec![user("please trigger-content-filter now")]), &ctx())
+        .chat(
+            DEPLOYMENT,
+            &chat(vec![user("please trigger-content-filter now")]),
+            &ctx(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::InvalidRequest);
@@ -160,12 +205,19 @@ async fn prompt_content_filter_is_an_invalid_request_with_the_cloud_error() {
     assert!(!e.is_retryable());
     let body = e.client_body.expect("the cloud's error for the client");
     assert_eq!(body["error"]["code"], "content_filter");
-    assert_eq!(body["error"]["innererror"]["code"], "ResponsibleAIPolicyViolation");
+    assert_eq!(
+        body["error"]["innererror"]["code"],
+        "ResponsibleAIPolicyViolation"
+    );
     assert!(body["error"]["innererror"]["content_filter_result"].is_object());
 
     // Streams are rejected before the first byte the same way.
     let e = p
-        .chat_stream(DEPLOYMENT, &chat(vec![user("trigger-content-filter")]), &ctx())
+        .chat_stream(
+            DEPLOYMENT,
+            &chat(vec![user("trigger-content-filter")]),
+            &ctx(),
+        )
         .await
         .err()
         .unwrap();
@@ -178,7 +230,10 @@ async fn throttling_carries_retry_after() {
     let h = emulator().await;
     let p = with_key(&h);
     h.faults().fail_next(1, 429, Some(6));
-    let e = p.chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(DEPLOYMENT, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!((e.kind, e.status), (ProviderErrorKind::Upstream, Some(429)));
     assert_eq!(e.retry_after, Some(Duration::from_secs(6)));
     assert!(e.is_retryable());
@@ -187,7 +242,10 @@ async fn throttling_carries_retry_after() {
 #[tokio::test]
 async fn unknown_deployment_is_404() {
     let h = emulator().await;
-    let e = with_key(&h).chat("nope", &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = with_key(&h)
+        .chat("nope", &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!((e.kind, e.status), (ProviderErrorKind::Upstream, Some(404)));
 }
 

@@ -157,12 +157,17 @@ impl TokenSource {
                 _ => None,
             })
             .map_or(Duration::from_secs(3600), Duration::from_secs);
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
         Ok(CachedToken {
             token: SecretString::from(body.access_token),
-            refresh_at: fetched_at + lifetime - margin,
+            refresh_at: fetched_at + refresh_after(lifetime),
         })
     }
+}
+
+/// How long after fetching a token of `lifetime` to fetch the next one:
+/// five minutes early, or halfway for tokens shorter than ten minutes.
+fn refresh_after(lifetime: Duration) -> Duration {
+    lifetime - REFRESH_MARGIN.min(lifetime / 2)
 }
 
 fn token_error(status: Option<u16>, message: &str) -> ProviderError {
@@ -185,6 +190,19 @@ fn token_error(status: Option<u16>, message: &str) -> ProviderError {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refresh_five_minutes_early_or_halfway() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(3599)),
+            Duration::from_secs(3299)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(400)),
+            Duration::from_secs(200)
+        );
+        assert_eq!(refresh_after(Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn token_errors_are_upstream_without_a_status() {
