@@ -27,6 +27,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30.0
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if pytest dies without running its teardown."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
+
 def binary_path() -> Path:
     explicit = os.environ.get("ANYCLOUD_BIN")
     if explicit:
@@ -61,6 +72,7 @@ class Proc:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "NO_COLOR": "1"},
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
         threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.p.stderr, self.err), daemon=True).start()
