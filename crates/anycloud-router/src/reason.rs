@@ -33,6 +33,12 @@ impl Reason {
         )
     }
 
+    /// The deployment cannot do what the request needs (→ 400 when it
+    /// excludes every deployment).
+    pub fn is_capability(self) -> bool {
+        matches!(self, Reason::Capability(_) | Reason::ContextLength)
+    }
+
     /// Low-cardinality metric label.
     pub fn as_label(self) -> &'static str {
         match self {

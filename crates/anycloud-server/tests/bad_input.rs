@@ -188,3 +188,32 @@ async fn unknown_paths_and_wrong_methods_answer_in_openai_shape() {
         .unwrap();
     error_of(r, 405).await;
 }
+
+#[tokio::test]
+async fn a_model_that_cannot_do_the_request_is_400_not_an_outage() {
+    let gw = start().await;
+    let key = gw.key.clone();
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            Some(&key),
+            json!({"model": "gpt-4o", "input": "x"}),
+        )
+        .await;
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:declined(capability:embeddings) local-openai:declined(capability:embeddings)"
+    );
+    let e = error_of(r, 400).await;
+    assert_eq!(e["code"], "model_capability_mismatch");
+    let e = error_of(
+        gw.chat(json!({"model": "gpt-4o", "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "messages": [{"role": "user", "content": "x"}]}))
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(e["param"], "tool_choice");
+    assert_eq!(gw.upstream_requests(), 0);
+}

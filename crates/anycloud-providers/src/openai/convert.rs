@@ -349,6 +349,23 @@ pub fn request_from_wire(w: ChatCompletionRequest) -> Result<ChatRequest, Invali
         .map(|(i, t)| tool_from_wire(i, t))
         .collect::<Result<Vec<_>, _>>()?;
     let tool_choice = w.tool_choice.map(tool_choice_from_wire).transpose()?;
+    match &tool_choice {
+        Some(ToolChoice::Tool(name)) if !tools.iter().any(|t| &t.name == name) => {
+            return Err(InvalidRequest::new(
+                format!(
+                    "Invalid 'tool_choice': function `{name}` is not one of the provided `tools`."
+                ),
+                "tool_choice",
+            ));
+        }
+        Some(ToolChoice::Required) if tools.is_empty() => {
+            return Err(InvalidRequest::new(
+                "Invalid 'tool_choice': `required` needs at least one entry in `tools`.",
+                "tool_choice",
+            ));
+        }
+        _ => {}
+    }
     let response_format = w
         .response_format
         .map(response_format_from_wire)

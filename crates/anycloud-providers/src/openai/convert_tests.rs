@@ -258,15 +258,29 @@ fn request_from_wire_validates() {
         param_of(base(json!({"tool_choice": "sometimes"}))).as_deref(),
         Some("tool_choice")
     );
+    // A forced tool must be one of `tools`; `required` needs some tools.
+    assert_eq!(
+        param_of(base(
+            json!({"tool_choice": {"type": "function", "function": {"name": "g"}},
+            "tools": [{"type": "function", "function": {"name": "f"}}]})
+        ))
+        .as_deref(),
+        Some("tool_choice")
+    );
+    assert_eq!(
+        param_of(base(json!({"tool_choice": "required"}))).as_deref(),
+        Some("tool_choice")
+    );
     for (mode, want) in [
         ("auto", ToolChoice::Auto),
         ("none", ToolChoice::None),
         ("required", ToolChoice::Required),
     ] {
         assert_eq!(
-            parse(base(json!({"tool_choice": mode})))
-                .unwrap()
-                .tool_choice,
+            parse(base(json!({"tool_choice": mode, "tools": [
+                {"type": "function", "function": {"name": "f"}}]})))
+            .unwrap()
+            .tool_choice,
             Some(want)
         );
     }

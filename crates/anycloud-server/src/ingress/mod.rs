@@ -107,6 +107,20 @@ fn route_error(e: RouteError, tenant: &str) -> ApiError {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
+            let capability_only = !declined.is_empty()
+                && declined
+                    .iter()
+                    .all(|d| matches!(d.outcome, Outcome::Declined(r) if r.is_capability()));
+            if capability_only {
+                // No deployment of this model can do what the request asks
+                // (embeddings from a chat model, vision on a text model): the
+                // client's error, not an outage to retry.
+                return ApiError::InvalidRequest {
+                    message: format!("This model cannot serve this request: {why}."),
+                    param: Some("model".into()),
+                    code: Some("model_capability_mismatch"),
+                };
+            }
             if forbidden {
                 ApiError::Forbidden {
                     message: format!("Policy forbids every cloud for tenant `{tenant}`: {why}."),
