@@ -17,6 +17,11 @@ pub enum ApiError {
         param: Option<String>,
         code: Option<&'static str>,
     },
+    /// 400: no deployment of the model has a capability the request needs.
+    Unservable {
+        message: String,
+        route: Vec<Decision>,
+    },
     /// 401: no key, a malformed key, or an unknown or revoked key.
     Unauthorized { message: String },
     /// 403: policy forbids this model or every cloud that could serve it.
@@ -63,7 +68,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest { .. } | ApiError::Unservable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -83,6 +90,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::Unservable { .. } => "unservable",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound { .. } => "not_found",
@@ -98,6 +106,7 @@ impl ApiError {
     pub fn route(&self) -> &[Decision] {
         match self {
             ApiError::Forbidden { route, .. }
+            | ApiError::Unservable { route, .. }
             | ApiError::Upstream { route, .. }
             | ApiError::NoCloud { route, .. } => route,
             _ => &[],

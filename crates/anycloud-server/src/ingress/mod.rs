@@ -115,10 +115,9 @@ fn route_error(e: RouteError, tenant: &str) -> ApiError {
                 // No deployment of this model can do what the request asks
                 // (embeddings from a chat model, vision on a text model): the
                 // client's error, not an outage to retry.
-                return ApiError::InvalidRequest {
+                return ApiError::Unservable {
                     message: format!("This model cannot serve this request: {why}."),
-                    param: Some("model".into()),
-                    code: Some("model_capability_mismatch"),
+                    route: declined,
                 };
             }
             if forbidden {
