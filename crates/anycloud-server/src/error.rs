@@ -127,6 +127,12 @@ impl ApiError {
                 param.clone(),
                 *code,
             ),
+            ApiError::Unservable { message, .. } => (
+                message.clone(),
+                "invalid_request_error",
+                Some("model".into()),
+                Some("model_capability_mismatch"),
+            ),
             ApiError::Unauthorized { message } => (
                 message.clone(),
                 "authentication_error",
