@@ -16,6 +16,9 @@
 //!    errors, timeouts and retryable statuses; a stream is committed to the
 //!    client only after its first upstream event.
 //! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
+//! 8. `outcome`     — every attempt and the final status, once per request
+//!    (at stream end or client drop for streams), handed to the sinks
+//!    (ledger, audit) which write off the request path.
 //!
 //! Admin and health routes skip steps 2–7.
 

@@ -9,6 +9,7 @@
 
 use crate::error::ApiError;
 use crate::metrics::AttemptLabels;
+use crate::outcome::{AttemptRecord, Tracker};
 use crate::state::AppState;
 use anycloud_providers::{EventStream, Provider, ProviderError, ProviderErrorKind};
 use anycloud_router::{Decision, Deployment, Outcome, RoutePlan};
@@ -35,6 +36,7 @@ pub async fn failover<T, F, Fut>(
     plan: &RoutePlan,
     model: &str,
     deadline: Instant,
+    tracker: &Tracker,
     mut attempt: F,
 ) -> Result<Served<T>, ApiError>
 where
@@ -51,6 +53,8 @@ where
         let Some(provider) = state.providers.get(&d.cloud) else {
             continue;
         };
+        let started = std::time::Instant::now();
+        let at = chrono::Utc::now();
         let result =
             match tokio::time::timeout_at(deadline, attempt(provider.clone(), d.clone())).await {
                 Ok(r) => r,
@@ -62,6 +66,19 @@ where
         match result {
             Ok(value) => {
                 count_attempt(state, &d.cloud, "ok");
+                tracker.attempt(AttemptRecord {
+                    at,
+                    cloud: d.cloud.clone(),
+                    deployment: d.target.clone(),
+                    price: d.price,
+                    outcome: "ok".into(),
+                    upstream_status: Some(200),
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    ttft_ms: None,
+                    usage: None,
+                    usage_estimated: false,
+                    reached_cloud: true,
+                });
                 decisions.push(Decision {
                     cloud: d.cloud.clone(),
                     outcome: Outcome::Ok,
@@ -76,6 +93,19 @@ where
             Err(e) => {
                 let reason = e.reason_code();
                 count_attempt(state, &d.cloud, &reason);
+                tracker.attempt(AttemptRecord {
+                    at,
+                    cloud: d.cloud.clone(),
+                    deployment: d.target.clone(),
+                    price: d.price,
+                    outcome: reason.clone(),
+                    upstream_status: e.status,
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    ttft_ms: None,
+                    usage: None,
+                    usage_estimated: false,
+                    reached_cloud: e.kind != ProviderErrorKind::Connect,
+                });
                 decisions.push(Decision {
                     cloud: d.cloud.clone(),
                     outcome: Outcome::Failed(reason),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod ingress;
 pub mod metrics;
+pub mod outcome;
 pub mod request_id;
 pub mod state;
 

@@ -5,6 +5,7 @@
 use crate::auth::KeyCache;
 use crate::cloud_state::CloudStates;
 use crate::metrics::Metrics;
+use crate::outcome::OutcomeSink;
 use anycloud_config::{Config, TenantConfig};
 use anycloud_providers::Providers;
 use anycloud_router::RoutingTable;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub key_cache: KeyCache,
     pub clouds: CloudStates,
     pub metrics: Metrics,
+    /// Where finished requests go (ledger, audit, …).
+    pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     tenants: HashMap<String, Arc<TenantConfig>>,
 }
 
@@ -35,6 +38,15 @@ pub enum StartError {
 impl AppState {
     /// Builds the state and syncs the configured tenants into the store.
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<Arc<AppState>, StartError> {
+        Self::build_with_sinks(config, store, Vec::new()).await
+    }
+
+    /// Like [`AppState::build`], with sinks that see every finished request.
+    pub async fn build_with_sinks(
+        config: Config,
+        store: Arc<dyn Store>,
+        sinks: Vec<Arc<dyn OutcomeSink>>,
+    ) -> Result<Arc<AppState>, StartError> {
         let providers = Providers::from_config(&config.clouds)?;
         let records: Vec<TenantRecord> = config
             .tenants
@@ -60,6 +72,7 @@ impl AppState {
             key_cache: KeyCache::default(),
             clouds,
             metrics: Metrics::new(),
+            sinks: sinks.into(),
             tenants,
         }))
     }

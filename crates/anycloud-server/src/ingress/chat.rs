@@ -6,6 +6,7 @@ use crate::auth::{authenticate, Principal};
 use crate::body::read_json;
 use crate::dispatch::{failover, open_stream};
 use crate::error::ApiError;
+use crate::outcome::Tracker;
 use crate::request_id::{RequestId, RouteInfo};
 use crate::state::AppState;
 use anycloud_providers::openai::convert::{request_from_wire, response_to_wire};
@@ -32,10 +33,20 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
         model: "unknown".into(),
         cloud: "none".into(),
     };
-    let mut resp = match run(&state, rid, req, &mut info).await {
+    let mut tracker = None;
+    let mut resp = match run(&state, rid, req, &mut info, &mut tracker).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let Some(t) = &tracker {
+                t.set_route(e.route());
+            }
+            e.into_response()
+        }
     };
+    // A streamed response finishes its own tracker when the stream ends.
+    if let Some(t) = tracker {
+        t.finish(resp.status().as_u16());
+    }
     resp.extensions_mut().insert(info);
     resp
 }
@@ -45,9 +56,18 @@ async fn run(
     rid: String,
     req: Request,
     info: &mut RouteInfo,
+    tracker_slot: &mut Option<Arc<Tracker>>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let principal: Principal = authenticate(state, &parts.headers).await?;
+    let tracker = Arc::new(Tracker::new(
+        state.sinks.clone(),
+        rid.clone(),
+        info.api,
+        principal.tenant.name.clone(),
+        principal.key_id.clone(),
+    ));
+    *tracker_slot = Some(tracker.clone());
     let wire: ChatCompletionRequest = read_json(body, state.config.server.max_body_bytes).await?;
     let include_usage = wire
         .stream_options
@@ -57,6 +77,7 @@ async fn run(
     let chat =
         request_from_wire(wire).map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))?;
     info.model = state.model_label(&chat.model);
+    tracker.set_model(&info.model);
     let estimate = chat.estimate_input_tokens() + u64::from(chat.params.max_tokens.unwrap_or(0));
     let plan = super::plan(
         state,
@@ -81,10 +102,13 @@ async fn run(
             &plan,
             &chat.model,
             deadline,
+            &tracker,
             move |p, d| async move { p.chat(&d.target, chat_ref, ctx_ref).await },
         )
         .await?;
         info.cloud = served.cloud.clone();
+        tracker.set_route(&served.decisions);
+        tracker.complete_ok_attempt(Some(served.value.usage), false, None);
         let wire = response_to_wire(&served.value, &chat.model, &id, created);
         let mut resp = axum::Json(wire).into_response();
         super::stamp(&mut resp, &served.cloud, &served.decisions);
@@ -95,15 +119,29 @@ async fn run(
     let ctx = Arc::new(ctx);
     let served = {
         let (chat, ctx) = (chat.clone(), ctx.clone());
-        failover(state, &plan, &chat.model.clone(), deadline, move |p, d| {
-            open_stream(p, d.target, chat.clone(), ctx.clone())
-        })
+        failover(
+            state,
+            &plan,
+            &chat.model.clone(),
+            deadline,
+            &tracker,
+            move |p, d| open_stream(p, d.target, chat.clone(), ctx.clone()),
+        )
         .await?
     };
     info.cloud = served.cloud.clone();
+    tracker.set_route(&served.decisions);
+    let ttft_ms = tracker.elapsed_ms();
     let (first, rest) = served.value;
     let encoder = ChunkEncoder::new(id, created, chat.model.clone(), include_usage);
-    let body = Body::from_stream(sse_body(encoder, first, rest));
+    // The stream now owns the tracker and finishes it when it ends.
+    let tracker = tracker_slot.take().unwrap_or(tracker);
+    let finish = StreamFinish {
+        tracker,
+        input_estimate: chat.estimate_input_tokens(),
+        ttft_ms,
+    };
+    let body = Body::from_stream(sse_body(encoder, first, rest, finish));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
@@ -115,11 +153,43 @@ async fn run(
     Ok(resp)
 }
 
+/// Reports a stream's usage and end to its tracker, however it ends.
+struct StreamFinish {
+    tracker: Arc<Tracker>,
+    input_estimate: u64,
+    ttft_ms: u64,
+}
+
 struct StreamState {
     encoder: ChunkEncoder,
     first: Option<StreamEvent>,
     rest: EventStream,
     buf: BytesMut,
+    finish: StreamFinish,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        // Usage from the cloud when it sent some, else an estimate (flagged).
+        let (usage, estimated) = match self.encoder.usage() {
+            Some(u) => (u, false),
+            None => (
+                anycloud_types::Usage {
+                    input_tokens: self.finish.input_estimate,
+                    output_tokens: self.encoder.output_chars().div_ceil(4),
+                    ..Default::default()
+                },
+                true,
+            ),
+        };
+        let f = &self.finish;
+        f.tracker
+            .complete_ok_attempt(Some(usage), estimated, Some(f.ttft_ms));
+        // 200 if the stream ran to its end (even with an error event: the
+        // client got a 200), 499 if the client went away first.
+        f.tracker
+            .finish(if self.encoder.is_done() { 200 } else { 499 });
+    }
 }
 
 /// Relays events chunk by chunk: one upstream event → one client write,
@@ -128,12 +198,14 @@ fn sse_body(
     encoder: ChunkEncoder,
     first: StreamEvent,
     rest: EventStream,
+    finish: StreamFinish,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
     let st = StreamState {
         encoder,
         first: Some(first),
         rest,
         buf: BytesMut::with_capacity(512),
+        finish,
     };
     futures::stream::unfold(st, |mut st| async move {
         if st.encoder.is_done() {

@@ -35,6 +35,7 @@ pub struct ChunkEncoder {
     include_usage: bool,
     role_sent: bool,
     usage: Option<Usage>,
+    output_chars: u64,
     done: bool,
 }
 
@@ -47,6 +48,7 @@ impl ChunkEncoder {
             include_usage,
             role_sent: false,
             usage: None,
+            output_chars: 0,
             done: false,
         }
     }
@@ -54,6 +56,12 @@ impl ChunkEncoder {
     /// The usage seen so far (for metering when the stream ends).
     pub fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+
+    /// Characters of text and tool arguments relayed, for a usage estimate
+    /// when the cloud sends none.
+    pub fn output_chars(&self) -> u64 {
+        self.output_chars
     }
 
     pub fn is_done(&self) -> bool {
@@ -111,6 +119,7 @@ impl ChunkEncoder {
         match ev {
             StreamEvent::Start { .. } => self.ensure_role(out),
             StreamEvent::TextDelta { text } => {
+                self.output_chars += text.len() as u64;
                 self.ensure_role(out);
                 if !text.is_empty() {
                     self.chunk(
@@ -143,6 +152,7 @@ impl ChunkEncoder {
                 );
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
+                self.output_chars += arguments.len() as u64;
                 self.ensure_role(out);
                 self.chunk(
                     Some(Delta {

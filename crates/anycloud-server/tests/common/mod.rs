@@ -15,6 +15,8 @@ pub struct Gateway {
     pub narrow_key: String,
     pub eu_key: String,
     pub state: Arc<anycloud_server::AppState>,
+    /// Every finished request, as the ledger and audit log see them.
+    pub outcomes: Arc<anycloud_server::outcome::MemorySink>,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -136,7 +138,9 @@ jurisdictions = ["eu"]
     let path = dir.path().join("anycloud.toml");
     let config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
     let store = anycloud_store::open(&config.store.url).await.unwrap();
-    let state = anycloud_server::AppState::build(config, store.clone())
+    let outcomes = Arc::new(anycloud_server::outcome::MemorySink::default());
+    let sink: Arc<dyn anycloud_server::outcome::OutcomeSink> = outcomes.clone();
+    let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), vec![sink])
         .await
         .unwrap();
     let mut keys = Vec::new();
@@ -164,6 +168,7 @@ jurisdictions = ["eu"]
         narrow_key: keys[1].clone(),
         eu_key: keys[2].clone(),
         state,
+        outcomes,
         http: reqwest::Client::new(),
         _dir: dir,
         _stop: tx,
@@ -171,6 +176,18 @@ jurisdictions = ["eu"]
 }
 
 impl Gateway {
+    /// Outcomes recorded so far (waits briefly for streams to finish).
+    pub async fn outcomes(&self, n: usize) -> Vec<anycloud_server::outcome::RequestOutcome> {
+        for _ in 0..200 {
+            let got = self.outcomes.outcomes.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.outcomes.outcomes.lock().unwrap().clone()
+    }
+
     pub fn upstream_requests(&self) -> usize {
         self.azure.request_count() + self.local.request_count()
     }

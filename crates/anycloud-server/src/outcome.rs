@@ -1,0 +1,232 @@
+//! What happened to one client request, handed to the ledger, the audit log
+//! and anything else that must see every request — off the hot path.
+//!
+//! A handler creates a [`Tracker`] once it knows the principal, the
+//! dispatcher reports every upstream attempt into it, and the request ends
+//! with exactly one [`Tracker::finish`] — for streams when the stream ends,
+//! fails, or the client goes away (the tracker's `Drop` finishes it with
+//! status 499). Finishing builds a [`RequestOutcome`] and hands it to every
+//! [`OutcomeSink`]; sinks must not block (they enqueue to a batched writer).
+
+use anycloud_config::Price;
+use anycloud_router::Decision;
+use anycloud_types::Usage;
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One attempt that reached (or tried to reach) a cloud.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub at: DateTime<Utc>,
+    pub cloud: String,
+    /// The deployment's cloud-side id.
+    pub deployment: String,
+    pub price: Price,
+    /// `ok` or a reason code (`upstream_503`, `timeout`, `connect`, …).
+    pub outcome: String,
+    /// Upstream HTTP status when there was one.
+    pub upstream_status: Option<u16>,
+    pub latency_ms: u64,
+    /// Time to the first token (first stream event), streams only.
+    pub ttft_ms: Option<u64>,
+    /// Usage as the cloud reported it, when it did.
+    pub usage: Option<Usage>,
+    /// True when `usage` is the gateway's estimate, not the cloud's count.
+    pub usage_estimated: bool,
+    /// Whether the attempt reached the cloud (connect errors did not).
+    pub reached_cloud: bool,
+}
+
+impl AttemptRecord {
+    /// Cost in USD at the deployment's price (0 without usage).
+    pub fn cost_usd(&self) -> f64 {
+        self.usage.map(|u| self.price.cost(&u)).unwrap_or(0.0)
+    }
+}
+
+/// The whole request, as sinks see it.
+#[derive(Debug, Clone)]
+pub struct RequestOutcome {
+    pub request_id: String,
+    pub at: DateTime<Utc>,
+    pub api: &'static str,
+    pub tenant: String,
+    pub key_id: String,
+    /// The public model name (as configured; `unknown` otherwise).
+    pub model: String,
+    /// Every decline and attempt, in the order considered.
+    pub route: Vec<Decision>,
+    pub attempts: Vec<AttemptRecord>,
+    /// The status the client got (499 if it went away mid-stream).
+    pub status: u16,
+    pub latency_ms: u64,
+}
+
+impl RequestOutcome {
+    /// The serving cloud, if any attempt succeeded.
+    pub fn cloud(&self) -> Option<&str> {
+        self.attempts
+            .iter()
+            .find(|a| a.outcome == "ok")
+            .map(|a| a.cloud.as_str())
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut total = Usage::default();
+        for u in self.attempts.iter().filter_map(|a| a.usage) {
+            total.input_tokens += u.input_tokens;
+            total.output_tokens += u.output_tokens;
+            total.cached_input_tokens += u.cached_input_tokens;
+            total.cache_write_tokens += u.cache_write_tokens;
+            total.reasoning_tokens += u.reasoning_tokens;
+        }
+        total
+    }
+
+    pub fn cost_usd(&self) -> f64 {
+        self.attempts.iter().map(AttemptRecord::cost_usd).sum()
+    }
+}
+
+/// Receives finished requests. Must return quickly: enqueue, don't write.
+pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
+    fn record(&self, outcome: &RequestOutcome);
+}
+
+#[derive(Debug)]
+struct Inner {
+    route: Vec<Decision>,
+    attempts: Vec<AttemptRecord>,
+    model: String,
+    finished: bool,
+}
+
+/// Collects one request's attempts and finishes it exactly once.
+#[derive(Debug)]
+pub struct Tracker {
+    sinks: Arc<[Arc<dyn OutcomeSink>]>,
+    request_id: String,
+    api: &'static str,
+    tenant: String,
+    key_id: String,
+    at: DateTime<Utc>,
+    started: Instant,
+    // std Mutex: held for a push or a take, never across an await.
+    inner: Mutex<Inner>,
+}
+
+impl Tracker {
+    pub fn new(
+        sinks: Arc<[Arc<dyn OutcomeSink>]>,
+        request_id: String,
+        api: &'static str,
+        tenant: String,
+        key_id: String,
+    ) -> Tracker {
+        Tracker {
+            sinks,
+            request_id,
+            api,
+            tenant,
+            key_id,
+            at: Utc::now(),
+            started: Instant::now(),
+            inner: Mutex::new(Inner {
+                route: Vec::new(),
+                attempts: Vec::new(),
+                model: "unknown".into(),
+                finished: false,
+            }),
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub fn set_model(&self, model: &str) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.model = model.to_string();
+        }
+    }
+
+    pub fn set_route(&self, route: &[Decision]) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.route = route.to_vec();
+        }
+    }
+
+    pub fn attempt(&self, a: AttemptRecord) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.attempts.push(a);
+        }
+    }
+
+    /// Updates the successful attempt once a stream has ended: its usage
+    /// (or an estimate) and time to first token.
+    pub fn complete_ok_attempt(&self, usage: Option<Usage>, estimated: bool, ttft_ms: Option<u64>) {
+        if let Ok(mut i) = self.inner.lock() {
+            if let Some(a) = i.attempts.iter_mut().rev().find(|a| a.outcome == "ok") {
+                a.usage = usage;
+                a.usage_estimated = estimated;
+                if ttft_ms.is_some() {
+                    a.ttft_ms = ttft_ms;
+                }
+                a.latency_ms = a.latency_ms.max(ttft_ms.unwrap_or(0));
+            }
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Ends the request with the status the client saw. Later calls (and the
+    /// drop guard) do nothing.
+    pub fn finish(&self, status: u16) {
+        let outcome = {
+            let Ok(mut i) = self.inner.lock() else { return };
+            if i.finished {
+                return;
+            }
+            i.finished = true;
+            RequestOutcome {
+                request_id: self.request_id.clone(),
+                at: self.at,
+                api: self.api,
+                tenant: self.tenant.clone(),
+                key_id: self.key_id.clone(),
+                model: std::mem::take(&mut i.model),
+                route: std::mem::take(&mut i.route),
+                attempts: std::mem::take(&mut i.attempts),
+                status,
+                latency_ms: self.started.elapsed().as_millis() as u64,
+            }
+        };
+        for sink in self.sinks.iter() {
+            sink.record(&outcome);
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        // A stream whose client went away never reached `finish`.
+        self.finish(499);
+    }
+}
+
+/// A sink that keeps outcomes in memory (tests, and the demo's recent view).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub outcomes: Mutex<Vec<RequestOutcome>>,
+}
+
+impl OutcomeSink for MemorySink {
+    fn record(&self, outcome: &RequestOutcome) {
+        if let Ok(mut v) = self.outcomes.lock() {
+            v.push(outcome.clone());
+        }
+    }
+}
