@@ -313,11 +313,6 @@ def test_embeddings_single_string_and_dimensions(gateway):
     assert len(small.data[0].embedding) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: a model with no embeddings deployment answers 503 no_cloud_available "
-    "('No cloud can serve this request now'), which SDKs retry, instead of a 4xx",
-)
 def test_embeddings_on_chat_only_model_is_refused_before_any_cloud(gateway):
     before = gateway.request_counts()
     with pytest.raises(openai.APIStatusError) as ei:
@@ -476,11 +471,6 @@ def test_bad_chat_request_is_400_and_never_reaches_a_cloud(gateway, name):
     assert gateway.request_counts() == before, f"{name} reached a cloud"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: a tool_choice naming a function not in `tools` is forwarded; the cloud answers 400 "
-    "(route `local-openai:failed(upstream_400)`), so a bad request reaches a cloud",
-)
 def test_tool_choice_for_unknown_function_never_reaches_a_cloud(gateway):
     before = gateway.request_counts()
     r = raw(
