@@ -54,6 +54,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks the key revoked and returns it; `None` if there is no such key. Idempotent: a
     /// second revocation keeps the first `revoked_at`.
     async fn revoke_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Stores (or replaces, for the same tenant) a Responses API document.
+    async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError>;
+
+    /// The tenant's stored response, if it exists and has not expired. Another tenant's id
+    /// reads as absent.
+    async fn get_response(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>, StoreError>;
+
+    /// Deletes the tenant's stored response; false if there was none.
+    async fn delete_response(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes every response that expired at or before `now`; returns how many.
+    async fn purge_responses(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// A stored Responses API document. `body` is opaque to the store: the server seals
+/// (encrypts) it before storing, and `key_id` names the key that did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub id: String,
+    pub tenant: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub key_id: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// A tenant as the store keeps it: its name and its policy from the config, as JSON.

@@ -22,7 +22,9 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use crate::{KeyRecord, NewKey, Store, StoreError, TenantRecord};
+mod responses;
+
+use crate::{KeyRecord, NewKey, Store, StoreError, StoredResponse, TenantRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -220,6 +222,27 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
+        self.put_response_sql(r).await
+    }
+
+    async fn get_response(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        self.get_response_sql(tenant, id, now).await
+    }
+
+    async fn delete_response(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        self.delete_response_sql(tenant, id).await
+    }
+
+    async fn purge_responses(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.purge_responses_sql(now).await
     }
 }
 
