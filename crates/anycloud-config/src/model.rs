@@ -26,6 +26,29 @@ pub struct Config {
     pub agreements: AgreementsConfig,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    #[serde(default)]
+    pub responses: ResponsesConfig,
+}
+
+/// Stored state of the Responses API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesConfig {
+    /// Days a stored response is kept; expired ones are purged.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig {
+            retention_days: default_retention_days(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

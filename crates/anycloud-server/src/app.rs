@@ -32,6 +32,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(ingress::chat::handle))
         .route("/v1/embeddings", post(ingress::embeddings::handle))
+        .route("/v1/responses", post(ingress::responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(ingress::responses::retrieve).delete(ingress::responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(ingress::responses::input_items),
+        )
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
         .route("/healthz", get(health::healthz))

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod chat_stream;
 pub mod embeddings;
 pub mod models;
+pub mod responses;
 
 use crate::error::ApiError;
 use crate::metrics::DeclineLabels;
