@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -214,13 +214,26 @@ fn sse_body(
         if let Some(ev) = st.first.take() {
             st.encoder.event(ev, &mut st.buf);
         } else {
-            match st.rest.next().await {
-                Some(Ok(ev)) => st.encoder.event(ev, &mut st.buf),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, reason = %e.reason_code(), "stream failed after first byte");
-                    st.encoder.error(&e, &mut st.buf);
+            // Wait for one event, then take every event already decoded
+            // without waiting, so a burst leaves in one write.
+            let mut next = st.rest.next().await;
+            loop {
+                match next {
+                    Some(Ok(ev)) => st.encoder.event(ev, &mut st.buf),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, reason = %e.reason_code(), "stream failed after first byte");
+                        st.encoder.error(&e, &mut st.buf);
+                        break;
+                    }
+                    None => {
+                        st.encoder.finish(&mut st.buf);
+                        break;
+                    }
                 }
-                None => st.encoder.finish(&mut st.buf),
+                match st.rest.next().now_or_never() {
+                    Some(n) => next = n,
+                    None => break,
+                }
             }
         }
         let bytes = take(&mut st.buf);
