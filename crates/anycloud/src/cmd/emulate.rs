@@ -1,9 +1,17 @@
 //! `anycloud emulate --port P [--cloud C]`: the cloud emulators alone.
 
-use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig};
+use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig, OCI_TEST_KEY_FINGERPRINT};
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+
+/// The OCI emulator's identity; requests must be signed with
+/// `anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM` under this key id.
+pub const OCI_TENANCY: &str = "ocid1.tenancy.oc1..demotenancy";
+pub const OCI_USER: &str = "ocid1.user.oc1..demouser";
+pub const OCI_COMPARTMENT: &str = "ocid1.compartment.oc1..democompartment";
+pub const OCI_KEY_FINGERPRINT_FOR_DEMO: &str = OCI_TEST_KEY_FINGERPRINT;
+pub const OCI_MODEL: &str = "meta.llama-3.3-70b-instruct";
 
 pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
     let models = vec![
@@ -32,6 +40,17 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 client_id: "demo-client".into(),
                 client_secret: "demo-secret".into(),
             }),
+        ),
+        (
+            "oci",
+            EmulatorConfig::oci(
+                "oci-eu",
+                OCI_TENANCY,
+                OCI_USER,
+                OCI_KEY_FINGERPRINT_FOR_DEMO,
+                OCI_COMPARTMENT,
+                vec![OCI_MODEL.to_string()],
+            ),
         ),
     ]
 }
