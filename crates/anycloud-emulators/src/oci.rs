@@ -99,7 +99,12 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
         _ => return not_found(req),
     };
     let Some(cfg) = shared.config.oci.as_ref() else {
-        return oci_error(req, 500, "InternalServerError", "emulator has no OCI config");
+        return oci_error(
+            req,
+            500,
+            "InternalServerError",
+            "emulator has no OCI config",
+        );
     };
     if let Err(reason) = oci_sig::verify(cfg, req) {
         tracing::debug!(%reason, "oci emulator rejected a signature");
@@ -152,7 +157,11 @@ fn serving_mode(shared: &Shared, body: &Map<String, Value>) -> Result<String, Se
             Some("DEDICATED") => ("endpointId", |id| {
                 id.starts_with("ocid1.generativeaiendpoint")
             }),
-            _ => return Err(invalid("servingMode.servingType must be ON_DEMAND or DEDICATED.")),
+            _ => {
+                return Err(invalid(
+                    "servingMode.servingType must be ON_DEMAND or DEDICATED.",
+                ))
+            }
         };
     let id = mode
         .get(field)
@@ -207,7 +216,10 @@ fn parse_generic(chat: &Map<String, Value>) -> Result<Generic, String> {
         .flatten()
         .enumerate()
     {
-        let name = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
+        let name = t
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
         match (t.get("type").and_then(Value::as_str), name) {
             (Some("FUNCTION"), Some(name)) => tools.push(json!({"type": "function",
                 "function": {"name": name, "parameters": t.get("parameters").cloned().unwrap_or(json!({}))}})),
@@ -222,7 +234,11 @@ fn parse_generic(chat: &Map<String, Value>) -> Result<Generic, String> {
             Some("REQUIRED") => json!("required"),
             Some("FUNCTION") => json!({"type": "function", "function": {"name":
                 c.get("name").and_then(Value::as_str).ok_or("chatRequest.toolChoice.name is required.")?}}),
-            _ => return Err("chatRequest.toolChoice.type must be AUTO, NONE, REQUIRED or FUNCTION.".into()),
+            _ => {
+                return Err(
+                    "chatRequest.toolChoice.type must be AUTO, NONE, REQUIRED or FUNCTION.".into(),
+                )
+            }
         }),
     };
     let max_tokens = match chat.get("maxTokens") {
@@ -235,7 +251,9 @@ fn parse_generic(chat: &Map<String, Value>) -> Result<Generic, String> {
     };
     let stream = match chat.get("isStream") {
         None | Some(Value::Null) => false,
-        Some(v) => v.as_bool().ok_or("chatRequest.isStream must be a boolean.")?,
+        Some(v) => v
+            .as_bool()
+            .ok_or("chatRequest.isStream must be a boolean.")?,
     };
     let include_usage = chat
         .get("streamOptions")
@@ -301,7 +319,8 @@ fn parse_message(m: &Value) -> Result<Value, String> {
         for c in calls.as_array().ok_or("toolCalls must be an array.")? {
             let field = |k: &str| c.get(k).and_then(Value::as_str);
             match (field("id"), field("name"), field("arguments")) {
-                (Some(id), Some(name), Some(args)) => wire.push(json!({"id": id, "type": "function",
+                (Some(id), Some(name), Some(args)) => wire
+                    .push(json!({"id": id, "type": "function",
                     "function": {"name": name, "arguments": args}})),
                 _ => return Err("each toolCall needs id, name and arguments (JSON text).".into()),
             }
@@ -460,13 +479,19 @@ mod tests {
     fn generic_messages_are_validated() {
         let ok = json!({"role": "USER", "content": [{"type": "TEXT", "text": "a"},
             {"type": "IMAGE", "imageUrl": {"url": "data:image/png;base64,AA"}}]});
-        assert_eq!(parse_message(&ok).unwrap(), json!({"role": "user", "content": "a"}));
+        assert_eq!(
+            parse_message(&ok).unwrap(),
+            json!({"role": "user", "content": "a"})
+        );
         assert!(parse_message(&json!({"role": "user", "content": []})).is_err());
         assert!(parse_message(&json!({"role": "USER", "content": [{"type": "AUDIO"}]})).is_err());
         assert!(parse_message(&json!({"role": "TOOL", "content": []})).is_err());
         assert!(parse_message(&json!({"role": "USER"})).is_err());
         let call = json!({"role": "ASSISTANT", "toolCalls": [{"id": "c", "type": "FUNCTION",
             "name": "f", "arguments": "{}"}]});
-        assert_eq!(parse_message(&call).unwrap()["tool_calls"][0]["function"]["name"], "f");
+        assert_eq!(
+            parse_message(&call).unwrap()["tool_calls"][0]["function"]["name"],
+            "f"
+        );
     }
 }

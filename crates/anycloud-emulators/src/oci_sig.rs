@@ -51,12 +51,7 @@ pub(crate) fn verify(cfg: &OciConfig, req: &Incoming) -> Result<(), String> {
         .header("authorization")
         .ok_or("missing Authorization header")?;
     let params = parse_params(header)?;
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("version").is_some_and(|v| v != "1") {
         return Err("unsupported signature version".into());
     }

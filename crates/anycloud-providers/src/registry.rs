@@ -68,10 +68,12 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
         ProviderKind::Oci => Ok(Arc::new(crate::oci::OciProvider::new(cloud)?)),
-        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Anthropic => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Anthropic => {
+            Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                format!("provider {} is not available yet", cloud.provider),
+            ))
+        }
     }
 }
 

@@ -37,7 +37,11 @@ async fn emulator() -> EmulatorHandle {
 }
 
 /// Writes `pem` to a temp file and builds the provider with it.
-fn provider_with(h: &EmulatorHandle, pem: &str, compartment: &str) -> (Arc<dyn Provider>, tempfile::TempDir) {
+fn provider_with(
+    h: &EmulatorHandle,
+    pem: &str,
+    compartment: &str,
+) -> (Arc<dyn Provider>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("oci_api_key.pem");
     std::fs::write(&key, pem).unwrap();
@@ -84,12 +88,17 @@ async fn on_demand_chat_is_signed_and_answered() {
     assert!(sent.header("authorization").unwrap().starts_with(&format!(
         "Signature version=\"1\",keyId=\"{TENANCY}/{USER}/{OCI_TEST_KEY_FINGERPRINT}\",algorithm=\"rsa-sha256\""
     )));
-    assert_eq!(sent.body["servingMode"], json!({"servingType": "ON_DEMAND", "modelId": MODEL}));
+    assert_eq!(
+        sent.body["servingMode"],
+        json!({"servingType": "ON_DEMAND", "modelId": MODEL})
+    );
     assert_eq!(sent.body["compartmentId"], COMPARTMENT);
     assert_eq!(sent.body["chatRequest"]["apiFormat"], "GENERIC");
     assert_eq!(sent.body["chatRequest"]["topK"], 5);
-    assert_eq!(sent.body["chatRequest"]["messages"][0],
-        json!({"role": "USER", "content": [{"type": "TEXT", "text": "hello oracle"}]}));
+    assert_eq!(
+        sent.body["chatRequest"]["messages"][0],
+        json!({"role": "USER", "content": [{"type": "TEXT", "text": "hello oracle"}]})
+    );
 }
 
 #[tokio::test]
@@ -104,10 +113,18 @@ async fn dedicated_endpoint_and_tool_round_trip() {
         json!({"servingType": "DEDICATED", "endpointId": ENDPOINT})
     );
     assert_eq!(out.finish_reason, FinishReason::ToolCalls);
-    let anycloud_types::ContentBlock::ToolUse { id, name, arguments } = &out.content[0] else {
+    let anycloud_types::ContentBlock::ToolUse {
+        id,
+        name,
+        arguments,
+    } = &out.content[0]
+    else {
         panic!("tool call expected: {:?}", out.content)
     };
-    assert_eq!((name.as_str(), arguments.as_str()), ("get_weather", "{\"city\":\"Oslo\"}"));
+    assert_eq!(
+        (name.as_str(), arguments.as_str()),
+        ("get_weather", "{\"city\":\"Oslo\"}")
+    );
 
     // Send the result back: the emulator validates TOOL/toolCallId and answers.
     req.messages.push(anycloud_types::Message {
@@ -125,7 +142,10 @@ async fn dedicated_endpoint_and_tool_round_trip() {
         name: None,
     });
     let out = p.chat(ENDPOINT, &req, &ctx()).await.unwrap();
-    assert_eq!(out.text().unwrap(), "Tool result received from oci-eu: 12 C");
+    assert_eq!(
+        out.text().unwrap(),
+        "Tool result received from oci-eu: 12 C"
+    );
 }
 
 #[tokio::test]
@@ -141,14 +161,19 @@ async fn stream_text_finish_and_usage() {
         streamed_text(&events),
         format!("Hello from oci-eu ({MODEL}). You said: stream please")
     );
-    assert!(events.contains(&StreamEvent::Finish { reason: FinishReason::Stop }));
+    assert!(events.contains(&StreamEvent::Finish {
+        reason: FinishReason::Stop
+    }));
     let Some(StreamEvent::Usage(u)) = events.last() else {
         panic!("usage last: {events:?}")
     };
     assert_eq!(u.output_tokens, 8);
     let sent = &h.requests()[0];
     assert_eq!(sent.body["chatRequest"]["isStream"], true);
-    assert_eq!(sent.body["chatRequest"]["streamOptions"]["isIncludeUsage"], true);
+    assert_eq!(
+        sent.body["chatRequest"]["streamOptions"]["isIncludeUsage"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -162,12 +187,18 @@ async fn streamed_tool_call_arguments_are_reassembled() {
     let args: String = events
         .iter()
         .filter_map(|e| match e {
-            StreamEvent::ToolCallDelta { index: 0, arguments } => Some(arguments.as_str()),
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments,
+            } => Some(arguments.as_str()),
             _ => None,
         })
         .collect();
     assert_eq!(args, "{\"city\":\"Oslo\"}");
-    let starts = events.iter().filter(|e| matches!(e, StreamEvent::ToolCallStart { .. })).count();
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::ToolCallStart { .. }))
+        .count();
     assert_eq!(starts, 1);
 }
 
@@ -176,31 +207,56 @@ async fn a_cut_stream_is_an_error_not_an_empty_success() {
     let h = emulator().await;
     h.faults().cut_stream_after(2);
     let (p, _dir) = provider(&h);
-    let (events, err) = drain(p.chat_stream(MODEL, &chat(vec![user("a b c d")]), &ctx()).await.unwrap()).await;
+    let (events, err) = drain(
+        p.chat_stream(MODEL, &chat(vec![user("a b c d")]), &ctx())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(err.is_some(), "{events:?}");
-    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Finish { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Finish { .. })));
 }
 
 #[tokio::test]
 async fn wrong_key_is_rejected_by_the_emulator_and_fails_over() {
     let h = emulator().await;
     let (p, _dir) = provider_with(&h, OTHER_KEY, COMPARTMENT);
-    let e = p.chat(MODEL, &chat(vec![user("hi")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(MODEL, &chat(vec![user("hi")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(401));
     assert!(e.message.contains("NotAuthenticated"), "{}", e.message);
-    assert!(e.message.contains("signature does not verify"), "{}", e.message);
+    assert!(
+        e.message.contains("signature does not verify"),
+        "{}",
+        e.message
+    );
     assert!(e.is_retryable(), "a cloud's bad credentials fail over");
 }
 
 /// Signs a request by hand (as the provider does) and lets the test alter it.
-async fn raw_post(h: &EmulatorHandle, body: &str, sent_body: &str, date: &str) -> (u16, serde_json::Value) {
+async fn raw_post(
+    h: &EmulatorHandle,
+    body: &str,
+    sent_body: &str,
+    date: &str,
+) -> (u16, serde_json::Value) {
     let signer = OciSigner::from_pem(
         format!("{TENANCY}/{USER}/{OCI_TEST_KEY_FINGERPRINT}"),
         OCI_TEST_PRIVATE_KEY_PEM,
     )
     .unwrap();
     let host = h.addr().to_string();
-    let s = signer.sign_post(&host, "/20231130/actions/chat", "application/json", body.as_bytes(), date);
+    let s = signer.sign_post(
+        &host,
+        "/20231130/actions/chat",
+        "application/json",
+        body.as_bytes(),
+        date,
+    );
     let resp = reqwest::Client::new()
         .post(format!("{}/20231130/actions/chat", h.base_url()))
         .header("date", s.date)
@@ -234,9 +290,13 @@ async fn tampered_body_and_stale_date_are_rejected() {
     let (status, body) = raw_post(&h, &good, &body_json("ho"), &now).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "NotAuthenticated");
-    assert!(body["message"].as_str().unwrap().contains("x-content-sha256"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("x-content-sha256"));
 
-    let stale = httpdate::fmt_http_date(std::time::SystemTime::now() - std::time::Duration::from_secs(600));
+    let stale =
+        httpdate::fmt_http_date(std::time::SystemTime::now() - std::time::Duration::from_secs(600));
     let (status, body) = raw_post(&h, &good, &good, &stale).await;
     assert_eq!(status, 401);
     assert!(body["message"].as_str().unwrap().contains("5 minutes"));
@@ -247,14 +307,21 @@ async fn throttling_is_retryable_and_invalid_input_is_the_clients() {
     let h = emulator().await;
     let (p, _dir) = provider(&h);
     h.faults().fail_next(1, 429, Some(3));
-    let e = p.chat(MODEL, &chat(vec![user("hi")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(MODEL, &chat(vec![user("hi")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(429));
     assert!(e.message.contains("TooManyRequests"), "{}", e.message);
     assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(3)));
     assert!(e.is_retryable());
 
     h.faults().fail_next(1, 503, None);
-    assert!(p.chat(MODEL, &chat(vec![user("hi")]), &ctx()).await.unwrap_err().is_retryable());
+    assert!(p
+        .chat(MODEL, &chat(vec![user("hi")]), &ctx())
+        .await
+        .unwrap_err()
+        .is_retryable());
 
     // The emulator's own validation: an empty message list is InvalidParameter.
     let e = p.chat(MODEL, &chat(vec![]), &ctx()).await.unwrap_err();
@@ -268,12 +335,21 @@ async fn throttling_is_retryable_and_invalid_input_is_the_clients() {
 async fn unknown_model_or_compartment_is_not_found_and_fails_over() {
     let h = emulator().await;
     let (p, _dir) = provider(&h);
-    let e = p.chat("meta.no-such-model", &chat(vec![user("hi")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat("meta.no-such-model", &chat(vec![user("hi")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(404));
     assert!(e.message.contains("NotAuthorizedOrNotFound"));
     assert!(e.is_retryable());
     let (p, _dir2) = provider_with(&h, OCI_TEST_PRIVATE_KEY_PEM, "ocid1.compartment.oc1..other");
-    assert_eq!(p.chat(MODEL, &chat(vec![user("hi")]), &ctx()).await.unwrap_err().status, Some(404));
+    assert_eq!(
+        p.chat(MODEL, &chat(vec![user("hi")]), &ctx())
+            .await
+            .unwrap_err()
+            .status,
+        Some(404)
+    );
 }
 
 #[tokio::test]
@@ -282,7 +358,10 @@ async fn embeddings() {
     let (p, _dir) = provider(&h);
     let req = EmbeddingsRequest {
         model: "public-embed".into(),
-        inputs: vec![EmbeddingInput::Text("one".into()), EmbeddingInput::Text("two".into())],
+        inputs: vec![
+            EmbeddingInput::Text("one".into()),
+            EmbeddingInput::Text("two".into()),
+        ],
         dimensions: None,
         user: None,
     };
@@ -303,13 +382,22 @@ async fn bad_key_files_fail_at_build_time() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k.pem");
     std::fs::write(&key, "not a key").unwrap();
-    let c = cloud(json!({"name": "o", "provider": "oci", "region": "us-chicago-1",
+    let c = cloud(
+        json!({"name": "o", "provider": "oci", "region": "us-chicago-1",
         "tenancy": TENANCY, "user": USER, "fingerprint": "f", "key_file": key.to_str().unwrap(),
-        "compartment_id": COMPARTMENT}));
+        "compartment_id": COMPARTMENT}),
+    );
     let e = build_provider(&c).unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::Unsupported);
-    assert!(e.message.contains("not a PEM RSA private key"), "{}", e.message);
+    assert!(
+        e.message.contains("not a PEM RSA private key"),
+        "{}",
+        e.message
+    );
     let mut c = c;
     c.key_file = Some(dir.path().join("missing.pem").to_str().unwrap().into());
-    assert!(build_provider(&c).unwrap_err().message.contains("cannot read key_file"));
+    assert!(build_provider(&c)
+        .unwrap_err()
+        .message
+        .contains("cannot read key_file"));
 }

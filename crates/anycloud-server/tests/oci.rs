@@ -121,7 +121,11 @@ async fn openai_chat_json_through_oci() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        r.headers().get("x-anycloud-cloud").unwrap().to_str().unwrap(),
+        r.headers()
+            .get("x-anycloud-cloud")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "oci-eu"
     );
     let v: Value = r.json().await.unwrap();
@@ -135,7 +139,10 @@ async fn openai_chat_json_through_oci() {
     assert_eq!(v["usage"]["completion_tokens"], 8);
     // The cloud saw a signed GENERIC request with both messages.
     let sent = &gw.oci.requests()[0];
-    assert!(sent.header("authorization").unwrap().starts_with("Signature "));
+    assert!(sent
+        .header("authorization")
+        .unwrap()
+        .starts_with("Signature "));
     assert_eq!(sent.body["chatRequest"]["messages"][0]["role"], "SYSTEM");
 }
 

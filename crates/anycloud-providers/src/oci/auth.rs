@@ -67,19 +67,22 @@ impl OciSigner {
     /// `{tenancy}/{user}/{fingerprint}`.
     pub fn from_pem(key_id: String, pem: &str) -> Result<OciSigner, String> {
         if pem.contains("ENCRYPTED") {
-            return Err("the private key is encrypted; pass-phrase keys are not supported, \
+            return Err(
+                "the private key is encrypted; pass-phrase keys are not supported, \
                         export it unencrypted (openssl rsa -in key.pem -out key-plain.pem)"
-                .into());
+                    .into(),
+            );
         }
         let key = if pem.contains("BEGIN RSA PRIVATE KEY") {
             RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| format!("not a PKCS#1 RSA key: {e}"))?
         } else if pem.contains("BEGIN PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs8_pem(pem)
-                .map_err(|e| format!("not a PKCS#8 RSA key: {e}"))?
+            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| format!("not a PKCS#8 RSA key: {e}"))?
         } else {
-            return Err("not a PEM RSA private key (expected BEGIN RSA PRIVATE KEY or \
+            return Err(
+                "not a PEM RSA private key (expected BEGIN RSA PRIVATE KEY or \
                         BEGIN PRIVATE KEY)"
-                .into());
+                    .into(),
+            );
         };
         let bits = rsa::traits::PublicKeyParts::size(&key) * 8;
         if bits < MIN_KEY_BITS {
@@ -95,11 +98,8 @@ impl OciSigner {
 
     /// Reads `key_file` and builds the signer; errors name the cloud and the
     /// file, never the key's contents.
-    pub fn from_config(
-        cloud: &anycloud_config::CloudConfig,
-    ) -> Result<OciSigner, ProviderError> {
-        let unsupported =
-            |m: String| ProviderError::new(ProviderErrorKind::Unsupported, m);
+    pub fn from_config(cloud: &anycloud_config::CloudConfig) -> Result<OciSigner, ProviderError> {
+        let unsupported = |m: String| ProviderError::new(ProviderErrorKind::Unsupported, m);
         let field = |v: &Option<String>, name: &str| {
             v.clone()
                 .filter(|s| !s.is_empty())
@@ -110,7 +110,10 @@ impl OciSigner {
         let fingerprint = field(&cloud.fingerprint, "fingerprint")?;
         let path = field(&cloud.key_file, "key_file")?;
         let pem = std::fs::read_to_string(&path).map_err(|e| {
-            unsupported(format!("cloud {}: cannot read key_file {path}: {e}", cloud.name))
+            unsupported(format!(
+                "cloud {}: cannot read key_file {path}: {e}",
+                cloud.name
+            ))
         })?;
         OciSigner::from_pem(format!("{tenancy}/{user}/{fingerprint}"), &pem)
             .map_err(|e| unsupported(format!("cloud {}: key_file {path}: {e}", cloud.name)))
@@ -224,7 +227,10 @@ mod tests {
             DATE,
         );
         assert_eq!(h.date, DATE);
-        assert_eq!(h.x_content_sha256, "k6I5cakU5erL8KjSUVTNownDwccvu5kU1Hxg88toFYg=");
+        assert_eq!(
+            h.x_content_sha256,
+            "k6I5cakU5erL8KjSUVTNownDwccvu5kU1Hxg88toFYg="
+        );
         assert_eq!(
             h.authorization,
             format!(
@@ -232,7 +238,13 @@ mod tests {
             )
         );
         // A different body gives a different signature.
-        let other = signer().sign_post(HOST, "/20231130/actions/chat", "application/json", b"{}", DATE);
+        let other = signer().sign_post(
+            HOST,
+            "/20231130/actions/chat",
+            "application/json",
+            b"{}",
+            DATE,
+        );
         assert!(!other.authorization.contains(OPENSSL_SIGNATURE));
     }
 
@@ -253,6 +265,9 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("PKCS#1"), "{e}");
         let dbg = format!("{:?}", signer());
-        assert!(dbg.contains("[redacted]") && !dbg.contains("BEGIN"), "{dbg}");
+        assert!(
+            dbg.contains("[redacted]") && !dbg.contains("BEGIN"),
+            "{dbg}"
+        );
     }
 }

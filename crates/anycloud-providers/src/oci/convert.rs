@@ -5,8 +5,8 @@
 use super::wire::*;
 use crate::error::{retry_after, ProviderError, ProviderErrorKind};
 use anycloud_types::{
-    ChatRequest, ChatResponse, ContentBlock, EmbeddingInput, EmbeddingsRequest,
-    EmbeddingsResponse, FinishReason, Message, ResponseFormat, Role, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentBlock, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse,
+    FinishReason, Message, ResponseFormat, Role, ToolChoice, Usage,
 };
 use serde_json::json;
 
@@ -152,7 +152,10 @@ fn message_to_wire(m: &Message) -> Result<Vec<MessageWire>, ProviderError> {
                 content,
                 ..
             } => {
-                if content.iter().any(|c| !matches!(c, ContentBlock::Text { .. })) {
+                if content
+                    .iter()
+                    .any(|c| !matches!(c, ContentBlock::Text { .. }))
+                {
                     return Err(unsupported(
                         "oci: tool results can carry text only, not images",
                     ));
@@ -229,7 +232,9 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
         output_tokens: u.completion_tokens,
         cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
         cache_write_tokens: 0,
-        reasoning_tokens: u.completion_tokens_details.map_or(0, |d| d.reasoning_tokens),
+        reasoning_tokens: u
+            .completion_tokens_details
+            .map_or(0, |d| d.reasoning_tokens),
     }
 }
 
@@ -299,7 +304,10 @@ pub fn response_from_wire(
         .unwrap_or_default();
     let finish_reason = match choice.finish_reason.as_deref() {
         Some(r) => finish_reason(r),
-        None if content.iter().any(|b| matches!(b, ContentBlock::ToolUse { .. })) => {
+        None if content
+            .iter()
+            .any(|b| matches!(b, ContentBlock::ToolUse { .. })) =>
+        {
             FinishReason::ToolCalls
         }
         None => FinishReason::Stop,
@@ -412,11 +420,18 @@ pub fn error_from_response(
         .unwrap_or_default();
     let message = match serde_json::from_slice::<OciErrorWire>(body) {
         Ok(e) if !e.code.is_empty() || !e.message.is_empty() => {
-            format!("oci {status} {}: {}{request_id}", e.code, truncate(&e.message))
+            format!(
+                "oci {status} {}: {}{request_id}",
+                e.code,
+                truncate(&e.message)
+            )
         }
         _ => {
             let text = String::from_utf8_lossy(body);
-            format!("oci returned HTTP {status}: {}{request_id}", truncate(text.trim()))
+            format!(
+                "oci returned HTTP {status}: {}{request_id}",
+                truncate(text.trim())
+            )
         }
     };
     ProviderError::upstream(status, message).with_retry_after(retry_after(headers))
@@ -432,7 +447,10 @@ pub fn error_from_stream(code: &str, message: &str) -> ProviderError {
         "ServiceUnavailable" => 503,
         _ => 500,
     };
-    ProviderError::upstream(status, format!("oci stream error {code}: {}", truncate(message)))
+    ProviderError::upstream(
+        status,
+        format!("oci stream error {code}: {}", truncate(message)),
+    )
 }
 
 fn truncate(s: &str) -> String {

@@ -76,8 +76,13 @@ fn full_request_to_wire() {
         frequency_penalty: Some(0.3),
         top_k: Some(40),
     };
-    let w = chat_to_wire(&r, "meta.llama-3.3-70b-instruct", "ocid1.compartment.oc1..c", false)
-        .unwrap();
+    let w = chat_to_wire(
+        &r,
+        "meta.llama-3.3-70b-instruct",
+        "ocid1.compartment.oc1..c",
+        false,
+    )
+    .unwrap();
     let v = serde_json::to_value(&w).unwrap();
     assert_eq!(
         v,
@@ -107,14 +112,23 @@ fn full_request_to_wire() {
 #[test]
 fn dedicated_endpoints_and_streaming_flags() {
     let r = req(vec![msg(Role::User, vec![ContentBlock::text("hi")])]);
-    let w = chat_to_wire(&r, "ocid1.generativeaiendpoint.oc1.eu-frankfurt-1.abc", "c", true).unwrap();
+    let w = chat_to_wire(
+        &r,
+        "ocid1.generativeaiendpoint.oc1.eu-frankfurt-1.abc",
+        "c",
+        true,
+    )
+    .unwrap();
     let v = serde_json::to_value(&w).unwrap();
     assert_eq!(
         v["servingMode"],
         json!({"servingType": "DEDICATED", "endpointId": "ocid1.generativeaiendpoint.oc1.eu-frankfurt-1.abc"})
     );
     assert_eq!(v["chatRequest"]["isStream"], true);
-    assert_eq!(v["chatRequest"]["streamOptions"], json!({"isIncludeUsage": true}));
+    assert_eq!(
+        v["chatRequest"]["streamOptions"],
+        json!({"isIncludeUsage": true})
+    );
     // A model OCID is still on-demand.
     let w = chat_to_wire(&r, "ocid1.generativeaimodel.oc1..m", "c", false).unwrap();
     assert!(matches!(w.serving_mode, ServingMode::OnDemand { .. }));
@@ -157,9 +171,11 @@ fn response_from_wire_text_tools_usage() {
     assert_eq!(out.finish_reason, FinishReason::Stop);
     assert_eq!((out.usage.input_tokens, out.usage.output_tokens), (30, 5));
 
-    let w = result(json!({"chatResponse": {"choices": [{"finishReason": "TOOL_CALLS",
+    let w = result(
+        json!({"chatResponse": {"choices": [{"finishReason": "TOOL_CALLS",
         "message": {"role": "ASSISTANT", "toolCalls": [{"id": "c9", "type": "FUNCTION",
-            "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}]}}]}}));
+            "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}]}}]}}),
+    );
     let out = response_from_wire(w, "rid".into(), "target-x", &r).unwrap();
     assert_eq!(out.model, "target-x");
     assert_eq!(out.finish_reason, FinishReason::ToolCalls);
@@ -207,8 +223,10 @@ fn embeddings_both_ways() {
             "modelId": "cohere.embed-english-v3.0"}, "inputs": ["hello world!"], "truncate": "NONE"})
     );
     let out = embed_from_wire(
-        serde_json::from_value(json!({"id": "x", "embeddings": [[0.5, -0.5]], "modelId": "cohere.embed"}))
-            .unwrap(),
+        serde_json::from_value(
+            json!({"id": "x", "embeddings": [[0.5, -0.5]], "modelId": "cohere.embed"}),
+        )
+        .unwrap(),
         "t",
         &r,
     )
@@ -218,10 +236,16 @@ fn embeddings_both_ways() {
     assert_eq!(out.usage.input_tokens, 3);
     let mut bad = r.clone();
     bad.dimensions = Some(8);
-    assert_eq!(embed_to_wire(&bad, "t", "c").unwrap_err().kind, ProviderErrorKind::Unsupported);
+    assert_eq!(
+        embed_to_wire(&bad, "t", "c").unwrap_err().kind,
+        ProviderErrorKind::Unsupported
+    );
     bad.dimensions = None;
     bad.inputs = vec![EmbeddingInput::Tokens(vec![1, 2])];
-    assert_eq!(embed_to_wire(&bad, "t", "c").unwrap_err().kind, ProviderErrorKind::Unsupported);
+    assert_eq!(
+        embed_to_wire(&bad, "t", "c").unwrap_err().kind,
+        ProviderErrorKind::Unsupported
+    );
     let short = embed_from_wire(EmbedTextResult::default(), "t", &r).unwrap_err();
     assert_eq!(short.kind, ProviderErrorKind::Protocol);
 }
@@ -231,7 +255,11 @@ fn oci_errors_are_classified() {
     let mut h = HeaderMap::new();
     h.insert("opc-request-id", HeaderValue::from_static("ABC/123"));
     h.insert("retry-after", HeaderValue::from_static("2"));
-    let e = error_from_response(429, &h, br#"{"code":"TooManyRequests","message":"Too many requests for the tenant"}"#);
+    let e = error_from_response(
+        429,
+        &h,
+        br#"{"code":"TooManyRequests","message":"Too many requests for the tenant"}"#,
+    );
     assert_eq!(e.status, Some(429));
     assert!(e.is_retryable());
     assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(2)));
@@ -239,7 +267,11 @@ fn oci_errors_are_classified() {
         e.message,
         "oci 429 TooManyRequests: Too many requests for the tenant (opc-request-id ABC/123)"
     );
-    let e = error_from_response(400, &HeaderMap::new(), br#"{"code":"InvalidParameter","message":"bad"}"#);
+    let e = error_from_response(
+        400,
+        &HeaderMap::new(),
+        br#"{"code":"InvalidParameter","message":"bad"}"#,
+    );
     assert_eq!(e.kind, ProviderErrorKind::InvalidRequest);
     assert!(!e.is_retryable());
     for s in [401, 404, 500, 503] {
@@ -247,5 +279,8 @@ fn oci_errors_are_classified() {
         assert!(e.is_retryable(), "{s}");
         assert_eq!(e.kind, ProviderErrorKind::Upstream);
     }
-    assert_eq!(error_from_stream("InvalidParameter", "x").kind, ProviderErrorKind::InvalidRequest);
+    assert_eq!(
+        error_from_stream("InvalidParameter", "x").kind,
+        ProviderErrorKind::InvalidRequest
+    );
 }

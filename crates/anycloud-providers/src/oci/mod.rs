@@ -71,7 +71,9 @@ impl OciProvider {
             .compartment_id
             .clone()
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| unsupported(format!("cloud {}: oci needs compartment_id", cloud.name)))?;
+            .ok_or_else(|| {
+                unsupported(format!("cloud {}: oci needs compartment_id", cloud.name))
+            })?;
         Ok(OciProvider {
             base_url,
             compartment_id,

@@ -309,12 +309,12 @@ mod tests {
                 reason: FinishReason::ToolCalls
             }
         );
-        // No usage from the cloud: 7 estimated input, 13 argument chars → 4.
+        // No usage from the cloud: 7 estimated input, 12 argument chars → 3.
         assert_eq!(
             out[7],
             StreamEvent::Usage(Usage {
                 input_tokens: 7,
-                output_tokens: 4,
+                output_tokens: 3,
                 ..Usage::default()
             })
         );

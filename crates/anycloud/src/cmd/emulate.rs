@@ -70,7 +70,14 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
             continue;
         }
         let h = spawn_on_port(cfg, next_port).await?;
-        println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        if kind == "oci" {
+            println!(
+                "{kind:<18} {}  (sign with anycloud-emulators' OCI test key; tenancy {OCI_TENANCY}, user {OCI_USER}, fingerprint {OCI_KEY_FINGERPRINT_FOR_DEMO}, compartment {OCI_COMPARTMENT})",
+                h.base_url()
+            );
+        } else {
+            println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        }
         if next_port != 0 {
             next_port = next_port.saturating_add(1);
         }
