@@ -26,6 +26,8 @@ mod chat;
 mod embeddings;
 pub mod faults;
 mod http;
+mod oci;
+mod oci_sig;
 mod openai;
 pub mod record;
 pub mod reply;
@@ -51,6 +53,36 @@ pub enum EmulatedCloud {
     OpenaiCompatible,
     /// Azure OpenAI (classic and v1 URL styles, optional Entra ID token endpoint).
     AzureOpenai,
+    /// Oracle OCI Generative AI inference (`/20231130/actions/chat`, `.../embedText`) with
+    /// request-signature verification.
+    Oci,
+}
+
+/// A test-only RSA key pair (2048-bit, PKCS#1 PEM) that [`EmulatorConfig::oci`] trusts by
+/// default, so tests and `anycloud demo` can sign requests. Never use it for anything real.
+pub const OCI_TEST_PRIVATE_KEY_PEM: &str = include_str!("oci_keys/test_key_pkcs1.pem");
+/// The public half of [`OCI_TEST_PRIVATE_KEY_PEM`] (SPKI PEM).
+pub const OCI_TEST_PUBLIC_KEY_PEM: &str = include_str!("oci_keys/test_key_public.pem");
+/// The OCI fingerprint (MD5 of the DER public key) of [`OCI_TEST_PUBLIC_KEY_PEM`].
+pub const OCI_TEST_KEY_FINGERPRINT: &str = "65:16:84:fb:20:9d:c1:21:17:33:51:c3:46:ee:93:fb";
+
+/// What the OCI emulator accepts: the API-key identity whose signatures it verifies and
+/// the one compartment it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciConfig {
+    pub tenancy: String,
+    pub user: String,
+    pub fingerprint: String,
+    /// The public key signatures must verify against (SPKI PEM).
+    pub public_key_pem: String,
+    pub compartment_id: String,
+}
+
+impl OciConfig {
+    /// `{tenancy}/{user}/{fingerprint}`, the `keyId` requests must carry.
+    pub fn key_id(&self) -> String {
+        format!("{}/{}/{}", self.tenancy, self.user, self.fingerprint)
+    }
 }
 
 /// Entra ID (Azure AD) client-credentials settings for the Azure emulator's token endpoint
@@ -76,6 +108,8 @@ pub struct EmulatorConfig {
     pub api_versions: Vec<String>,
     /// Azure: enable the Entra ID token endpoint.
     pub entra: Option<EntraConfig>,
+    /// OCI: identity, public key and compartment.
+    pub oci: Option<OciConfig>,
 }
 
 impl EmulatorConfig {
@@ -92,6 +126,7 @@ impl EmulatorConfig {
             models,
             api_versions: Vec::new(),
             entra: None,
+            oci: None,
         }
     }
 
@@ -111,7 +146,45 @@ impl EmulatorConfig {
                 .map(|s| s.to_string())
                 .collect(),
             entra: None,
+            oci: None,
         }
+    }
+
+    /// An OCI Generative AI emulator trusting [`OCI_TEST_PUBLIC_KEY_PEM`] for the API key
+    /// `{tenancy}/{user}/{fingerprint}`, serving `compartment_id`. `models` are on-demand
+    /// model ids (`meta.llama-3.3-70b-instruct`) and dedicated endpoint OCIDs
+    /// (`ocid1.generativeaiendpoint...`) alike.
+    pub fn oci(
+        name: impl Into<String>,
+        tenancy: impl Into<String>,
+        user: impl Into<String>,
+        fingerprint: impl Into<String>,
+        compartment_id: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
+        Self {
+            cloud: EmulatedCloud::Oci,
+            name: name.into(),
+            api_key: String::new(),
+            models,
+            api_versions: Vec::new(),
+            entra: None,
+            oci: Some(OciConfig {
+                tenancy: tenancy.into(),
+                user: user.into(),
+                fingerprint: fingerprint.into(),
+                public_key_pem: OCI_TEST_PUBLIC_KEY_PEM.to_string(),
+                compartment_id: compartment_id.into(),
+            }),
+        }
+    }
+
+    /// Builder-style: make the OCI emulator trust this public key (SPKI PEM) instead.
+    pub fn with_oci_public_key(mut self, pem: impl Into<String>) -> Self {
+        if let Some(o) = self.oci.as_mut() {
+            o.public_key_pem = pem.into();
+        }
+        self
     }
 
     /// Builder-style: enable the Entra ID token endpoint.
@@ -171,11 +244,12 @@ impl EmulatorHandle {
     }
 
     /// What a client should be configured with: `http://127.0.0.1:PORT/v1` for
-    /// OpenAI-compatible, `http://127.0.0.1:PORT` for Azure (the "endpoint").
+    /// OpenAI-compatible, `http://127.0.0.1:PORT` for Azure (the "endpoint") and OCI (the
+    /// provider appends `/20231130/actions/...`).
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai => format!("http://{}", self.addr),
+            EmulatedCloud::AzureOpenai | EmulatedCloud::Oci => format!("http://{}", self.addr),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod azure;
 pub mod error;
 pub mod http;
+pub mod oci;
 pub mod openai;
 pub mod registry;
 pub mod sse;

@@ -67,13 +67,13 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
             Ok(Arc::new(OpenAiProvider::new(cloud)?))
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
-        ProviderKind::Bedrock
-        | ProviderKind::Vertex
-        | ProviderKind::Anthropic
-        | ProviderKind::Oci => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Oci => Ok(Arc::new(crate::oci::OciProvider::new(cloud)?)),
+        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Anthropic => {
+            Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                format!("provider {} is not available yet", cloud.provider),
+            ))
+        }
     }
 }
 
@@ -115,7 +115,7 @@ pub(crate) mod tests {
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
 
-        for kind in ["bedrock", "vertex", "anthropic", "oci"] {
+        for kind in ["bedrock", "vertex", "anthropic"] {
             let c = cloud_from_toml(&format!("name = \"x\"\nprovider = \"{kind}\""));
             let err = build_provider(&c).unwrap_err();
             assert_eq!(err.kind, ProviderErrorKind::Unsupported);

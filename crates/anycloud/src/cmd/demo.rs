@@ -1,7 +1,10 @@
 //! `anycloud demo`: the gateway over emulated clouds, with a temporary
 //! SQLite store and a ready demo key, in one command.
 
-use super::emulate::{emulator_configs, EMULATOR_KEY};
+use super::emulate::{
+    emulator_configs, EMULATOR_KEY, OCI_COMPARTMENT, OCI_KEY_FINGERPRINT_FOR_DEMO, OCI_MODEL,
+    OCI_TENANCY, OCI_USER,
+};
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
@@ -77,6 +80,34 @@ name = "demo"
     )
 }
 
+/// The OCI cloud and its `llama-3.3-70b` model, appended to [`demo_config`];
+/// `key_file` is the emulator's test key written into the demo's temp dir.
+pub fn oci_demo_config(base_url: &str, key_file: &str) -> String {
+    format!(
+        r#"
+[[clouds]]
+name = "oci-eu"
+provider = "oci"
+base_url = "{base_url}"
+region = "eu-frankfurt-1"
+jurisdiction = "eu"
+tenancy = "{OCI_TENANCY}"
+user = "{OCI_USER}"
+fingerprint = "{OCI_KEY_FINGERPRINT_FOR_DEMO}"
+key_file = "{key_file}"
+compartment_id = "{OCI_COMPARTMENT}"
+
+[[models]]
+name = "llama-3.3-70b"
+[[models.deployments]]
+cloud = "oci-eu"
+target = "{OCI_MODEL}"
+capabilities = ["chat", "stream", "tools"]
+price = {{ input_per_mtok = 0.72, output_per_mtok = 0.72 }}
+"#
+    )
+}
+
 pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("anycloud-demo-")
@@ -87,12 +118,18 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     }
     let (openai, azure) = (&emulators[0], &emulators[1]);
     let db = dir.path().join("anycloud.db");
-    let text = demo_config(
+    let mut text = demo_config(
         &azure.base_url(),
         &openai.base_url(),
         &db.display().to_string(),
         port,
     );
+    let oci_key = dir.path().join("oci_api_key.pem");
+    std::fs::write(&oci_key, anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM)?;
+    text.push_str(&oci_demo_config(
+        &emulators[2].base_url(),
+        &oci_key.display().to_string(),
+    ));
     let config_path = dir.path().join("anycloud.toml");
     std::fs::write(&config_path, &text)?;
     let config = anycloud_config::parse_str(&text, &config_path, &|_| None)
@@ -108,7 +145,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let key = key.expose_secret().to_string();
     println!(
         r#"anycloud demo is running at {url}
-  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}
+  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci}
   config: {cfg}
   demo key: {key}
 
@@ -122,6 +159,7 @@ Try it:
 Metrics: {url}/metrics    Ctrl-C to stop."#,
         az = azure.base_url(),
         oa = openai.base_url(),
+        oci = emulators[2].base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

@@ -1,9 +1,17 @@
 //! `anycloud emulate --port P [--cloud C]`: the cloud emulators alone.
 
-use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig};
+use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig, OCI_TEST_KEY_FINGERPRINT};
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+
+/// The OCI emulator's identity; requests must be signed with
+/// `anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM` under this key id.
+pub const OCI_TENANCY: &str = "ocid1.tenancy.oc1..demotenancy";
+pub const OCI_USER: &str = "ocid1.user.oc1..demouser";
+pub const OCI_COMPARTMENT: &str = "ocid1.compartment.oc1..democompartment";
+pub const OCI_KEY_FINGERPRINT_FOR_DEMO: &str = OCI_TEST_KEY_FINGERPRINT;
+pub const OCI_MODEL: &str = "meta.llama-3.3-70b-instruct";
 
 pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
     let models = vec![
@@ -33,6 +41,17 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 client_secret: "demo-secret".into(),
             }),
         ),
+        (
+            "oci",
+            EmulatorConfig::oci(
+                "oci-eu",
+                OCI_TENANCY,
+                OCI_USER,
+                OCI_KEY_FINGERPRINT_FOR_DEMO,
+                OCI_COMPARTMENT,
+                vec![OCI_MODEL.to_string()],
+            ),
+        ),
     ]
 }
 
@@ -51,7 +70,14 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
             continue;
         }
         let h = spawn_on_port(cfg, next_port).await?;
-        println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        if kind == "oci" {
+            println!(
+                "{kind:<18} {}  (sign with anycloud-emulators' OCI test key; tenancy {OCI_TENANCY}, user {OCI_USER}, fingerprint {OCI_KEY_FINGERPRINT_FOR_DEMO}, compartment {OCI_COMPARTMENT})",
+                h.base_url()
+            );
+        } else {
+            println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        }
         if next_port != 0 {
             next_port = next_port.saturating_add(1);
         }
