@@ -17,10 +17,11 @@
 //!    client only after its first upstream event.
 //! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
 //!
-//! Admin and health routes skip steps 2–7.
+//! Admin and health routes skip steps 2–7; `admin` checks the admin token
+//! itself (constant-time compare).
 
 use crate::state::AppState;
-use crate::{health, ingress, request_id};
+use crate::{admin, health, ingress, request_id};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(ingress::embeddings::handle))
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
+        .route("/admin/v1/clouds", get(admin::clouds::list))
+        .route("/admin/v1/clouds/{name}/drain", post(admin::clouds::drain))
+        .route("/admin/v1/clouds/{name}/restore", post(admin::clouds::restore))
+        .route("/admin/v1/route/explain", get(admin::explain::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
