@@ -164,6 +164,11 @@ impl CloudStates {
         }
     }
 
+    /// The drain flag (same as `CloudState::is_drained`, without the trait).
+    pub fn is_drained_now(&self, cloud: &str) -> bool {
+        CloudState::is_drained(self, cloud)
+    }
+
     pub fn contains(&self, cloud: &str) -> bool {
         self.clouds.contains_key(cloud)
     }
