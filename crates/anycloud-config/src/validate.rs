@@ -81,7 +81,10 @@ impl Validator {
             );
         }
         if b.cool_down_ms == 0 {
-            self.push("routing.breaker.cool_down_ms".into(), "must be greater than 0");
+            self.push(
+                "routing.breaker.cool_down_ms".into(),
+                "must be greater than 0",
+            );
         }
         let r = &c.routing.retry;
         if r.max_attempts == 0 {

@@ -162,7 +162,10 @@ impl Explanation {
             .chain([5])
             .max()
             .unwrap_or(5);
-        s.push_str(&format!("{:<4} {:<cw$} {:<9} DETAIL\n", "#", "CLOUD", "DECISION"));
+        s.push_str(&format!(
+            "{:<4} {:<cw$} {:<9} DETAIL\n",
+            "#", "CLOUD", "DECISION"
+        ));
         for c in &self.candidates {
             s.push_str(&format!(
                 "{:<4} {:<cw$} {:<9} target {} — {}\n",

@@ -51,7 +51,11 @@ pub fn order(
                 .map(|i| {
                     let w = deployments.get(i).map_or(0, |d| d.weight);
                     let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-                    let key = if w == 0 { 0.0 } else { u.powf(1.0 / f64::from(w)) };
+                    let key = if w == 0 {
+                        0.0
+                    } else {
+                        u.powf(1.0 / f64::from(w))
+                    };
                     // Sort ascending below, so negate.
                     (i, -key, format!("weight {w}"))
                 })

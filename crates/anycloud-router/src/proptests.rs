@@ -56,7 +56,7 @@ impl CloudState for St<'_> {
         self.0.open.contains(c)
     }
     fn latency_ms(&self, c: &str) -> Option<f64> {
-        (c.len() % 2 == 0).then_some(c.len() as f64)
+        c.len().is_multiple_of(2).then_some(c.len() as f64)
     }
 }
 
@@ -72,8 +72,8 @@ fn window() -> impl Strategy<Value = (Option<u32>, Option<u32>)> {
 }
 
 fn deployment() -> impl Strategy<Value = Deployment> {
-    (0usize..5, 0usize..3, 0u8..64, window(), 0u32..5, 0u32..20)
-        .prop_map(|(c, j, caps_mask, (from, until), weight, price)| Deployment {
+    (0usize..5, 0usize..3, 0u8..64, window(), 0u32..5, 0u32..20).prop_map(
+        |(c, j, caps_mask, (from, until), weight, price)| Deployment {
             cloud: CLOUDS[c].to_string(),
             provider: ProviderKind::OpenaiCompatible,
             target: format!("t{c}"),
@@ -88,7 +88,8 @@ fn deployment() -> impl Strategy<Value = Deployment> {
             valid_until: until.map(day),
             weight,
             context_window: None,
-        })
+        },
+    )
 }
 
 fn strategy() -> impl Strategy<Value = anycloud_config::Strategy> {

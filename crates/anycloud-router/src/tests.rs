@@ -241,10 +241,20 @@ fn agreements(strategy: &str) -> (anycloud_config::Config, RoutingTable) {
 
 fn clouds_of(t: &RoutingTable, plan: &RoutePlan) -> Vec<String> {
     let d = t.deployments(plan.model_index);
-    plan.candidates.iter().map(|&i| d[i].cloud.clone()).collect()
+    plan.candidates
+        .iter()
+        .map(|&i| d[i].cloud.clone())
+        .collect()
 }
 
-fn plan_for(t: &RoutingTable, c: &anycloud_config::Config, model: &str, day: &str, spend: &dyn SpendSource, st: &dyn CloudState) -> Result<RoutePlan, RouteError> {
+fn plan_for(
+    t: &RoutingTable,
+    c: &anycloud_config::Config,
+    model: &str,
+    day: &str,
+    spend: &dyn SpendSource,
+    st: &dyn CloudState,
+) -> Result<RoutePlan, RouteError> {
     let input = RouteInput {
         model,
         tenant: &c.tenants[0],
@@ -260,7 +270,8 @@ fn plan_for(t: &RoutingTable, c: &anycloud_config::Config, model: &str, day: &st
 #[test]
 fn primary_first_then_priority() {
     let (c, t) = agreements("priority");
-    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["azure-us", "gcp-eu", "aws-eu"]);
     assert_eq!(plan.notes[0], "primary (first look)");
 }
@@ -268,7 +279,8 @@ fn primary_first_then_priority() {
 #[test]
 fn cost_orders_cheapest_after_primary() {
     let (c, t) = agreements("cost");
-    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["azure-us", "aws-eu", "gcp-eu"]);
 }
 
@@ -294,7 +306,10 @@ fn weighted_is_seeded_and_follows_weights() {
             aws_second += 1;
         }
     }
-    assert!(aws_second > 190, "weight 1000 vs 1 wins nearly always: {aws_second}");
+    assert!(
+        aws_second > 190,
+        "weight 1000 vs 1 wins nearly always: {aws_second}"
+    );
 }
 
 struct Latency;
@@ -313,14 +328,19 @@ impl CloudState for Latency {
 #[test]
 fn latency_tries_unmeasured_then_fastest() {
     let (c, t) = agreements("latency");
-    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &Latency).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &NoSpend, &Latency)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["azure-us", "aws-eu", "gcp-eu"]);
 }
 
 struct Spent(f64);
 impl SpendSource for Spent {
     fn spent_usd(&self, c: &str, _: NaiveDate, _: NaiveDate) -> f64 {
-        if c == "gcp-eu" { self.0 } else { 0.0 }
+        if c == "gcp-eu" {
+            self.0
+        } else {
+            0.0
+        }
     }
 }
 
@@ -328,12 +348,14 @@ impl SpendSource for Spent {
 fn commitment_prefers_the_cloud_behind_schedule() {
     let (c, t) = agreements("commitment");
     // gcp-eu should have spent ~326 USD by 2026-11-22; it spent 0 → first.
-    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &Spent(0.0), &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &Spent(0.0), &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["azure-us", "gcp-eu", "aws-eu"]);
     assert!(plan.notes[1].contains("behind"), "{:?}", plan.notes);
     // Ahead of schedule: still before uncommitted clouds (documented rule),
     // and the note shows a negative shortfall.
-    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &Spent(1000.0), &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "gpt-4o", "2026-11-22", &Spent(1000.0), &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert!(plan.notes[1].contains("-"), "{:?}", plan.notes);
 }
 
@@ -342,18 +364,29 @@ fn ship_first_exclusive_and_declined_models() {
     let (c, t) = agreements("priority");
     // new-model: only aws-eu has it; the primary neither serves nor declined it.
     match plan_for(&t, &c, "new-model", "2026-11-22", &NoSpend, &NoState) {
-        Err(RouteError::NoCandidate { declined, forbidden }) => {
+        Err(RouteError::NoCandidate {
+            declined,
+            forbidden,
+        }) => {
             assert!(forbidden);
-            assert_eq!(reason::header_value(&declined), "aws-eu:declined(ship_first)");
+            assert_eq!(
+                reason::header_value(&declined),
+                "aws-eu:declined(ship_first)"
+            );
         }
         other => unreachable!("{other:?}"),
     }
     // frontier-agent: declined by the primary, exclusive on aws-eu until mid-2027.
-    let plan = plan_for(&t, &c, "frontier-agent", "2026-11-22", &NoSpend, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "frontier-agent", "2026-11-22", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["aws-eu"]);
-    assert_eq!(reason::header_value(&plan.declined), "gcp-eu:declined(exclusive_elsewhere)");
+    assert_eq!(
+        reason::header_value(&plan.declined),
+        "gcp-eu:declined(exclusive_elsewhere)"
+    );
     // After the exclusivity ends, gcp-eu may serve it too.
-    let plan = plan_for(&t, &c, "frontier-agent", "2027-07-01", &NoSpend, &NoState).unwrap_or_else(|e| unreachable!("{e:?}"));
+    let plan = plan_for(&t, &c, "frontier-agent", "2027-07-01", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["aws-eu", "gcp-eu"]);
 }
 
@@ -370,7 +403,10 @@ fn explain_matches_route() {
         spend: &NoSpend,
     };
     let e = explain::explain(&t, &input, &NoState);
-    assert_eq!(e.route_header, "gcp-eu:declined(exclusive_elsewhere) aws-eu:ok");
+    assert_eq!(
+        e.route_header,
+        "gcp-eu:declined(exclusive_elsewhere) aws-eu:ok"
+    );
     assert_eq!(e.candidates[0].cloud, "aws-eu");
     assert!(e.to_table().contains("exclusive_elsewhere"));
     assert_eq!(e.to_json()["declined"][0]["reason"], "exclusive_elsewhere");

@@ -34,7 +34,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
         .route("/admin/v1/clouds", get(admin::clouds::list))
         .route("/admin/v1/clouds/{name}/drain", post(admin::clouds::drain))
-        .route("/admin/v1/clouds/{name}/restore", post(admin::clouds::restore))
+        .route(
+            "/admin/v1/clouds/{name}/restore",
+            post(admin::clouds::restore),
+        )
         .route("/admin/v1/route/explain", get(admin::explain::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

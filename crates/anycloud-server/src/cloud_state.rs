@@ -185,11 +185,9 @@ impl CloudStates {
     }
 
     pub fn breaker_state(&self, cloud: &str) -> BreakerState {
-        self.clouds
-            .get(cloud)
-            .map_or(BreakerState::Closed, |c| {
-                lock(&c.breaker).state(Instant::now())
-            })
+        self.clouds.get(cloud).map_or(BreakerState::Closed, |c| {
+            lock(&c.breaker).state(Instant::now())
+        })
     }
 
     /// Called right before an attempt: false when the cloud must not be
@@ -247,8 +245,8 @@ impl CloudStates {
         b.consecutive = b.consecutive.saturating_add(1);
         let half_open_probe = b.probe_in_flight;
         self.push_outcome(&mut b, true);
-        let rate_trips = b.recent.len() >= cfg.min_requests as usize
-            && b.error_rate() >= cfg.error_rate;
+        let rate_trips =
+            b.recent.len() >= cfg.min_requests as usize && b.error_rate() >= cfg.error_rate;
         let cool_down = Duration::from_millis(cfg.cool_down_ms);
         if let Some(ra) = retry_after {
             b.open_for(ra.min(Duration::from_millis(cfg.max_retry_after_ms)));
@@ -383,7 +381,11 @@ mod tests {
         assert!(s.admit("a"), "one probe");
         assert!(!s.admit("a"), "only one probe");
         s.record_failure("a", None);
-        assert_eq!(s.breaker_state("a"), BreakerState::Open, "failed probe reopens");
+        assert_eq!(
+            s.breaker_state("a"),
+            BreakerState::Open,
+            "failed probe reopens"
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert!(s.admit("a"));
         s.record_success("a", Duration::from_millis(5));
@@ -410,6 +412,9 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap_or_default();
         s.record_spend("a", d, 2.5);
         assert_eq!(s.spent_usd("a", d, d.succ_opt().unwrap_or(d)), 2.5);
-        assert_eq!(s.spent_usd("a", d.succ_opt().unwrap_or(d), d.succ_opt().unwrap_or(d)), 0.0);
+        assert_eq!(
+            s.spent_usd("a", d.succ_opt().unwrap_or(d), d.succ_opt().unwrap_or(d)),
+            0.0
+        );
     }
 }

@@ -140,8 +140,7 @@ impl Attempts<'_> {
             if self.state.clouds.admit(&d.cloud) {
                 return Some(i);
             }
-            let reason = if anycloud_router::CloudState::is_drained(&self.state.clouds, &d.cloud)
-            {
+            let reason = if anycloud_router::CloudState::is_drained(&self.state.clouds, &d.cloud) {
                 Reason::Drained
             } else {
                 Reason::BreakerOpen
@@ -229,7 +228,9 @@ where
                 break;
             }
             if let Some(h) = hedge {
-                hedge_timer.as_mut().reset((Instant::now() + h).min(deadline));
+                hedge_timer
+                    .as_mut()
+                    .reset((Instant::now() + h).min(deadline));
                 hedge_armed = true;
             }
         }
@@ -310,10 +311,7 @@ where
 /// `base · 2^n`, capped, with full jitter (uniform in `[0, that)`), so
 /// retries from many requests do not arrive in lockstep.
 fn backoff(base_ms: u64, max_ms: u64, n: u32) -> Duration {
-    let ceiling = base_ms
-        .saturating_mul(1u64 << n.min(20))
-        .min(max_ms)
-        .max(1);
+    let ceiling = base_ms.saturating_mul(1u64 << n.min(20)).min(max_ms).max(1);
     Duration::from_millis(rand::thread_rng().gen_range(0..ceiling))
 }
 

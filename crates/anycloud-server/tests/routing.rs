@@ -57,22 +57,46 @@ async fn retry_after_opens_the_breaker_for_that_long() {
         "azure-us:declined(breaker_open) local-openai:ok"
     );
     assert_eq!(gw.azure.request_count(), before, "open breaker: no traffic");
-    let clouds: serde_json::Value = admin(&gw, reqwest::Method::GET, "/admin/v1/clouds", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let clouds: serde_json::Value = admin(
+        &gw,
+        reqwest::Method::GET,
+        "/admin/v1/clouds",
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let az = &clouds["data"][0];
     assert_eq!(az["name"], "azure-us");
     assert_eq!(az["breaker"], "open");
     assert!(az["opened_until"].is_string());
-    let metrics = gw.http.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("anycloud_cloud_breaker_state{cloud=\"azure-us\"} 2"), "{metrics}");
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("anycloud_cloud_breaker_state{cloud=\"azure-us\"} 2"),
+        "{metrics}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = gw.chat(hello("gpt-4o")).await;
-    assert_eq!(header(&r, "x-anycloud-route"), "azure-us:ok", "half-open probe succeeds");
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:ok",
+        "half-open probe succeeds"
+    );
     let r = gw.chat(hello("gpt-4o")).await;
-    assert_eq!(header(&r, "x-anycloud-route"), "azure-us:ok", "closed again");
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:ok",
+        "closed again"
+    );
 }
 
 #[tokio::test]
@@ -85,16 +109,28 @@ async fn consecutive_failures_open_the_breaker() {
     gw.azure.faults().fail_next(2, 500, None);
     for _ in 0..2 {
         let r = gw.chat(hello("gpt-4o")).await;
-        assert_eq!(header(&r, "x-anycloud-route"), "azure-us:failed(upstream_500) local-openai:ok");
+        assert_eq!(
+            header(&r, "x-anycloud-route"),
+            "azure-us:failed(upstream_500) local-openai:ok"
+        );
     }
     let r = gw.chat(hello("gpt-4o")).await;
-    assert_eq!(header(&r, "x-anycloud-route"), "azure-us:declined(breaker_open) local-openai:ok");
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:declined(breaker_open) local-openai:ok"
+    );
 }
 
 #[tokio::test]
 async fn drained_cloud_receives_nothing_and_restore_brings_it_back() {
     let gw = start().await;
-    let r = admin(&gw, reqwest::Method::POST, "/admin/v1/clouds/azure-us/drain", Some(ADMIN_TOKEN)).await;
+    let r = admin(
+        &gw,
+        reqwest::Method::POST,
+        "/admin/v1/clouds/azure-us/drain",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["name"], "azure-us");
@@ -104,25 +140,49 @@ async fn drained_cloud_receives_nothing_and_restore_brings_it_back() {
     for _ in 0..10 {
         let r = gw.chat(hello("gpt-4o")).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(header(&r, "x-anycloud-route"), "azure-us:declined(drained) local-openai:ok");
+        assert_eq!(
+            header(&r, "x-anycloud-route"),
+            "azure-us:declined(drained) local-openai:ok"
+        );
     }
     assert!(t0.elapsed() < Duration::from_secs(5));
-    assert_eq!(gw.azure.request_count(), before, "drained cloud got traffic");
-    let list: serde_json::Value = admin(&gw, reqwest::Method::GET, "/admin/v1/clouds", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        gw.azure.request_count(),
+        before,
+        "drained cloud got traffic"
+    );
+    let list: serde_json::Value = admin(
+        &gw,
+        reqwest::Method::GET,
+        "/admin/v1/clouds",
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(list["data"][0]["drained"], true);
     assert_eq!(list["data"][1]["drained"], false);
     assert_eq!(list["data"][0]["provider"], "azure_openai");
     assert_eq!(list["data"][0]["jurisdiction"], "us");
-    let r = admin(&gw, reqwest::Method::POST, "/admin/v1/clouds/azure-us/restore", Some(ADMIN_TOKEN)).await;
+    let r = admin(
+        &gw,
+        reqwest::Method::POST,
+        "/admin/v1/clouds/azure-us/restore",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let r = gw.chat(hello("gpt-4o")).await;
     assert_eq!(header(&r, "x-anycloud-route"), "azure-us:ok");
     // Unknown cloud: 404 in the OpenAI shape.
-    let r = admin(&gw, reqwest::Method::POST, "/admin/v1/clouds/nope/drain", Some(ADMIN_TOKEN)).await;
+    let r = admin(
+        &gw,
+        reqwest::Method::POST,
+        "/admin/v1/clouds/nope/drain",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "cloud_not_found");
@@ -131,7 +191,10 @@ async fn drained_cloud_receives_nothing_and_restore_brings_it_back() {
 #[tokio::test]
 async fn admin_requires_the_admin_token() {
     let gw = start().await;
-    for path in ["/admin/v1/clouds", "/admin/v1/route/explain?model=gpt-4o&tenant=team"] {
+    for path in [
+        "/admin/v1/clouds",
+        "/admin/v1/route/explain?model=gpt-4o&tenant=team",
+    ] {
         let r = admin(&gw, reqwest::Method::GET, path, None).await;
         assert_eq!(r.status(), 401, "{path}");
         let v: serde_json::Value = r.json().await.unwrap();
@@ -144,7 +207,13 @@ async fn admin_requires_the_admin_token() {
         let r = admin(&gw, reqwest::Method::GET, path, Some("admin-secret-tokeX")).await;
         assert_eq!(r.status(), 403, "wrong token on {path}");
     }
-    let r = admin(&gw, reqwest::Method::POST, "/admin/v1/clouds/azure-us/drain", Some("nope")).await;
+    let r = admin(
+        &gw,
+        reqwest::Method::POST,
+        "/admin/v1/clouds/azure-us/drain",
+        Some("nope"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert!(!gw.state.clouds.is_drained_now("azure-us"));
 }
@@ -160,7 +229,11 @@ async fn hedging_picks_the_fast_cloud_when_the_primary_is_slow() {
     let t0 = Instant::now();
     let r = gw.chat(hello("gpt-4o")).await;
     assert_eq!(r.status(), 200);
-    assert!(t0.elapsed() < Duration::from_millis(2000), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(header(&r, "x-anycloud-cloud"), "local-openai");
     assert_eq!(
         header(&r, "x-anycloud-route"),
@@ -212,14 +285,22 @@ async fn all_failed_is_503_policy_is_403() {
     let route = header(&r, "x-anycloud-route").to_string();
     let e = error_of(r, 503).await;
     assert!(route.contains("azure-us:failed(upstream_503)"), "{route}");
-    assert!(route.contains("local-openai:failed(upstream_503)"), "{route}");
+    assert!(
+        route.contains("local-openai:failed(upstream_503)"),
+        "{route}"
+    );
     assert!(e["message"].as_str().unwrap().contains("local-openai"));
 
     let eu = gw.eu_key.clone();
-    let r = gw.post("/v1/chat/completions", Some(&eu), hello("gpt-4o")).await;
+    let r = gw
+        .post("/v1/chat/completions", Some(&eu), hello("gpt-4o"))
+        .await;
     let route = header(&r, "x-anycloud-route").to_string();
     let e = error_of(r, 403).await;
-    assert_eq!(route, "azure-us:declined(jurisdiction) local-openai:declined(jurisdiction)");
+    assert_eq!(
+        route,
+        "azure-us:declined(jurisdiction) local-openai:declined(jurisdiction)"
+    );
     assert!(e["message"].as_str().unwrap().contains("jurisdiction"));
 }
 
@@ -244,16 +325,33 @@ async fn explain_endpoint_agrees_with_the_live_header() {
     ]}]});
     let live = gw.chat(body).await;
     assert_eq!(live.status(), 200);
-    assert_eq!(header(&live, "x-anycloud-route"), ex["route_header"].as_str().unwrap());
+    assert_eq!(
+        header(&live, "x-anycloud-route"),
+        ex["route_header"].as_str().unwrap()
+    );
 
     // Drained live state shows up in the admin explain.
     gw.state.clouds.set_drained("azure-us", true);
-    let ex: serde_json::Value = admin(&gw, reqwest::Method::GET, "/admin/v1/route/explain?model=gpt-4o&tenant=team", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ex["route_header"], "azure-us:declined(drained) local-openai:ok");
-    let r = admin(&gw, reqwest::Method::GET, "/admin/v1/route/explain?model=gpt-4o&tenant=team&needs=telepathy", Some(ADMIN_TOKEN)).await;
+    let ex: serde_json::Value = admin(
+        &gw,
+        reqwest::Method::GET,
+        "/admin/v1/route/explain?model=gpt-4o&tenant=team",
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        ex["route_header"],
+        "azure-us:declined(drained) local-openai:ok"
+    );
+    let r = admin(
+        &gw,
+        reqwest::Method::GET,
+        "/admin/v1/route/explain?model=gpt-4o&tenant=team&needs=telepathy",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(r.status(), 400);
 }

@@ -11,7 +11,11 @@ fn explain(config: &std::path::Path, model: &str, needs: &str) -> (bool, serde_j
         .args(["route", "explain", "--config"])
         .arg(config)
         .args(["--model", model, "--tenant", "team", "--format", "json"])
-        .args(if needs.is_empty() { vec![] } else { vec!["--needs", needs] })
+        .args(if needs.is_empty() {
+            vec![]
+        } else {
+            vec!["--needs", needs]
+        })
         .output()
         .unwrap();
     let v = serde_json::from_slice(&out.stdout)
@@ -86,11 +90,18 @@ name = "team"
     std::fs::write(&path, &text).unwrap();
     let config = anycloud_config::load(&path).unwrap();
     let store = anycloud_store::open(&config.store.url).await.unwrap();
-    let state = anycloud_server::AppState::build(config, store.clone()).await.unwrap();
-    let (_, key) = anycloud_store::create_key(store.as_ref(), "team", None).await.unwrap();
+    let state = anycloud_server::AppState::build(config, store.clone())
+        .await
+        .unwrap();
+    let (_, key) = anycloud_store::create_key(store.as_ref(), "team", None)
+        .await
+        .unwrap();
     let key = secrecy::ExposeSecret::expose_secret(&key).to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/v1/chat/completions",
+        listener.local_addr().unwrap()
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(anycloud_server::serve(listener, state, async move {
         let _ = rx.await;
@@ -107,24 +118,44 @@ name = "team"
     .await
     .unwrap();
     assert_eq!(live.status(), 200);
-    let live_header = live.headers()["x-anycloud-route"].to_str().unwrap().to_string();
+    let live_header = live.headers()["x-anycloud-route"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let (ok, ex) = explain(&path, "gpt-4o", "tools");
     assert!(ok);
-    assert_eq!(live_header, "azure-us:declined(capability:tools) local-openai:ok");
+    assert_eq!(
+        live_header,
+        "azure-us:declined(capability:tools) local-openai:ok"
+    );
     assert_eq!(ex["route_header"], live_header);
 
     // Plain chat: the primary first (first look).
-    let live = send(serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})).await.unwrap();
+    let live = send(
+        serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
     let (_, ex) = explain(&path, "gpt-4o", "");
-    assert_eq!(ex["route_header"], live.headers()["x-anycloud-route"].to_str().unwrap());
+    assert_eq!(
+        ex["route_header"],
+        live.headers()["x-anycloud-route"].to_str().unwrap()
+    );
     assert_eq!(ex["candidates"][0]["why"], "primary (first look)");
 
     // Ship-first: the primary neither serves nor declined new-model → 403.
-    let live = send(serde_json::json!({"model": "new-model", "messages": [{"role": "user", "content": "hi"}]})).await.unwrap();
+    let live = send(
+        serde_json::json!({"model": "new-model", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(live.status(), 403);
     let (ok, ex) = explain(&path, "new-model", "");
     assert!(!ok, "exit 1 when nothing may serve");
-    assert_eq!(ex["route_header"], live.headers()["x-anycloud-route"].to_str().unwrap());
+    assert_eq!(
+        ex["route_header"],
+        live.headers()["x-anycloud-route"].to_str().unwrap()
+    );
     assert_eq!(ex["route_header"], "local-openai:declined(ship_first)");
     assert_eq!(ex["error"]["status"], 403);
 
@@ -132,10 +163,20 @@ name = "team"
     let out = Command::new(env!("CARGO_BIN_EXE_anycloud"))
         .args(["route", "explain", "--config"])
         .arg(&path)
-        .args(["--model", "new-model", "--tenant", "team", "--at", "2031-01-01"])
+        .args([
+            "--model",
+            "new-model",
+            "--tenant",
+            "team",
+            "--at",
+            "2031-01-01",
+        ])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("ship_first") && table.contains("2031-01-01"), "{table}");
+    assert!(
+        table.contains("ship_first") && table.contains("2031-01-01"),
+        "{table}"
+    );
     let _ = tx.send(());
 }

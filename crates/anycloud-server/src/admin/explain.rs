@@ -30,7 +30,12 @@ pub struct ExplainQuery {
 /// need: `chat` is implied unless `embeddings` is asked for.
 pub fn parse_needs(s: Option<&str>) -> Result<Vec<Capability>, String> {
     let mut out = Vec::new();
-    for part in s.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let c = Capability::parse(part).ok_or_else(|| {
             format!(
                 "unknown capability `{part}` (expected one of chat, stream, tools, vision, json_schema, embeddings)"
@@ -71,16 +76,21 @@ fn run(
     let tenant_name = q
         .tenant
         .ok_or_else(|| ApiError::invalid("`tenant` is required.", Some("tenant")))?;
-    let tenant = state.tenant(&tenant_name).ok_or_else(|| ApiError::NotFound {
-        message: format!("No tenant named `{tenant_name}` is configured."),
-        param: Some("tenant".into()),
-        code: "tenant_not_found",
-    })?;
+    let tenant = state
+        .tenant(&tenant_name)
+        .ok_or_else(|| ApiError::NotFound {
+            message: format!("No tenant named `{tenant_name}` is configured."),
+            param: Some("tenant".into()),
+            code: "tenant_not_found",
+        })?;
     let needs = parse_needs(q.needs.as_deref()).map_err(|m| ApiError::invalid(m, Some("needs")))?;
     let date = match q.at.as_deref() {
         None => chrono::Utc::now().date_naive(),
         Some(s) => s.parse().map_err(|_| {
-            ApiError::invalid(format!("`at` must be a date like 2031-01-01, not `{s}`."), Some("at"))
+            ApiError::invalid(
+                format!("`at` must be a date like 2031-01-01, not `{s}`."),
+                Some("at"),
+            )
         })?,
     };
     let input = RouteInput {

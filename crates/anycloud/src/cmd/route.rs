@@ -4,9 +4,9 @@
 //! gateway, with no live state: nothing drained, every breaker closed, no
 //! latency measured, no spend recorded.
 
-use anyhow::Context;
 use anycloud_router::explain::explain;
 use anycloud_router::{NoSpend, NoState, RouteInput, RoutingTable};
+use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 
