@@ -9,6 +9,7 @@ use std::collections::HashSet;
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut v = Validator { problems: vec![] };
     v.server(c);
+    v.routing(c);
     v.clouds(c);
     let clouds: HashSet<&str> = c.clouds.iter().map(|c| c.name.as_str()).collect();
     let models: HashSet<&str> = c.models.iter().map(|m| m.name.as_str()).collect();
@@ -52,6 +53,59 @@ impl Validator {
             self.push(
                 "store.url".into(),
                 "must start with sqlite:// or postgres://",
+            );
+        }
+    }
+
+    fn routing(&mut self, c: &Config) {
+        let b = &c.routing.breaker;
+        if b.consecutive_failures == 0 {
+            self.push(
+                "routing.breaker.consecutive_failures".into(),
+                "must be at least 1",
+            );
+        }
+        if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
+            self.push(
+                "routing.breaker.error_rate".into(),
+                "must be greater than 0 and at most 1",
+            );
+        }
+        if b.window == 0 {
+            self.push("routing.breaker.window".into(), "must be at least 1");
+        }
+        if b.min_requests > b.window {
+            self.push(
+                "routing.breaker.min_requests".into(),
+                "must not exceed routing.breaker.window",
+            );
+        }
+        if b.cool_down_ms == 0 {
+            self.push(
+                "routing.breaker.cool_down_ms".into(),
+                "must be greater than 0",
+            );
+        }
+        let r = &c.routing.retry;
+        if r.max_attempts == 0 {
+            self.push("routing.retry.max_attempts".into(), "must be at least 1");
+        }
+        if r.budget_ratio.is_some_and(|x| !(x >= 0.0 && x.is_finite())) {
+            self.push(
+                "routing.retry.budget_ratio".into(),
+                "must be a number of at least 0",
+            );
+        }
+        if r.backoff_base_ms > r.backoff_max_ms {
+            self.push(
+                "routing.retry.backoff_base_ms".into(),
+                "must not exceed routing.retry.backoff_max_ms",
+            );
+        }
+        if c.routing.hedge_after_ms == Some(0) {
+            self.push(
+                "routing.hedge_after_ms".into(),
+                "must be greater than 0 (leave it out to disable hedging)",
             );
         }
     }
@@ -230,7 +284,25 @@ impl Validator {
                 );
             }
         }
+        if let Some(p) = &a.primary {
+            for (j, m) in p.declined_models.iter().enumerate() {
+                if !models.contains(m.as_str()) {
+                    self.push(
+                        format!("agreements.primary.declined_models[{j}]"),
+                        format!("unknown model `{m}`"),
+                    );
+                }
+            }
+        }
         for (i, e) in a.exclusive.iter().enumerate() {
+            if let (Some(from), Some(until)) = (e.from, e.until) {
+                if from > until {
+                    self.push(
+                        format!("agreements.exclusive[{i}].until"),
+                        "is before `from`",
+                    );
+                }
+            }
             if !clouds.contains(e.cloud.as_str()) {
                 self.push(
                     format!("agreements.exclusive[{i}].cloud"),

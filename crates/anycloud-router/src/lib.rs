@@ -3,15 +3,17 @@
 //!
 //! [`route`] is a pure function — no I/O, no clock, no locks — from the
 //! compiled [`RoutingTable`], the request's [`RouteInput`] and a snapshot of
-//! cloud state ([`CloudState`]) to a [`RoutePlan`]. Live routing and
-//! `anycloud route explain` call the same function.
+//! live cloud state ([`CloudState`], [`SpendSource`]) to a [`RoutePlan`].
+//! Live routing, `GET /admin/v1/route/explain` and `anycloud route explain`
+//! all call it ([`explain`] wraps it for display).
 //!
-//! Steps implemented here: model → deployments; tenant policy (models,
-//! clouds, jurisdictions); deployment validity window on the request's date;
-//! capabilities; drained clouds and open breakers. Candidates keep config
-//! order (the `priority` strategy). Agreements (primary first look,
-//! ship-first, exclusivity) and the other strategies build on this seam.
+//! Checks per deployment, in product.md §4 order (the first that fails is
+//! the reason recorded): tenant clouds, tenant jurisdictions; exclusivity
+//! held by another cloud, validity window, ship-first; capabilities and
+//! context length; drained, breaker open. Ordering is in [`order`].
 
+pub mod explain;
+pub mod order;
 pub mod reason;
 pub mod table;
 
@@ -22,22 +24,60 @@ use anycloud_config::TenantConfig;
 use anycloud_types::Capability;
 use chrono::NaiveDate;
 
+/// Spend per cloud, for the `commitment` strategy. The ledger will
+/// implement this; until then the server feeds an in-memory one.
+pub trait SpendSource: Send + Sync {
+    /// USD spent on `cloud` on days in `[from, to)`.
+    fn spent_usd(&self, cloud: &str, from: NaiveDate, to: NaiveDate) -> f64;
+}
+
+/// No spend recorded anywhere (`route explain` without a ledger).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSpend;
+impl SpendSource for NoSpend {
+    fn spent_usd(&self, _: &str, _: NaiveDate, _: NaiveDate) -> f64 {
+        0.0
+    }
+}
+
 /// What the request needs and who sends it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouteInput<'a> {
     pub model: &'a str,
     pub tenant: &'a TenantConfig,
     pub needs: &'a [Capability],
     /// The request's date (UTC), for windows and agreements.
     pub date: NaiveDate,
-    /// Prompt-size estimate plus requested output, for context-length checks.
+    /// Prompt-size estimate plus requested output, for context-length checks
+    /// and the `cost` strategy.
     pub estimated_tokens: u64,
+    /// Seed for the `weighted` strategy's draw: random per live request,
+    /// fixed in tests so a plan is reproducible.
+    pub seed: u64,
+    pub spend: &'a dyn SpendSource,
 }
 
-/// A snapshot view of live cloud state (drain flags, breakers).
+impl std::fmt::Debug for RouteInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteInput")
+            .field("model", &self.model)
+            .field("tenant", &self.tenant.name)
+            .field("needs", &self.needs)
+            .field("date", &self.date)
+            .field("estimated_tokens", &self.estimated_tokens)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// A snapshot view of live cloud state (drain flags, breakers, latency).
 pub trait CloudState {
     fn is_drained(&self, cloud: &str) -> bool;
     fn is_breaker_open(&self, cloud: &str) -> bool;
+    /// EWMA of time to first byte in milliseconds; `None` when unmeasured.
+    fn latency_ms(&self, _cloud: &str) -> Option<f64> {
+        None
+    }
 }
 
 /// No live state: nothing drained, every breaker closed (`route explain`).
@@ -56,6 +96,9 @@ impl CloudState for NoState {
 pub struct RoutePlan {
     /// Indices into the model's deployments, in the order to try them.
     pub candidates: Vec<usize>,
+    /// Why each candidate sits where it does (parallel to `candidates`),
+    /// e.g. `primary (first look)` or `ewma 120 ms`.
+    pub notes: Vec<String>,
     /// Every deployment that was skipped, with why, in config order.
     pub declined: Vec<Decision>,
     pub model_index: usize,
@@ -98,34 +141,53 @@ pub fn route(
             });
         }
     }
+    let facts = Facts {
+        exclusive_holder: table.exclusive_holder(input.model, input.date),
+        ship_first_blocks: table.ship_first_blocks(model_index, input.model, input.date),
+        primary: table.primary.as_ref().map(|p| p.cloud.as_str()),
+    };
     let deployments = table.deployments(model_index);
-    let mut candidates = Vec::with_capacity(deployments.len());
+    let mut eligible = Vec::with_capacity(deployments.len());
     let mut declined = Vec::new();
     for (i, d) in deployments.iter().enumerate() {
-        match check(d, input, state) {
-            None => candidates.push(i),
+        match check(d, input, &facts, state) {
+            None => eligible.push(i),
             Some(reason) => declined.push(Decision {
                 cloud: d.cloud.clone(),
                 outcome: Outcome::Declined(reason),
             }),
         }
     }
-    if candidates.is_empty() {
+    if eligible.is_empty() {
         let forbidden = !declined.is_empty() && declined.iter().all(|d| d.is_policy());
         return Err(RouteError::NoCandidate {
             declined,
             forbidden,
         });
     }
+    let (candidates, notes) = order::order(table, deployments, eligible, input, state);
     Ok(RoutePlan {
         candidates,
+        notes,
         declined,
         model_index,
     })
 }
 
+/// Per-request facts from the agreements, computed once per route.
+struct Facts<'a> {
+    exclusive_holder: Option<&'a str>,
+    ship_first_blocks: bool,
+    primary: Option<&'a str>,
+}
+
 /// Why `d` may not serve this request, or `None` if it may.
-fn check(d: &Deployment, input: &RouteInput<'_>, state: &dyn CloudState) -> Option<Reason> {
+fn check(
+    d: &Deployment,
+    input: &RouteInput<'_>,
+    facts: &Facts<'_>,
+    state: &dyn CloudState,
+) -> Option<Reason> {
     let tenant = input.tenant;
     if let Some(clouds) = &tenant.clouds {
         if !clouds.contains(&d.cloud) {
@@ -141,9 +203,14 @@ fn check(d: &Deployment, input: &RouteInput<'_>, state: &dyn CloudState) -> Opti
             return Some(Reason::Jurisdiction);
         }
     }
-    if d.valid_from.is_some_and(|f| input.date < f) || d.valid_until.is_some_and(|u| input.date > u)
-    {
+    if facts.exclusive_holder.is_some_and(|c| c != d.cloud) {
+        return Some(Reason::ExclusiveElsewhere);
+    }
+    if !d.valid_on(input.date) {
         return Some(Reason::OutsideWindow);
+    }
+    if facts.ship_first_blocks && facts.primary != Some(d.cloud.as_str()) {
+        return Some(Reason::ShipFirst);
     }
     for need in input.needs {
         if !d.capabilities.contains(need) {
@@ -162,5 +229,7 @@ fn check(d: &Deployment, input: &RouteInput<'_>, state: &dyn CloudState) -> Opti
     None
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

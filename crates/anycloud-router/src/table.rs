@@ -1,7 +1,9 @@
 //! The routing table compiled once from config, so the request path does no
-//! config lookups by string beyond one model-name hash.
+//! config lookups by string beyond one model-name hash. It holds the
+//! deployments per model and the agreements that bind routing (primary,
+//! ship-first, exclusivity, commitments) plus the ordering strategy.
 
-use anycloud_config::{Config, Price};
+use anycloud_config::{Config, Price, Strategy};
 use anycloud_types::{Capability, ProviderKind};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -20,16 +22,64 @@ pub struct Deployment {
     pub context_window: Option<u64>,
 }
 
+impl Deployment {
+    /// Whether the deployment's validity window contains `date` (bounds
+    /// inclusive; a missing bound is open).
+    pub fn valid_on(&self, date: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| date >= f) && self.valid_until.is_none_or(|u| date <= u)
+    }
+}
+
+/// `[agreements.primary]`: first look, and optionally ship-first.
+#[derive(Debug, Clone, Default)]
+pub struct Primary {
+    pub cloud: String,
+    pub ship_first: bool,
+    pub declined_models: Vec<String>,
+}
+
+/// `[[agreements.exclusive]]`: `model` runs only on `cloud` while active.
+#[derive(Debug, Clone)]
+pub struct Exclusive {
+    pub model: String,
+    pub cloud: String,
+    pub from: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+}
+
+impl Exclusive {
+    pub fn active_on(&self, date: NaiveDate) -> bool {
+        self.from.is_none_or(|f| date >= f) && self.until.is_none_or(|u| date <= u)
+    }
+}
+
+/// `[[agreements.commitment]]`: spend `amount_usd` on `cloud` in
+/// `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct Commitment {
+    pub cloud: String,
+    pub amount_usd: f64,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RoutingTable {
     names: Vec<String>,
     index: HashMap<String, usize>,
     deployments: Vec<Vec<Deployment>>,
+    pub strategy: Strategy,
+    pub primary: Option<Primary>,
+    pub exclusive: Vec<Exclusive>,
+    pub commitments: Vec<Commitment>,
 }
 
 impl RoutingTable {
     pub fn new(config: &Config) -> RoutingTable {
-        let mut t = RoutingTable::default();
+        let mut t = RoutingTable {
+            strategy: config.routing.strategy,
+            ..RoutingTable::default()
+        };
         for m in &config.models {
             let deps = m
                 .deployments
@@ -52,6 +102,43 @@ impl RoutingTable {
                 .collect();
             t.index.insert(m.name.clone(), t.names.len());
             t.names.push(m.name.clone());
+            t.deployments.push(deps);
+        }
+        let a = &config.agreements;
+        t.primary = a.primary.as_ref().map(|p| Primary {
+            cloud: p.cloud.clone(),
+            ship_first: p.ship_first,
+            declined_models: p.declined_models.clone(),
+        });
+        t.exclusive = a
+            .exclusive
+            .iter()
+            .map(|e| Exclusive {
+                model: e.model.clone(),
+                cloud: e.cloud.clone(),
+                from: e.from,
+                until: e.until,
+            })
+            .collect();
+        t.commitments = a
+            .commitment
+            .iter()
+            .map(|c| Commitment {
+                cloud: c.cloud.clone(),
+                amount_usd: c.amount_usd,
+                from: c.from,
+                to: c.to,
+            })
+            .collect();
+        t
+    }
+
+    /// A table built directly from parts (property tests, tools).
+    pub fn from_parts(models: Vec<(String, Vec<Deployment>)>) -> RoutingTable {
+        let mut t = RoutingTable::default();
+        for (name, deps) in models {
+            t.index.insert(name.clone(), t.names.len());
+            t.names.push(name);
             t.deployments.push(deps);
         }
         t
@@ -82,5 +169,35 @@ impl RoutingTable {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
+    }
+
+    /// The cloud holding an exclusive on `model` on `date`, if any.
+    pub fn exclusive_holder(&self, model: &str, date: NaiveDate) -> Option<&str> {
+        self.exclusive
+            .iter()
+            .find(|e| e.model == model && e.active_on(date))
+            .map(|e| e.cloud.as_str())
+    }
+
+    /// Ship-first (product.md §3.4): when the primary has `ship_first`, a
+    /// model may run on another cloud only once the primary *serves* it — it
+    /// has a deployment of the model whose validity window contains the
+    /// request's date — or has *declined* it (`declined_models`). Tenant
+    /// policy, capabilities and health of the primary's deployment do not
+    /// matter here: the primary having the model is what releases it to the
+    /// others (if the primary then cannot take this particular request,
+    /// that is its right of first refusal being used). Returns true when
+    /// other clouds are held back for `model` on `date`.
+    pub fn ship_first_blocks(&self, model_index: usize, model: &str, date: NaiveDate) -> bool {
+        let Some(p) = &self.primary else {
+            return false;
+        };
+        if !p.ship_first || p.declined_models.iter().any(|m| m == model) {
+            return false;
+        }
+        !self
+            .deployments(model_index)
+            .iter()
+            .any(|d| d.cloud == p.cloud && d.valid_on(date))
     }
 }

@@ -20,10 +20,11 @@
 //!    (at stream end or client drop for streams), handed to the sinks
 //!    (ledger, audit) which write off the request path.
 //!
-//! Admin and health routes skip steps 2–7.
+//! Admin and health routes skip steps 2–7; `admin` checks the admin token
+//! itself (constant-time compare).
 
 use crate::state::AppState;
-use crate::{health, ingress, request_id};
+use crate::{admin, health, ingress, request_id};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -43,6 +44,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
+        .route("/admin/v1/clouds", get(admin::clouds::list))
+        .route("/admin/v1/clouds/{name}/drain", post(admin::clouds::drain))
+        .route(
+            "/admin/v1/clouds/{name}/restore",
+            post(admin::clouds::restore),
+        )
+        .route("/admin/v1/route/explain", get(admin::explain::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -1,23 +1,45 @@
-//! Tries a route plan's candidates in order until one serves the request.
+//! Tries a route plan's candidates until one serves the request
+//! (product.md §4.7).
 //!
-//! A connect error, a timeout before the first byte, or a retryable status
-//! (408/429/5xx/529, and 401/403/404 which mean that cloud is misconfigured)
-//! moves on to the next candidate; a 400-class rejection is the client's
-//! error and is returned as is. For streams, "served" means the first
-//! upstream event arrived: until then nothing has gone to the client, so a
-//! failure can still fail over invisibly.
+//! - A connect error, a timeout before the first byte, or a retryable status
+//!   (408/429/5xx/529, and 401/403/404 which mean that cloud is
+//!   misconfigured) moves on to the next candidate at once; a 400-class
+//!   rejection is the client's error and is returned as is.
+//! - Every retryable failure is reported to the cloud's breaker
+//!   (`cloud_state`); a 429/503 with `retry-after` opens it for that long.
+//!   Right before each attempt the breaker and drain flag are checked again
+//!   (`CloudStates::admit`), since the plan may be a few ms old.
+//! - The retry budget: at most `routing.retry.max_attempts` attempts per
+//!   request, and with `budget_ratio` every attempt after the first spends
+//!   a token from a gateway-wide bucket. The overall deadline
+//!   (`server.request_timeout_ms`) bounds every attempt.
+//! - Backoff (exponential, full jitter) only before retrying the *same*
+//!   cloud, which happens only when no other candidate is left: failover to
+//!   a healthy cloud is never delayed.
+//! - Hedging ([`failover_hedged`], non-streaming only): after
+//!   `routing.hedge_after_ms` without an answer the next candidate starts in
+//!   parallel; the first success wins and the other attempt is dropped
+//!   (cancelled), recorded as `failed(hedge_lost)`.
+//!
+//! For streams, "served" means the first upstream event arrived: until then
+//! nothing has gone to the client, so a failure can still fail over
+//! invisibly.
 
 use crate::error::ApiError;
 use crate::metrics::AttemptLabels;
 use crate::outcome::{AttemptRecord, Tracker};
 use crate::state::AppState;
 use anycloud_providers::{EventStream, Provider, ProviderError, ProviderErrorKind};
-use anycloud_router::{Decision, Deployment, Outcome, RoutePlan};
+use anycloud_router::{Decision, Deployment, Outcome, Reason, RoutePlan};
 use anycloud_types::StreamEvent;
 use axum::http::StatusCode;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use rand::Rng;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// A successful attempt and the route that led to it.
@@ -30,12 +52,117 @@ pub struct Served<T> {
     pub decisions: Vec<Decision>,
 }
 
-/// Runs `attempt` on each candidate in turn.
+/// Runs `attempt` on each candidate in turn (no hedging: streams and any
+/// request whose side effects must not be doubled).
 pub async fn failover<T, F, Fut>(
     state: &AppState,
     plan: &RoutePlan,
     model: &str,
     deadline: Instant,
+    tracker: &Tracker,
+    attempt: F,
+) -> Result<Served<T>, ApiError>
+where
+    F: FnMut(Arc<dyn Provider>, Deployment) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    run(state, plan, model, deadline, None, tracker, attempt).await
+}
+
+/// Like [`failover`], hedging after `routing.hedge_after_ms` when set.
+pub async fn failover_hedged<T, F, Fut>(
+    state: &AppState,
+    plan: &RoutePlan,
+    model: &str,
+    deadline: Instant,
+    tracker: &Tracker,
+    attempt: F,
+) -> Result<Served<T>, ApiError>
+where
+    F: FnMut(Arc<dyn Provider>, Deployment) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let hedge = state
+        .config
+        .routing
+        .hedge_after_ms
+        .map(Duration::from_millis);
+    run(state, plan, model, deadline, hedge, tracker, attempt).await
+}
+
+/// One attempt in flight: which deployment, when it started, its result.
+async fn timed<T, Fut>(
+    i: usize,
+    deadline: Instant,
+    fut: Fut,
+) -> (usize, Duration, Result<T, ProviderError>)
+where
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let start = Instant::now();
+    let r = match tokio::time::timeout_at(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::new(
+            ProviderErrorKind::Timeout,
+            "the request's overall deadline passed",
+        )),
+    };
+    (i, start.elapsed(), r)
+}
+
+/// The attempt loop's bookkeeping.
+struct Attempts<'a> {
+    state: &'a AppState,
+    deployments: &'a [Deployment],
+    queue: VecDeque<usize>,
+    made: u32,
+    max: u32,
+    decisions: Vec<Decision>,
+    failures: Vec<(String, ProviderError)>,
+}
+
+impl Attempts<'_> {
+    /// May one more attempt start (count and token budget)?
+    fn budget_allows(&mut self) -> bool {
+        if self.made >= self.max {
+            return false;
+        }
+        if self.made > 0 && self.state.config.routing.retry.budget_ratio.is_some() {
+            return self.state.clouds.take_retry_token();
+        }
+        true
+    }
+
+    /// The next queued candidate its breaker admits; the others are
+    /// recorded as declined.
+    fn next_candidate(&mut self) -> Option<usize> {
+        while let Some(i) = self.queue.pop_front() {
+            let Some(d) = self.deployments.get(i) else {
+                continue;
+            };
+            if self.state.clouds.admit(&d.cloud) {
+                return Some(i);
+            }
+            let reason = if anycloud_router::CloudState::is_drained(&self.state.clouds, &d.cloud) {
+                Reason::Drained
+            } else {
+                Reason::BreakerOpen
+            };
+            self.decisions.push(Decision {
+                cloud: d.cloud.clone(),
+                outcome: Outcome::Declined(reason),
+            });
+        }
+        None
+    }
+}
+
+async fn run<T, F, Fut>(
+    state: &AppState,
+    plan: &RoutePlan,
+    model: &str,
+    deadline: Instant,
+    hedge: Option<Duration>,
     tracker: &Tracker,
     mut attempt: F,
 ) -> Result<Served<T>, ApiError>
@@ -43,89 +170,187 @@ where
     F: FnMut(Arc<dyn Provider>, Deployment) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
-    let deployments = state.routes.deployments(plan.model_index);
-    let mut decisions = plan.declined.clone();
-    let mut failures: Vec<(String, ProviderError)> = Vec::new();
-    for &i in &plan.candidates {
-        let Some(d) = deployments.get(i) else {
-            continue;
+    let retry = state.config.routing.retry;
+    if let Some(ratio) = retry.budget_ratio {
+        state.clouds.deposit_retry_tokens(ratio);
+    }
+    let mut a = Attempts {
+        state,
+        deployments: state.routes.deployments(plan.model_index),
+        queue: plan.candidates.iter().copied().collect(),
+        made: 0,
+        max: retry.max_attempts.max(1),
+        decisions: plan.declined.clone(),
+        failures: Vec::new(),
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut flying: Vec<usize> = Vec::new();
+    let hedge_timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(hedge_timer);
+    let mut hedge_armed = false;
+    // The last cloud that failed retryably, and how often it was retried.
+    let mut last_failed: Option<usize> = None;
+    let mut same_retries: u32 = 0;
+
+    let mut launch = |i: usize,
+                      flying: &mut Vec<usize>,
+                      in_flight: &mut FuturesUnordered<_>,
+                      a: &mut Attempts<'_>|
+     -> bool {
+        let Some(d) = a.deployments.get(i) else {
+            return false;
         };
         let Some(provider) = state.providers.get(&d.cloud) else {
-            continue;
+            return false;
         };
-        let started = std::time::Instant::now();
-        let at = chrono::Utc::now();
-        let result =
-            match tokio::time::timeout_at(deadline, attempt(provider.clone(), d.clone())).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::new(
-                    ProviderErrorKind::Timeout,
-                    "the request's overall deadline passed",
-                )),
-            };
-        match result {
-            Ok(value) => {
-                count_attempt(state, &d.cloud, "ok");
-                tracker.attempt(AttemptRecord {
-                    at,
-                    cloud: d.cloud.clone(),
-                    deployment: d.target.clone(),
-                    price: d.price,
-                    outcome: "ok".into(),
-                    upstream_status: Some(200),
-                    latency_ms: started.elapsed().as_millis() as u64,
-                    ttft_ms: None,
-                    usage: None,
-                    usage_estimated: false,
-                    reached_cloud: true,
-                });
-                decisions.push(Decision {
-                    cloud: d.cloud.clone(),
-                    outcome: Outcome::Ok,
-                });
-                return Ok(Served {
-                    value,
-                    cloud: d.cloud.clone(),
-                    deployment: d.clone(),
-                    decisions,
-                });
-            }
-            Err(e) => {
-                let reason = e.reason_code();
-                count_attempt(state, &d.cloud, &reason);
-                tracker.attempt(AttemptRecord {
-                    at,
-                    cloud: d.cloud.clone(),
-                    deployment: d.target.clone(),
-                    price: d.price,
-                    outcome: reason.clone(),
-                    upstream_status: e.status,
-                    latency_ms: started.elapsed().as_millis() as u64,
-                    ttft_ms: None,
-                    usage: None,
-                    usage_estimated: false,
-                    reached_cloud: e.kind != ProviderErrorKind::Connect,
-                });
-                decisions.push(Decision {
-                    cloud: d.cloud.clone(),
-                    outcome: Outcome::Failed(reason),
-                });
-                if !e.is_retryable() {
-                    return Err(ApiError::Upstream {
-                        error: e,
-                        route: decisions,
-                        cloud: d.cloud.clone(),
-                    });
+        a.made += 1;
+        flying.push(i);
+        in_flight.push(timed(i, deadline, attempt(provider.clone(), d.clone())));
+        true
+    };
+
+    loop {
+        if in_flight.is_empty() {
+            let mut launched = false;
+            if a.budget_allows() {
+                if let Some(i) = a.next_candidate() {
+                    launched = launch(i, &mut flying, &mut in_flight, &mut a);
+                } else if let Some(i) = last_failed.take() {
+                    // No other candidate: retry the same cloud after backoff.
+                    let cloud = a.deployments.get(i).map(|d| d.cloud.clone());
+                    let wait = backoff(retry.backoff_base_ms, retry.backoff_max_ms, same_retries);
+                    if Instant::now() + wait < deadline {
+                        tokio::time::sleep(wait).await;
+                        if cloud.is_some_and(|c| state.clouds.admit(&c)) {
+                            same_retries += 1;
+                            launched = launch(i, &mut flying, &mut in_flight, &mut a);
+                        }
+                    }
                 }
-                tracing::warn!(cloud = %d.cloud, reason = %e.reason_code(), error = %e, "attempt failed, trying next candidate");
-                failures.push((d.cloud.clone(), e));
-                if Instant::now() >= deadline {
-                    break;
+            }
+            if !launched {
+                break;
+            }
+            if let Some(h) = hedge {
+                hedge_timer
+                    .as_mut()
+                    .reset((Instant::now() + h).min(deadline));
+                hedge_armed = true;
+            }
+        }
+        tokio::select! {
+            Some((i, elapsed, result)) = in_flight.next() => {
+                flying.retain(|&f| f != i);
+                let Some(d) = a.deployments.get(i) else { continue };
+                match result {
+                    Ok(value) => {
+                        state.clouds.record_success(&d.cloud, elapsed);
+                        count_attempt(state, &d.cloud, "ok");
+                        tracker.attempt(attempt_record(d, "ok", Some(200), elapsed, true));
+                        for &loser in &flying {
+                            if let Some(l) = a.deployments.get(loser) {
+                                state.clouds.release_probe(&l.cloud);
+                                count_attempt(state, &l.cloud, "hedge_lost");
+                                // It reached the cloud and may be billed;
+                                // its usage is unknown.
+                                tracker.attempt(attempt_record(l, "hedge_lost", None, elapsed, true));
+                                a.decisions.push(Decision {
+                                    cloud: l.cloud.clone(),
+                                    outcome: Outcome::Failed("hedge_lost".into()),
+                                });
+                            }
+                        }
+                        a.decisions.push(Decision { cloud: d.cloud.clone(), outcome: Outcome::Ok });
+                        return Ok(Served {
+                            value,
+                            cloud: d.cloud.clone(),
+                            deployment: d.clone(),
+                            decisions: a.decisions,
+                        });
+                    }
+                    Err(e) => {
+                        let reason = e.reason_code();
+                        count_attempt(state, &d.cloud, &reason);
+                        tracker.attempt(attempt_record(
+                            d,
+                            &reason,
+                            e.status,
+                            elapsed,
+                            e.kind != ProviderErrorKind::Connect,
+                        ));
+                        a.decisions.push(Decision {
+                            cloud: d.cloud.clone(),
+                            outcome: Outcome::Failed(reason),
+                        });
+                        if !e.is_retryable() {
+                            state.clouds.release_probe(&d.cloud);
+                            return Err(ApiError::Upstream { error: e, route: a.decisions, cloud: d.cloud.clone() });
+                        }
+                        let retry_after = e.retry_after.filter(|_| matches!(e.status, Some(429 | 503)));
+                        state.clouds.record_failure(&d.cloud, retry_after);
+                        tracing::warn!(cloud = %d.cloud, reason = %e.reason_code(), error = %e, "attempt failed, trying next candidate");
+                        a.failures.push((d.cloud.clone(), e));
+                        last_failed = Some(i);
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        // A hedge still in flight: start the next candidate
+                        // beside it rather than wait.
+                        if !in_flight.is_empty() && a.budget_allows() {
+                            if let Some(n) = a.next_candidate() {
+                                launch(n, &mut flying, &mut in_flight, &mut a);
+                            }
+                        }
+                    }
+                }
+            }
+            _ = &mut hedge_timer, if hedge_armed => {
+                hedge_armed = false;
+                if in_flight.len() == 1 && a.budget_allows() {
+                    if let Some(n) = a.next_candidate() {
+                        tracing::info!(cloud = ?a.deployments.get(n).map(|d| &d.cloud), "hedging: starting the next candidate in parallel");
+                        launch(n, &mut flying, &mut in_flight, &mut a);
+                    }
                 }
             }
         }
     }
-    Err(no_cloud(model, failures, decisions))
+    for &i in &flying {
+        if let Some(d) = a.deployments.get(i) {
+            state.clouds.release_probe(&d.cloud);
+        }
+    }
+    Err(no_cloud(model, a.failures, a.decisions))
+}
+
+/// `base · 2^n`, capped, with full jitter (uniform in `[0, that)`), so
+/// retries from many requests do not arrive in lockstep.
+fn backoff(base_ms: u64, max_ms: u64, n: u32) -> Duration {
+    let ceiling = base_ms.saturating_mul(1u64 << n.min(20)).min(max_ms).max(1);
+    Duration::from_millis(rand::thread_rng().gen_range(0..ceiling))
+}
+
+fn attempt_record(
+    d: &Deployment,
+    outcome: &str,
+    upstream_status: Option<u16>,
+    elapsed: Duration,
+    reached_cloud: bool,
+) -> AttemptRecord {
+    let now = chrono::Utc::now();
+    AttemptRecord {
+        at: chrono::Duration::from_std(elapsed).map_or(now, |e| now - e),
+        cloud: d.cloud.clone(),
+        deployment: d.target.clone(),
+        price: d.price,
+        outcome: outcome.to_string(),
+        upstream_status,
+        latency_ms: elapsed.as_millis() as u64,
+        ttft_ms: None,
+        usage: None,
+        usage_estimated: false,
+        reached_cloud,
+    }
 }
 
 fn count_attempt(state: &AppState, cloud: &str, outcome: &str) {
@@ -152,6 +377,11 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
     let mut message = format!("No cloud could serve model `{model}`.");
     for (cloud, e) in &failures {
         message.push_str(&format!(" {cloud}: {} ({});", e.reason_code(), e.message));
+    }
+    for d in &route {
+        if let Outcome::Declined(r) = d.outcome {
+            message.push_str(&format!(" {}: {r};", d.cloud));
+        }
     }
     if failures.is_empty() {
         message.push_str(" No candidate was available.");

@@ -30,6 +30,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    state.metrics.observe_clouds(
+        state.config.clouds.iter().map(|c| c.name.as_str()),
+        &state.clouds,
+    );
     (
         [(
             header::CONTENT_TYPE,

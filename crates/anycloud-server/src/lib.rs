@@ -8,6 +8,7 @@
 // failed request, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;

@@ -6,6 +6,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -43,6 +44,11 @@ pub struct DeclineLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudLabels {
+    pub cloud: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -50,6 +56,10 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub attempts: Family<AttemptLabels, Counter>,
     pub declines: Family<DeclineLabels, Counter>,
+    /// 1 while a cloud is drained.
+    pub cloud_drained: Family<CloudLabels, Gauge>,
+    /// 0 closed, 1 half-open, 2 open.
+    pub cloud_breaker: Family<CloudLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,13 +110,52 @@ impl Metrics {
             "Clouds skipped by routing, by cloud and reason",
             declines.clone(),
         );
+        let cloud_drained = Family::<CloudLabels, Gauge>::default();
+        let cloud_breaker = Family::<CloudLabels, Gauge>::default();
+        registry.register(
+            "cloud_drained",
+            "1 while the cloud is drained by the kill switch",
+            cloud_drained.clone(),
+        );
+        registry.register(
+            "cloud_breaker_state",
+            "Circuit breaker per cloud: 0 closed, 1 half-open, 2 open",
+            cloud_breaker.clone(),
+        );
         Metrics {
             registry,
+            cloud_drained,
+            cloud_breaker,
             requests,
             latency,
             errors,
             attempts,
             declines,
+        }
+    }
+
+    /// Refreshes the per-cloud state gauges; called right before a scrape
+    /// because breakers move from open to half-open with time alone.
+    pub fn observe_clouds<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        clouds: &crate::cloud_state::CloudStates,
+    ) {
+        use crate::cloud_state::BreakerState;
+        use anycloud_router::CloudState;
+        for name in names {
+            let labels = CloudLabels {
+                cloud: name.to_string(),
+            };
+            self.cloud_drained
+                .get_or_create(&labels)
+                .set(i64::from(clouds.is_drained(name)));
+            let b = match clouds.breaker_state(name) {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                BreakerState::Open => 2,
+            };
+            self.cloud_breaker.get_or_create(&labels).set(b);
         }
     }
 

@@ -58,7 +58,10 @@ impl AppState {
             .collect();
         store.sync_tenants(&records).await?;
         let routes = RoutingTable::new(&config);
-        let clouds = CloudStates::new(config.clouds.iter().map(|c| c.name.as_str()));
+        let clouds = CloudStates::with_config(
+            config.clouds.iter().map(|c| c.name.as_str()),
+            config.routing.breaker,
+        );
         let tenants = config
             .tenants
             .iter()

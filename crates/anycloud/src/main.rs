@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Routing engine commands.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
     /// Run the cloud emulators alone.
     Emulate {
         #[arg(long, default_value_t = 9100)]
@@ -57,6 +62,37 @@ enum Command {
 enum ConfigCommand {
     /// Validate a config file; errors name the file, line and key.
     Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum RouteCommand {
+    /// Dry-run the routing engine: ordered candidates and every skip reason.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        tenant: String,
+        /// Capabilities the request needs, comma-separated
+        /// (tools,vision,json_schema,stream,embeddings); chat is implied.
+        #[arg(long)]
+        needs: Option<String>,
+        /// The request's date (YYYY-MM-DD); default today (UTC).
+        #[arg(long)]
+        at: Option<String>,
+        /// Estimated request tokens, for context-length checks.
+        #[arg(long, default_value_t = 0)]
+        tokens: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +152,26 @@ fn main() -> ExitCode {
                 }
                 KeysCommand::Revoke { config, key } => cmd::keys::revoke(&config, &key).await,
             },
+            Command::Route {
+                command:
+                    RouteCommand::Explain {
+                        config,
+                        model,
+                        tenant,
+                        needs,
+                        at,
+                        tokens,
+                        format,
+                    },
+            } => cmd::route::explain_cmd(&cmd::route::ExplainArgs {
+                config: &config,
+                model: &model,
+                tenant: &tenant,
+                needs: needs.as_deref(),
+                at: at.as_deref(),
+                tokens,
+                json: format == Format::Json,
+            }),
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });

@@ -4,7 +4,7 @@
 use super::chat_stream::{take, ChunkEncoder};
 use crate::auth::{authenticate, Principal};
 use crate::body::read_json;
-use crate::dispatch::{failover, open_stream};
+use crate::dispatch::{failover, failover_hedged, open_stream};
 use crate::error::ApiError;
 use crate::outcome::Tracker;
 use crate::request_id::{RequestId, RouteInfo};
@@ -97,7 +97,7 @@ async fn run(
 
     if !chat.stream {
         let (chat_ref, ctx_ref) = (&chat, &ctx);
-        let served = failover(
+        let served = failover_hedged(
             state,
             &plan,
             &chat.model,
@@ -109,6 +109,9 @@ async fn run(
         info.cloud = served.cloud.clone();
         tracker.set_route(&served.decisions);
         tracker.complete_ok_attempt(Some(served.value.usage), false, None);
+        let cost = served.deployment.price.cost(&served.value.usage);
+        let today = chrono::Utc::now().date_naive();
+        state.clouds.record_spend(&served.cloud, today, cost);
         let wire = response_to_wire(&served.value, &chat.model, &id, created);
         let mut resp = axum::Json(wire).into_response();
         super::stamp(&mut resp, &served.cloud, &served.decisions);

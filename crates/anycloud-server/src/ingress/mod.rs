@@ -30,7 +30,9 @@ pub async fn method_not_allowed() -> Response {
     ApiError::MethodNotAllowed.into_response()
 }
 
-/// Routes a request for `principal`'s tenant and counts every decline.
+/// Routes a request for `principal`'s tenant with live cloud state (drain,
+/// breakers, latency EWMA, spend) and counts every decline in
+/// `anycloud_route_declines`.
 pub fn plan(
     state: &AppState,
     tenant: &anycloud_config::TenantConfig,
@@ -44,6 +46,8 @@ pub fn plan(
         needs,
         date: chrono::Utc::now().date_naive(),
         estimated_tokens,
+        seed: rand::random(),
+        spend: &state.clouds,
     };
     let result = route(&state.routes, &input, &state.clouds);
     let declined: &[Decision] = match &result {

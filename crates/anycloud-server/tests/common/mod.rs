@@ -25,13 +25,20 @@ pub struct Gateway {
 pub struct Options {
     pub max_body_bytes: usize,
     pub first_byte_timeout_ms: u64,
+    /// Extra TOML appended to the `[server]`-first config, before clouds
+    /// (e.g. a `[routing]` section).
+    pub routing: String,
 }
+
+/// `server.admin_token` of every test gateway.
+pub const ADMIN_TOKEN: &str = "admin-secret-token";
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_body_bytes: 65_536,
             first_byte_timeout_ms: 10_000,
+            routing: String::new(),
         }
     }
 }
@@ -68,9 +75,12 @@ pub async fn start_with(o: Options) -> Gateway {
 listen = "127.0.0.1:0"
 max_body_bytes = {max_body}
 request_timeout_ms = 20000
+admin_token = "{admin}"
 
 [store]
 url = "sqlite://{db}"
+
+{routing}
 
 [[clouds]]
 name = "azure-us"
@@ -131,6 +141,8 @@ jurisdictions = ["eu"]
 "#,
         max_body = o.max_body_bytes,
         fbt = o.first_byte_timeout_ms,
+        admin = ADMIN_TOKEN,
+        routing = o.routing,
         db = dir.path().join("gw.db").display(),
         azure = azure.base_url(),
         local = local.base_url(),

@@ -5,6 +5,7 @@ pub mod config_check;
 pub mod demo;
 pub mod emulate;
 pub mod keys;
+pub mod route;
 pub mod serve;
 
 use anyhow::Context;

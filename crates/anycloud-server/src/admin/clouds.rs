@@ -1,0 +1,87 @@
+//! `GET /admin/v1/clouds`, `POST /admin/v1/clouds/{name}/drain` and
+//! `/restore`: the kill switch. A drain flips an atomic the router and the
+//! dispatcher read on every request, so it is effective at once on this
+//! instance (sharing it across instances waits for the Redis issue).
+
+use super::require_admin;
+use crate::cloud_state::CloudSnapshot;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Serialize)]
+pub struct CloudView {
+    pub name: String,
+    pub provider: String,
+    pub region: Option<String>,
+    pub jurisdiction: Option<String>,
+    #[serde(flatten)]
+    pub state: CloudSnapshot,
+}
+
+fn view(state: &AppState, name: &str) -> Option<CloudView> {
+    let c = state.config.clouds.iter().find(|c| c.name == name)?;
+    Some(CloudView {
+        name: c.name.clone(),
+        provider: c.provider.to_string(),
+        region: c.region.clone(),
+        jurisdiction: c.jurisdiction.clone(),
+        state: state.clouds.snapshot(name)?,
+    })
+}
+
+pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = require_admin(&state, &headers) {
+        return e.into_response();
+    }
+    let data: Vec<CloudView> = state
+        .config
+        .clouds
+        .iter()
+        .filter_map(|c| view(&state, &c.name))
+        .collect();
+    Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+pub async fn drain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    set(&state, &headers, &name, true)
+}
+
+pub async fn restore(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    set(&state, &headers, &name, false)
+}
+
+fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Response {
+    if let Err(e) = require_admin(state, headers) {
+        return e.into_response();
+    }
+    if !state.clouds.set_drained(name, drained) {
+        return ApiError::NotFound {
+            message: format!("No cloud named `{name}` is configured."),
+            param: Some("name".into()),
+            code: "cloud_not_found",
+        }
+        .into_response();
+    }
+    tracing::warn!(cloud = %name, drained, "admin: cloud drain state changed");
+    match view(state, name) {
+        Some(v) => Json(v).into_response(),
+        None => ApiError::Internal {
+            message: "cloud state unavailable".into(),
+        }
+        .into_response(),
+    }
+}
