@@ -22,6 +22,7 @@
 //! - `GET /_emulator/stats`: `{"requests":N}`.
 
 mod azure;
+mod bedrock;
 mod chat;
 mod embeddings;
 pub mod faults;
@@ -51,6 +52,29 @@ pub enum EmulatedCloud {
     OpenaiCompatible,
     /// Azure OpenAI (classic and v1 URL styles, optional Entra ID token endpoint).
     AzureOpenai,
+    /// AWS Bedrock Runtime (Converse, ConverseStream, Titan embeddings; SigV4 verified).
+    Bedrock,
+}
+
+/// AWS keys and region the Bedrock emulator verifies SigV4 signatures against.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsEmulatorConfig {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// When set, requests must carry it as `x-amz-security-token` (temporary credentials).
+    pub session_token: Option<String>,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsEmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsEmulatorConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[REDACTED]")
+            .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// Entra ID (Azure AD) client-credentials settings for the Azure emulator's token endpoint
@@ -76,6 +100,8 @@ pub struct EmulatorConfig {
     pub api_versions: Vec<String>,
     /// Azure: enable the Entra ID token endpoint.
     pub entra: Option<EntraConfig>,
+    /// Bedrock: the keys and region signatures are checked against.
+    pub aws: Option<AwsEmulatorConfig>,
 }
 
 impl EmulatorConfig {
@@ -92,6 +118,7 @@ impl EmulatorConfig {
             models,
             api_versions: Vec::new(),
             entra: None,
+            aws: None,
         }
     }
 
@@ -111,7 +138,48 @@ impl EmulatorConfig {
                 .map(|s| s.to_string())
                 .collect(),
             entra: None,
+            aws: None,
         }
+    }
+
+    /// A Bedrock emulator in `us-east-1` accepting SigV4 requests signed with these keys,
+    /// serving model ids `models` (`anthropic.claude-3-haiku-20240307-v1:0`, …).
+    pub fn bedrock(
+        name: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
+        Self {
+            cloud: EmulatedCloud::Bedrock,
+            name: name.into(),
+            api_key: String::new(),
+            models,
+            api_versions: Vec::new(),
+            entra: None,
+            aws: Some(AwsEmulatorConfig {
+                access_key_id: access_key_id.into(),
+                secret_access_key: secret_access_key.into(),
+                session_token: None,
+                region: "us-east-1".into(),
+            }),
+        }
+    }
+
+    /// Builder-style (Bedrock): the region signatures must be scoped to.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        if let Some(aws) = self.aws.as_mut() {
+            aws.region = region.into();
+        }
+        self
+    }
+
+    /// Builder-style (Bedrock): demand this session token (temporary credentials).
+    pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
+        if let Some(aws) = self.aws.as_mut() {
+            aws.session_token = Some(token.into());
+        }
+        self
     }
 
     /// Builder-style: enable the Entra ID token endpoint.
@@ -175,7 +243,7 @@ impl EmulatorHandle {
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai => format!("http://{}", self.addr),
+            EmulatedCloud::AzureOpenai | EmulatedCloud::Bedrock => format!("http://{}", self.addr),
         }
     }
 
