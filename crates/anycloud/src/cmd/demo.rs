@@ -1,14 +1,18 @@
 //! `anycloud demo`: the gateway over emulated clouds, with a temporary
 //! SQLite store and a ready demo key, in one command.
 
-use super::emulate::{emulator_configs, EMULATOR_KEY};
+use super::emulate::{
+    emulator_configs, DEMO_AWS_ACCESS_KEY_ID, DEMO_AWS_REGION, DEMO_AWS_SECRET_ACCESS_KEY,
+    EMULATOR_KEY,
+};
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
 
 /// The demo's config: the primary Azure cloud first, the OpenAI-compatible
-/// cloud as fallback, and one tenant.
-pub fn demo_config(azure: &str, openai: &str, db: &str, port: u16) -> String {
+/// cloud as fallback, Bedrock (`aws-eu`) for Claude and as a last gpt-4o
+/// fallback, and one tenant.
+pub fn demo_config(azure: &str, openai: &str, bedrock: &str, db: &str, port: u16) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -32,6 +36,23 @@ base_url = "{openai}"
 api_key = "{EMULATOR_KEY}"
 jurisdiction = "eu"
 
+[[clouds]]
+name = "aws-eu"
+provider = "bedrock"
+base_url = "{bedrock}"
+region = "{DEMO_AWS_REGION}"
+jurisdiction = "eu"
+access_key_id = "{DEMO_AWS_ACCESS_KEY_ID}"
+secret_access_key = "{DEMO_AWS_SECRET_ACCESS_KEY}"
+
+[[models]]
+name = "claude-sonnet"
+[[models.deployments]]
+cloud = "aws-eu"
+target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+
 [[models]]
 name = "gpt-4o"
 [[models.deployments]]
@@ -44,6 +65,11 @@ cloud = "local-openai"
 target = "gpt-4o"
 capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
 price = {{ input_per_mtok = 2.00, output_per_mtok = 8.00 }}
+[[models.deployments]]
+cloud = "aws-eu"
+target = "openai.gpt-oss-120b-1:0"
+capabilities = ["chat", "stream", "tools"]
+price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 
 [[models]]
 name = "gpt-4o-mini"
@@ -85,11 +111,12 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     for (_, cfg) in emulator_configs() {
         emulators.push(spawn_on_port(cfg, 0).await?);
     }
-    let (openai, azure) = (&emulators[0], &emulators[1]);
+    let (openai, azure, bedrock) = (&emulators[0], &emulators[1], &emulators[2]);
     let db = dir.path().join("anycloud.db");
     let text = demo_config(
         &azure.base_url(),
         &openai.base_url(),
+        &bedrock.base_url(),
         &db.display().to_string(),
         port,
     );
@@ -108,7 +135,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let key = key.expose_secret().to_string();
     println!(
         r#"anycloud demo is running at {url}
-  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}
+  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}, aws-eu (Bedrock) {br}
   config: {cfg}
   demo key: {key}
 
@@ -122,6 +149,7 @@ Try it:
 Metrics: {url}/metrics    Ctrl-C to stop."#,
         az = azure.base_url(),
         oa = openai.base_url(),
+        br = bedrock.base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

@@ -4,6 +4,10 @@ use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig};
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+/// The demo's AWS keys: the Bedrock emulator verifies SigV4 signatures made with them.
+pub const DEMO_AWS_ACCESS_KEY_ID: &str = "AKIDANYCLOUDDEMO";
+pub const DEMO_AWS_SECRET_ACCESS_KEY: &str = "anycloud-demo-secret";
+pub const DEMO_AWS_REGION: &str = "eu-central-1";
 
 pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
     let models = vec![
@@ -33,6 +37,20 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 client_secret: "demo-secret".into(),
             }),
         ),
+        (
+            "bedrock",
+            EmulatorConfig::bedrock(
+                "aws-eu",
+                DEMO_AWS_ACCESS_KEY_ID,
+                DEMO_AWS_SECRET_ACCESS_KEY,
+                vec![
+                    "anthropic.claude-3-5-sonnet-20240620-v1:0".to_string(),
+                    "openai.gpt-oss-120b-1:0".to_string(),
+                    "amazon.titan-embed-text-v2:0".to_string(),
+                ],
+            )
+            .with_region(DEMO_AWS_REGION),
+        ),
     ]
 }
 
@@ -51,7 +69,14 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
             continue;
         }
         let h = spawn_on_port(cfg, next_port).await?;
-        println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        if kind == "bedrock" {
+            println!(
+                "{kind:<18} {}  (SigV4: access key {DEMO_AWS_ACCESS_KEY_ID}, secret {DEMO_AWS_SECRET_ACCESS_KEY}, region {DEMO_AWS_REGION})",
+                h.base_url()
+            );
+        } else {
+            println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        }
         if next_port != 0 {
             next_port = next_port.saturating_add(1);
         }
