@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::Method;
 use axum::response::Response;
 use aws_smithy_eventstream::frame::write_message_to;
-use aws_smithy_types::event_stream::{Header, Message};
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -169,6 +169,11 @@ fn invoke(req: &Incoming, model: &str, body: &serde_json::Map<String, Value>) ->
     )
 }
 
+/// A string-typed (type 7) event-stream header, the only kind Bedrock sends.
+fn string_header(name: &'static str, value: impl Into<String>) -> Header {
+    Header::new(name, HeaderValue::String(value.into().into()))
+}
+
 /// One event-stream message as bytes.
 fn frame(headers: Vec<Header>, payload: Vec<u8>) -> Bytes {
     let mut out = Vec::new();
@@ -185,9 +190,9 @@ fn event_frame(n: usize, name: &str, mut payload: Value) -> Bytes {
     }
     frame(
         vec![
-            Header::new(":event-type", name.to_string()),
-            Header::new(":content-type", "application/json"),
-            Header::new(":message-type", "event"),
+            string_header(":event-type", name.to_string()),
+            string_header(":content-type", "application/json"),
+            string_header(":message-type", "event"),
         ],
         payload.to_string().into_bytes(),
     )
@@ -203,9 +208,9 @@ fn exception_frame(name: &str) -> Bytes {
     };
     frame(
         vec![
-            Header::new(":exception-type", name.to_string()),
-            Header::new(":content-type", "application/json"),
-            Header::new(":message-type", "exception"),
+            string_header(":exception-type", name.to_string()),
+            string_header(":content-type", "application/json"),
+            string_header(":message-type", "exception"),
         ],
         json!({"message": message}).to_string().into_bytes(),
     )

@@ -6,6 +6,10 @@ use super::*;
 use anycloud_types::{FinishReason, Usage};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::Header;
+
+fn sh(name: &'static str, value: &str) -> Header {
+    Header::new(name, HeaderValue::String(value.to_string().into()))
+}
 use proptest::prelude::*;
 
 fn frame(kind: &str, name: &str, payload: &str) -> Vec<u8> {
@@ -15,9 +19,9 @@ fn frame(kind: &str, name: &str, payload: &str) -> Vec<u8> {
         ":exception-type"
     };
     let msg = Message::new(payload.as_bytes().to_vec())
-        .add_header(Header::new(type_header, name.to_string()))
-        .add_header(Header::new(":content-type", "application/json"))
-        .add_header(Header::new(":message-type", kind.to_string()));
+        .add_header(sh(type_header, name))
+        .add_header(sh(":content-type", "application/json"))
+        .add_header(sh(":message-type", kind));
     let mut out = Vec::new();
     write_message_to(&msg, &mut out).unwrap();
     out
