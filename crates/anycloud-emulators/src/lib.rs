@@ -71,7 +71,10 @@ impl std::fmt::Debug for AwsEmulatorConfig {
         f.debug_struct("AwsEmulatorConfig")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"[REDACTED]")
-            .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("region", &self.region)
             .finish()
     }

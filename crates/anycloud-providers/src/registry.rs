@@ -69,12 +69,12 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
         ProviderKind::Bedrock => Ok(Arc::new(BedrockProvider::new(cloud)?)),
-        ProviderKind::Vertex
-        | ProviderKind::Anthropic
-        | ProviderKind::Oci => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Vertex | ProviderKind::Anthropic | ProviderKind::Oci => {
+            Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                format!("provider {} is not available yet", cloud.provider),
+            ))
+        }
     }
 }
 

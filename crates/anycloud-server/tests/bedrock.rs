@@ -24,8 +24,13 @@ struct Gateway {
 
 async fn start() -> Gateway {
     let bedrock = spawn_on_port(
-        EmulatorConfig::bedrock("aws-eu", "AKIDGATEWAYTEST", "gw-secret", vec![MODEL_ID.into()])
-            .with_region("eu-west-1"),
+        EmulatorConfig::bedrock(
+            "aws-eu",
+            "AKIDGATEWAYTEST",
+            "gw-secret",
+            vec![MODEL_ID.into()],
+        )
+        .with_region("eu-west-1"),
         0,
     )
     .await
@@ -82,8 +87,12 @@ name = "team"
     let path = dir.path().join("anycloud.toml");
     let config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
     let store = anycloud_store::open(&config.store.url).await.unwrap();
-    let state = anycloud_server::AppState::build(config, store.clone()).await.unwrap();
-    let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None).await.unwrap();
+    let state = anycloud_server::AppState::build(config, store.clone())
+        .await
+        .unwrap();
+    let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -119,7 +128,10 @@ impl Gateway {
 }
 
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 #[tokio::test]
@@ -143,7 +155,10 @@ async fn openai_chat_is_served_by_bedrock() {
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     assert_eq!(v["usage"]["completion_tokens"], 8);
     let rec = &g.bedrock.requests()[0];
-    assert_eq!(rec.path, "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse");
+    assert_eq!(
+        rec.path,
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+    );
     assert_eq!(rec.body["system"], json!([{"text": "Be brief."}]));
     assert_eq!(g.local.request_count(), 0);
 }
@@ -169,18 +184,28 @@ async fn openai_stream_from_bedrock_carries_usage() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(text, format!("Hello from aws-eu ({MODEL_ID}). You said: Stream it"));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
-    let usage = chunks.iter().find(|c| c["usage"].is_object()).expect("usage chunk");
+    assert_eq!(
+        text,
+        format!("Hello from aws-eu ({MODEL_ID}). You said: Stream it")
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("usage chunk");
     assert!(usage["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(usage["usage"]["completion_tokens"], 7);
+    assert_eq!(usage["usage"]["completion_tokens"], 8);
 }
 
 #[tokio::test]
 async fn throttled_bedrock_fails_over() {
     let g = start().await;
     g.bedrock.faults().fail_next(1, 429, None);
-    let r = g.chat(json!({"model": "claude-sonnet", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let r = g
+        .chat(json!({"model": "claude-sonnet", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-anycloud-cloud"), "local-openai");
     assert_eq!(g.bedrock.request_count(), 1);

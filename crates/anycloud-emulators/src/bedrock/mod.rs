@@ -15,11 +15,11 @@ mod sigv4;
 
 use std::time::Duration;
 
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::body::Body;
 use axum::http::Method;
 use axum::response::Response;
-use aws_smithy_eventstream::frame::write_message_to;
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -86,13 +86,34 @@ fn validation(req: &Incoming, message: &str) -> Response {
 /// The Bedrock-shaped answer for an injected failure.
 pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
     let (name, message) = match f.status {
-        429 => ("ThrottlingException", "Too many requests, please wait before trying again."),
-        503 => ("ServiceUnavailableException", "Bedrock is unable to process your request."),
-        500 => ("InternalServerException", "The server encountered an internal error while processing the request."),
-        408 => ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
-        424 => ("ModelErrorException", "The model failed to process the request."),
-        403 => ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
-        404 => ("ResourceNotFoundException", "Could not resolve the foundation model from the provided model identifier."),
+        429 => (
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        ),
+        503 => (
+            "ServiceUnavailableException",
+            "Bedrock is unable to process your request.",
+        ),
+        500 => (
+            "InternalServerException",
+            "The server encountered an internal error while processing the request.",
+        ),
+        408 => (
+            "ModelTimeoutException",
+            "Model has timed out in processing the request. Try your request again.",
+        ),
+        424 => (
+            "ModelErrorException",
+            "The model failed to process the request.",
+        ),
+        403 => (
+            "AccessDeniedException",
+            "You don't have access to the model with the specified model ID.",
+        ),
+        404 => (
+            "ResourceNotFoundException",
+            "Could not resolve the foundation model from the provided model identifier.",
+        ),
         400 => ("ValidationException", "Injected validation failure."),
         _ => ("InternalServerException", "Injected failure."),
     };
@@ -102,7 +123,12 @@ pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
 /// Serve one model-endpoint request.
 pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     let Some(aws) = shared.config.aws.as_ref() else {
-        return error(req, 500, "InternalServerException", "emulator has no AWS configuration");
+        return error(
+            req,
+            500,
+            "InternalServerException",
+            "emulator has no AWS configuration",
+        );
     };
     let Some((model, op)) = route(req) else {
         return error(req, 404, "UnknownOperationException", "Not Found");
@@ -123,7 +149,12 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     }
     let body = match serde_json::from_slice::<Value>(&req.body) {
         Ok(Value::Object(o)) => o,
-        _ => return validation(req, "Malformed input request, please reformat your input and try again."),
+        _ => {
+            return validation(
+                req,
+                "Malformed input request, please reformat your input and try again.",
+            )
+        }
     };
     match op {
         Op::Invoke => invoke(req, &model, &body),
@@ -146,12 +177,24 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
 /// InvokeModel for Titan Text Embeddings v2.
 fn invoke(req: &Incoming, model: &str, body: &serde_json::Map<String, Value>) -> Response {
     if !model.contains("titan-embed") {
-        return validation(req, "The emulator serves InvokeModel for Titan text embedding models only; use Converse.");
+        return validation(
+            req,
+            "The emulator serves InvokeModel for Titan text embedding models only; use Converse.",
+        );
     }
-    let Some(text) = body.get("inputText").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
+    let Some(text) = body
+        .get("inputText")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    else {
         return validation(req, "Malformed input request: #: required key [inputText] not found, please reformat your input and try again.");
     };
-    if let Some(k) = body.keys().find(|k| !matches!(k.as_str(), "inputText" | "dimensions" | "normalize" | "embeddingTypes")) {
+    if let Some(k) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "inputText" | "dimensions" | "normalize" | "embeddingTypes"
+        )
+    }) {
         return validation(req, &format!("Malformed input request: #: extraneous key [{k}] is not permitted, please reformat your input and try again."));
     }
     let dims = match body.get("dimensions") {
@@ -234,30 +277,38 @@ fn event_stream(shared: &Shared, req: &Incoming, events: Vec<(&'static str, Valu
     }
     let writes = split_writes(&frames);
     let delay = faults.chunk_delay();
-    let stream = futures::stream::unfold((writes.into_iter(), 0usize, false), move |(mut it, n, done)| async move {
-        if done {
-            return None;
-        }
-        match it.next() {
-            Some(bytes) => {
-                if n > 0 {
-                    if delay.is_zero() {
-                        // Pending once, so each piece goes out in its own write.
-                        tokio::task::yield_now().await;
-                    } else {
-                        tokio::time::sleep(delay).await;
+    let stream = futures::stream::unfold(
+        (writes.into_iter(), 0usize, false),
+        move |(mut it, n, done)| async move {
+            if done {
+                return None;
+            }
+            match it.next() {
+                Some(bytes) => {
+                    if n > 0 {
+                        if delay.is_zero() {
+                            // Pending once, so each piece goes out in its own write.
+                            tokio::task::yield_now().await;
+                        } else {
+                            tokio::time::sleep(delay).await;
+                        }
                     }
+                    Some((Ok::<Bytes, std::io::Error>(bytes), (it, n + 1, false)))
                 }
-                Some((Ok::<Bytes, std::io::Error>(bytes), (it, n + 1, false)))
+                None if cut => {
+                    // Let the frames already produced reach the socket, then abort.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Some((
+                        Err(std::io::Error::other(
+                            "emulator: stream cut by fault injection",
+                        )),
+                        (it, n, true),
+                    ))
+                }
+                None => None,
             }
-            None if cut => {
-                // Let the frames already produced reach the socket, then abort.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((Err(std::io::Error::other("emulator: stream cut by fault injection")), (it, n, true)))
-            }
-            None => None,
-        }
-    });
+        },
+    );
     http::respond(
         200,
         "application/vnd.amazon.eventstream",

@@ -142,7 +142,10 @@ pub(crate) fn verify(aws: &AwsEmulatorConfig, req: &Incoming) -> Result<(), Auth
     if auth.access_key_id != aws.access_key_id {
         return Err(invalid_token());
     }
-    match (req.header("x-amz-security-token"), aws.session_token.as_deref()) {
+    match (
+        req.header("x-amz-security-token"),
+        aws.session_token.as_deref(),
+    ) {
         (None, None) => {}
         (Some(got), Some(want)) if got == want => {}
         _ => return Err(invalid_token()),
@@ -184,14 +187,20 @@ pub(crate) fn verify(aws: &AwsEmulatorConfig, req: &Incoming) -> Result<(), Auth
         return Err(err(
             "InvalidSignatureException",
             403,
-            format!("Credential should be scoped to correct service: 'bedrock'. (got '{}')", auth.service),
+            format!(
+                "Credential should be scoped to correct service: 'bedrock'. (got '{}')",
+                auth.service
+            ),
         ));
     }
     if auth.region != aws.region {
         return Err(err(
             "InvalidSignatureException",
             403,
-            format!("Credential should be scoped to a valid region, not '{}'.", auth.region),
+            format!(
+                "Credential should be scoped to a valid region, not '{}'.",
+                auth.region
+            ),
         ));
     }
     for required in ["host", "x-amz-date"] {

@@ -102,7 +102,9 @@ impl CredentialSource {
                 format!("no AWS credentials: configure access_key_id/secret_access_key, AWS_* environment variables or a shared profile ({e})"),
             )
         })?;
-        *cached.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(loaded.clone());
+        *cached
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(loaded.clone());
         Ok(loaded)
     }
 }
@@ -217,7 +219,11 @@ mod tests {
         assert!(headers
             .iter()
             .any(|(k, v)| k == "x-amz-security-token" && v == "tok"));
-        let auth = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
         assert!(auth.contains("x-amz-security-token"), "{auth}");
     }
 

@@ -356,7 +356,9 @@ pub fn error_from_response(status: u16, error_type: Option<&str>, body: &[u8]) -
         None if message.is_empty() => {
             ProviderError::upstream(status, format!("Bedrock returned HTTP {status}"))
         }
-        None => ProviderError::upstream(status, format!("Bedrock returned HTTP {status}: {message}")),
+        None => {
+            ProviderError::upstream(status, format!("Bedrock returned HTTP {status}: {message}"))
+        }
     }
 }
 

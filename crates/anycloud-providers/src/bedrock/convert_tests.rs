@@ -63,7 +63,10 @@ fn tool_history() -> Vec<Message> {
 #[test]
 fn system_roles_merging_and_tool_results_in_user_messages() {
     let mut messages = tool_history();
-    messages.insert(1, msg(Role::Developer, vec![ContentBlock::text("No emojis.")]));
+    messages.insert(
+        1,
+        msg(Role::Developer, vec![ContentBlock::text("No emojis.")]),
+    );
     messages.push(msg(Role::User, vec![ContentBlock::text("And tomorrow?")]));
     let mut r = req(messages);
     r.tools = vec![weather()];
@@ -118,17 +121,25 @@ fn tool_choice_variants() {
         json!({"tool": {"name": "get_weather"}})
     );
     // none without tool history: no toolConfig at all.
-    assert!(choice(Some(ToolChoice::None), false).get("toolConfig").is_none());
+    assert!(choice(Some(ToolChoice::None), false)
+        .get("toolConfig")
+        .is_none());
     // none with tool history: toolConfig kept (Converse demands it) but no toolChoice.
     let w = choice(Some(ToolChoice::None), true);
-    assert_eq!(w["toolConfig"]["tools"][0]["toolSpec"]["name"], "get_weather");
+    assert_eq!(
+        w["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
     assert!(w["toolConfig"].get("toolChoice").is_none());
 }
 
 #[test]
 fn tool_history_without_tools_declares_stubs() {
     let w = serde_json::to_value(request_to_wire(&req(tool_history())).unwrap()).unwrap();
-    assert_eq!(w["toolConfig"]["tools"][0]["toolSpec"]["name"], "get_weather");
+    assert_eq!(
+        w["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
 }
 
 #[test]

@@ -24,8 +24,8 @@ use crate::http::HttpClient;
 use crate::{CallCtx, EventStream, Provider};
 use anycloud_config::CloudConfig;
 use anycloud_types::{
-    ChatRequest, ChatResponse, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse,
-    ProviderKind, Usage,
+    ChatRequest, ChatResponse, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse, ProviderKind,
+    Usage,
 };
 use async_trait::async_trait;
 use auth::CredentialSource;

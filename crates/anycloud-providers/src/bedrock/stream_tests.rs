@@ -44,12 +44,29 @@ fn tool_stream() -> Vec<u8> {
 
 fn expected() -> Vec<StreamEvent> {
     vec![
-        StreamEvent::Start { id: "r1".into(), model: "m".into() },
-        StreamEvent::TextDelta { text: "Checking ".into() },
-        StreamEvent::ToolCallStart { index: 0, id: "tooluse_1".into(), name: "get_weather".into() },
-        StreamEvent::ToolCallDelta { index: 0, arguments: "{\"city\":".into() },
-        StreamEvent::ToolCallDelta { index: 0, arguments: "\"Oslo\"}".into() },
-        StreamEvent::Finish { reason: FinishReason::ToolCalls },
+        StreamEvent::Start {
+            id: "r1".into(),
+            model: "m".into(),
+        },
+        StreamEvent::TextDelta {
+            text: "Checking ".into(),
+        },
+        StreamEvent::ToolCallStart {
+            index: 0,
+            id: "tooluse_1".into(),
+            name: "get_weather".into(),
+        },
+        StreamEvent::ToolCallDelta {
+            index: 0,
+            arguments: "{\"city\":".into(),
+        },
+        StreamEvent::ToolCallDelta {
+            index: 0,
+            arguments: "\"Oslo\"}".into(),
+        },
+        StreamEvent::Finish {
+            reason: FinishReason::ToolCalls,
+        },
         StreamEvent::Usage(Usage {
             input_tokens: 125,
             output_tokens: 9,
@@ -68,7 +85,10 @@ fn run(chunks: Vec<Vec<u8>>) -> Vec<Result<StreamEvent, ProviderErrorKind>> {
 
 #[test]
 fn whole_stream_in_one_read() {
-    let got: Vec<_> = run(vec![tool_stream()]).into_iter().map(Result::unwrap).collect();
+    let got: Vec<_> = run(vec![tool_stream()])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(got, expected());
 }
 
@@ -128,8 +148,16 @@ fn corrupted_crc_is_a_protocol_error() {
 fn exception_frame_after_200_is_a_classified_error() {
     let bytes = [
         frame("event", "messageStart", r#"{"role":"assistant"}"#),
-        frame("event", "contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#),
-        frame("exception", "throttlingException", r#"{"message":"Too many tokens"}"#),
+        frame(
+            "event",
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
+        ),
+        frame(
+            "exception",
+            "throttlingException",
+            r#"{"message":"Too many tokens"}"#,
+        ),
     ]
     .concat();
     let body = futures::stream::iter([Ok(Bytes::from(bytes))]);
@@ -147,7 +175,11 @@ fn exception_frame_after_200_is_a_classified_error() {
 fn stream_without_message_stop_is_an_error() {
     let bytes = [
         frame("event", "messageStart", r#"{"role":"assistant"}"#),
-        frame("event", "contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#),
+        frame(
+            "event",
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
+        ),
     ]
     .concat();
     let got = run(vec![bytes]);
