@@ -136,7 +136,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     if let Err(e) = sigv4::verify(aws, req) {
         return error(req, e.status, e.name, &e.message);
     }
-    if !shared.config.models.iter().any(|m| *m == model) {
+    if !shared.config.models.contains(&model) {
         return error(
             req,
             404,
