@@ -43,6 +43,8 @@ pub struct Faults {
     cut_after: AtomicU64,
     refuse: AtomicBool,
     armed: Mutex<Armed>,
+    /// Mid-stream error: after K frames, an in-stream error of this type (status stays 200).
+    stream_error: Mutex<Option<(u32, String)>>,
 }
 
 impl Default for Faults {
@@ -76,6 +78,7 @@ impl Faults {
                 fail_next_retry_after: None,
                 rng: StdRng::seed_from_u64(DEFAULT_SEED),
             }),
+            stream_error: Mutex::new(None),
         }
     }
 
@@ -124,6 +127,24 @@ impl Faults {
         self.cut_after.store(u64::from(chunks), Ordering::SeqCst);
     }
 
+    /// Streams send `chunks` events, then an in-stream error of type `kind` (for Bedrock an
+    /// exception frame such as `throttlingException`) inside the HTTP 200 response, until
+    /// [`Faults::reset`] or [`Faults::clear_stream_error`]. Takes precedence over a cut.
+    pub fn stream_error_after(&self, chunks: u32, kind: &str) {
+        *self
+            .stream_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((chunks, kind.to_string()));
+    }
+
+    /// Turn [`Faults::stream_error_after`] off.
+    pub fn clear_stream_error(&self) {
+        *self
+            .stream_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// While on, new connections are accepted and dropped at once (the client sees a reset or
     /// closed connection) and requests on already-open connections are dropped unanswered.
     /// Control-plane requests (`/_emulator/...`) are still served so the knob can be turned off.
@@ -140,6 +161,7 @@ impl Faults {
         self.cut_after.store(OFF, Ordering::SeqCst);
         self.refuse_connections(false);
         self.seed(DEFAULT_SEED);
+        self.clear_stream_error();
     }
 
     // ---- read side, used by the servers ----
@@ -186,6 +208,13 @@ impl Faults {
         }
     }
 
+    pub(crate) fn stream_error(&self) -> Option<(u32, String)> {
+        self.stream_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn refusing(&self) -> bool {
         self.refuse.load(Ordering::SeqCst)
     }
@@ -202,6 +231,7 @@ impl Faults {
             "cut_stream_after",
             "refuse_connections",
             "seed",
+            "stream_error_after",
         ];
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!("unknown field '{k}'"));
@@ -257,6 +287,20 @@ impl Faults {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_bool().ok_or("refuse_connections must be a boolean")?),
         };
+        // `{"chunks":K,"type":"throttlingException"}`, or null to turn it off.
+        let stream_error = match obj.get("stream_error_after") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => {
+                let k = u32_field(v, "chunks")?.ok_or("stream_error_after.chunks is required")?;
+                let kind = v
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .ok_or("stream_error_after.type must be a non-empty string")?;
+                Some(Some((k, kind.to_string())))
+            }
+        };
         let seed = match obj.get("seed") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_u64().ok_or("seed must be a non-negative integer")?),
@@ -284,6 +328,11 @@ impl Faults {
         }
         if let Some(on) = refuse {
             self.refuse_connections(on);
+        }
+        match stream_error {
+            Some(Some((k, kind))) => self.stream_error_after(k, &kind),
+            Some(None) => self.clear_stream_error(),
+            None => {}
         }
         Ok(())
     }

@@ -22,6 +22,7 @@
 //! - `GET /_emulator/stats`: `{"requests":N}`.
 
 mod azure;
+mod bedrock;
 mod chat;
 mod embeddings;
 pub mod faults;
@@ -56,6 +57,32 @@ pub enum EmulatedCloud {
     /// Oracle OCI Generative AI inference (`/20231130/actions/chat`, `.../embedText`) with
     /// request-signature verification.
     Oci,
+    /// AWS Bedrock Runtime (Converse, ConverseStream, Titan embeddings; SigV4 verified).
+    Bedrock,
+}
+
+/// AWS keys and region the Bedrock emulator verifies SigV4 signatures against.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsEmulatorConfig {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// When set, requests must carry it as `x-amz-security-token` (temporary credentials).
+    pub session_token: Option<String>,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsEmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsEmulatorConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[REDACTED]")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// A test-only RSA key pair (2048-bit, PKCS#1 PEM) that [`EmulatorConfig::oci`] trusts by
@@ -110,6 +137,8 @@ pub struct EmulatorConfig {
     pub entra: Option<EntraConfig>,
     /// OCI: identity, public key and compartment.
     pub oci: Option<OciConfig>,
+    /// Bedrock: the keys and region signatures are checked against.
+    pub aws: Option<AwsEmulatorConfig>,
 }
 
 impl EmulatorConfig {
@@ -127,6 +156,7 @@ impl EmulatorConfig {
             api_versions: Vec::new(),
             entra: None,
             oci: None,
+            aws: None,
         }
     }
 
@@ -147,6 +177,7 @@ impl EmulatorConfig {
                 .collect(),
             entra: None,
             oci: None,
+            aws: None,
         }
     }
 
@@ -169,6 +200,7 @@ impl EmulatorConfig {
             models,
             api_versions: Vec::new(),
             entra: None,
+            aws: None,
             oci: Some(OciConfig {
                 tenancy: tenancy.into(),
                 user: user.into(),
@@ -183,6 +215,47 @@ impl EmulatorConfig {
     pub fn with_oci_public_key(mut self, pem: impl Into<String>) -> Self {
         if let Some(o) = self.oci.as_mut() {
             o.public_key_pem = pem.into();
+        }
+        self
+    }
+
+    /// A Bedrock emulator in `us-east-1` accepting SigV4 requests signed with these keys,
+    /// serving model ids `models` (`anthropic.claude-3-haiku-20240307-v1:0`, …).
+    pub fn bedrock(
+        name: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
+        Self {
+            cloud: EmulatedCloud::Bedrock,
+            name: name.into(),
+            api_key: String::new(),
+            models,
+            api_versions: Vec::new(),
+            entra: None,
+            oci: None,
+            aws: Some(AwsEmulatorConfig {
+                access_key_id: access_key_id.into(),
+                secret_access_key: secret_access_key.into(),
+                session_token: None,
+                region: "us-east-1".into(),
+            }),
+        }
+    }
+
+    /// Builder-style (Bedrock): the region signatures must be scoped to.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        if let Some(aws) = self.aws.as_mut() {
+            aws.region = region.into();
+        }
+        self
+    }
+
+    /// Builder-style (Bedrock): demand this session token (temporary credentials).
+    pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
+        if let Some(aws) = self.aws.as_mut() {
+            aws.session_token = Some(token.into());
         }
         self
     }
@@ -249,7 +322,9 @@ impl EmulatorHandle {
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai | EmulatedCloud::Oci => format!("http://{}", self.addr),
+            EmulatedCloud::AzureOpenai | EmulatedCloud::Oci | EmulatedCloud::Bedrock => {
+                format!("http://{}", self.addr)
+            }
         }
     }
 

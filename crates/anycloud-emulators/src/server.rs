@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::http::{self, Incoming};
-use crate::{azure, oci, openai, EmulatedCloud, Shared};
+use crate::{azure, bedrock, oci, openai, EmulatedCloud, Shared};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -142,12 +142,14 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             EmulatedCloud::OpenaiCompatible => openai::injected_error(&incoming, failure),
             EmulatedCloud::AzureOpenai => azure::injected_error(&incoming, failure),
             EmulatedCloud::Oci => oci::injected_error(&incoming, failure),
+            EmulatedCloud::Bedrock => bedrock::injected_error(&incoming, failure),
         };
     }
     match shared.config.cloud {
         EmulatedCloud::OpenaiCompatible => openai::handle(shared, &incoming).await,
         EmulatedCloud::AzureOpenai => azure::handle(shared, &incoming).await,
         EmulatedCloud::Oci => oci::handle(shared, &incoming).await,
+        EmulatedCloud::Bedrock => bedrock::handle(shared, &incoming).await,
     }
 }
 

@@ -12,6 +12,7 @@
 //! from the cloud's config.
 
 pub mod azure;
+pub mod bedrock;
 pub mod error;
 pub mod http;
 pub mod oci;

@@ -6,6 +6,7 @@
 //! at the first request.
 
 use crate::azure::AzureOpenAiProvider;
+use crate::bedrock::BedrockProvider;
 use crate::error::{ProviderError, ProviderErrorKind};
 use crate::openai::OpenAiProvider;
 use crate::Provider;
@@ -68,12 +69,11 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
         ProviderKind::Oci => Ok(Arc::new(crate::oci::OciProvider::new(cloud)?)),
-        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Anthropic => {
-            Err(ProviderError::new(
-                ProviderErrorKind::Unsupported,
-                format!("provider {} is not available yet", cloud.provider),
-            ))
-        }
+        ProviderKind::Bedrock => Ok(Arc::new(BedrockProvider::new(cloud)?)),
+        ProviderKind::Vertex | ProviderKind::Anthropic => Err(ProviderError::new(
+            ProviderErrorKind::Unsupported,
+            format!("provider {} is not available yet", cloud.provider),
+        )),
     }
 }
 
@@ -115,7 +115,7 @@ pub(crate) mod tests {
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
 
-        for kind in ["bedrock", "vertex", "anthropic"] {
+        for kind in ["vertex", "anthropic"] {
             let c = cloud_from_toml(&format!("name = \"x\"\nprovider = \"{kind}\""));
             let err = build_provider(&c).unwrap_err();
             assert_eq!(err.kind, ProviderErrorKind::Unsupported);

@@ -2,16 +2,17 @@
 //! SQLite store and a ready demo key, in one command.
 
 use super::emulate::{
-    emulator_configs, EMULATOR_KEY, OCI_COMPARTMENT, OCI_KEY_FINGERPRINT_FOR_DEMO, OCI_MODEL,
-    OCI_TENANCY, OCI_USER,
+    emulator_configs, DEMO_AWS_ACCESS_KEY_ID, DEMO_AWS_REGION, DEMO_AWS_SECRET_ACCESS_KEY,
+    EMULATOR_KEY, OCI_COMPARTMENT, OCI_KEY_FINGERPRINT_FOR_DEMO, OCI_MODEL, OCI_TENANCY, OCI_USER,
 };
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
 
 /// The demo's config: the primary Azure cloud first, the OpenAI-compatible
-/// cloud as fallback, and one tenant.
-pub fn demo_config(azure: &str, openai: &str, db: &str, port: u16) -> String {
+/// cloud as fallback, Bedrock (`aws-eu`) for Claude and as a last gpt-4o
+/// fallback, and one tenant.
+pub fn demo_config(azure: &str, openai: &str, bedrock: &str, db: &str, port: u16) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -35,6 +36,23 @@ base_url = "{openai}"
 api_key = "{EMULATOR_KEY}"
 jurisdiction = "eu"
 
+[[clouds]]
+name = "aws-eu"
+provider = "bedrock"
+base_url = "{bedrock}"
+region = "{DEMO_AWS_REGION}"
+jurisdiction = "eu"
+access_key_id = "{DEMO_AWS_ACCESS_KEY_ID}"
+secret_access_key = "{DEMO_AWS_SECRET_ACCESS_KEY}"
+
+[[models]]
+name = "claude-sonnet"
+[[models.deployments]]
+cloud = "aws-eu"
+target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+
 [[models]]
 name = "gpt-4o"
 [[models.deployments]]
@@ -47,6 +65,11 @@ cloud = "local-openai"
 target = "gpt-4o"
 capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
 price = {{ input_per_mtok = 2.00, output_per_mtok = 8.00 }}
+[[models.deployments]]
+cloud = "aws-eu"
+target = "openai.gpt-oss-120b-1:0"
+capabilities = ["chat", "stream", "tools"]
+price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
 
 [[models]]
 name = "gpt-4o-mini"
@@ -116,18 +139,20 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     for (_, cfg) in emulator_configs() {
         emulators.push(spawn_on_port(cfg, 0).await?);
     }
-    let (openai, azure) = (&emulators[0], &emulators[1]);
+    let (openai, azure, oci, bedrock) =
+        (&emulators[0], &emulators[1], &emulators[2], &emulators[3]);
     let db = dir.path().join("anycloud.db");
     let mut text = demo_config(
         &azure.base_url(),
         &openai.base_url(),
+        &bedrock.base_url(),
         &db.display().to_string(),
         port,
     );
     let oci_key = dir.path().join("oci_api_key.pem");
     std::fs::write(&oci_key, anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM)?;
     text.push_str(&oci_demo_config(
-        &emulators[2].base_url(),
+        &oci.base_url(),
         &oci_key.display().to_string(),
     ));
     let config_path = dir.path().join("anycloud.toml");
@@ -145,7 +170,8 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let key = key.expose_secret().to_string();
     println!(
         r#"anycloud demo is running at {url}
-  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci}
+  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa},
+                   aws-eu (Bedrock) {br}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci}
   config: {cfg}
   demo key: {key}
 
@@ -159,7 +185,8 @@ Try it:
 Metrics: {url}/metrics    Ctrl-C to stop."#,
         az = azure.base_url(),
         oa = openai.base_url(),
-        oci = emulators[2].base_url(),
+        oci = oci.base_url(),
+        br = bedrock.base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

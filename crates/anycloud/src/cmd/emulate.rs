@@ -4,6 +4,10 @@ use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig, OCI_TEST_KE
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+/// The demo's AWS keys: the Bedrock emulator verifies SigV4 signatures made with them.
+pub const DEMO_AWS_ACCESS_KEY_ID: &str = "AKIDANYCLOUDDEMO";
+pub const DEMO_AWS_SECRET_ACCESS_KEY: &str = "anycloud-demo-secret";
+pub const DEMO_AWS_REGION: &str = "eu-central-1";
 
 /// The OCI emulator's identity; requests must be signed with
 /// `anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM` under this key id.
@@ -52,6 +56,20 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 vec![OCI_MODEL.to_string()],
             ),
         ),
+        (
+            "bedrock",
+            EmulatorConfig::bedrock(
+                "aws-eu",
+                DEMO_AWS_ACCESS_KEY_ID,
+                DEMO_AWS_SECRET_ACCESS_KEY,
+                vec![
+                    "anthropic.claude-3-5-sonnet-20240620-v1:0".to_string(),
+                    "openai.gpt-oss-120b-1:0".to_string(),
+                    "amazon.titan-embed-text-v2:0".to_string(),
+                ],
+            )
+            .with_region(DEMO_AWS_REGION),
+        ),
     ]
 }
 
@@ -73,6 +91,11 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
         if kind == "oci" {
             println!(
                 "{kind:<18} {}  (sign with anycloud-emulators' OCI test key; tenancy {OCI_TENANCY}, user {OCI_USER}, fingerprint {OCI_KEY_FINGERPRINT_FOR_DEMO}, compartment {OCI_COMPARTMENT})",
+                h.base_url()
+            );
+        } else if kind == "bedrock" {
+            println!(
+                "{kind:<18} {}  (SigV4: access key {DEMO_AWS_ACCESS_KEY_ID}, secret {DEMO_AWS_SECRET_ACCESS_KEY}, region {DEMO_AWS_REGION})",
                 h.base_url()
             );
         } else {
