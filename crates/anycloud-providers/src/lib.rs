@@ -17,6 +17,7 @@ pub mod http;
 pub mod openai;
 pub mod registry;
 pub mod sse;
+pub mod vertex;
 
 pub use error::{ProviderError, ProviderErrorKind};
 pub use registry::{build_provider, Providers};

@@ -67,8 +67,8 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
             Ok(Arc::new(OpenAiProvider::new(cloud)?))
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
+        ProviderKind::Vertex => Ok(Arc::new(crate::vertex::VertexProvider::new(cloud)?)),
         ProviderKind::Bedrock
-        | ProviderKind::Vertex
         | ProviderKind::Anthropic
         | ProviderKind::Oci => Err(ProviderError::new(
             ProviderErrorKind::Unsupported,
@@ -115,7 +115,7 @@ pub(crate) mod tests {
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
 
-        for kind in ["bedrock", "vertex", "anthropic", "oci"] {
+        for kind in ["bedrock", "anthropic", "oci"] {
             let c = cloud_from_toml(&format!("name = \"x\"\nprovider = \"{kind}\""));
             let err = build_provider(&c).unwrap_err();
             assert_eq!(err.kind, ProviderErrorKind::Unsupported);
