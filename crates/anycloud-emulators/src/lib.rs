@@ -30,6 +30,7 @@ mod openai;
 pub mod record;
 pub mod reply;
 mod server;
+mod vertex;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +40,7 @@ use std::time::Instant;
 
 pub use faults::{Faults, InjectedFailure};
 pub use record::RecordedRequest;
+pub use vertex::VertexSettings;
 
 /// Accepted Azure `api-version` values unless configured otherwise.
 pub const DEFAULT_AZURE_API_VERSIONS: [&str; 3] =
@@ -51,6 +53,9 @@ pub enum EmulatedCloud {
     OpenaiCompatible,
     /// Azure OpenAI (classic and v1 URL styles, optional Entra ID token endpoint).
     AzureOpenai,
+    /// Google Vertex AI (Gemini, Claude `rawPredict`, OAuth JWT-grant token endpoint) and
+    /// the Gemini Developer API (`x-goog-api-key`).
+    Vertex,
 }
 
 /// Entra ID (Azure AD) client-credentials settings for the Azure emulator's token endpoint
@@ -76,6 +81,8 @@ pub struct EmulatorConfig {
     pub api_versions: Vec<String>,
     /// Azure: enable the Entra ID token endpoint.
     pub entra: Option<EntraConfig>,
+    /// Vertex: project, region and the service account's key pair.
+    pub vertex: Option<VertexSettings>,
 }
 
 impl EmulatorConfig {
@@ -92,6 +99,7 @@ impl EmulatorConfig {
             models,
             api_versions: Vec::new(),
             entra: None,
+            vertex: None,
         }
     }
 
@@ -111,6 +119,7 @@ impl EmulatorConfig {
                 .map(|s| s.to_string())
                 .collect(),
             entra: None,
+            vertex: None,
         }
     }
 
@@ -175,8 +184,15 @@ impl EmulatorHandle {
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai => format!("http://{}", self.addr),
+            EmulatedCloud::AzureOpenai | EmulatedCloud::Vertex => format!("http://{}", self.addr),
         }
+    }
+
+    /// Vertex: a service-account key file (JSON) for this emulator, its `token_uri` pointing
+    /// at the emulator's own `/token`. `None` for other clouds.
+    pub fn service_account_json(&self) -> Option<String> {
+        let v = self.shared.config.vertex.as_ref()?;
+        Some(v.service_account_json(&format!("http://{}/token", self.addr)))
     }
 
     /// The configuration it runs with.

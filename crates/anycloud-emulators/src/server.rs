@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::http::{self, Incoming};
-use crate::{azure, openai, EmulatedCloud, Shared};
+use crate::{azure, openai, vertex, EmulatedCloud, Shared};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -118,6 +118,11 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             return resp;
         }
     }
+    if shared.config.cloud == EmulatedCloud::Vertex {
+        if let Some(resp) = vertex::oauth::token_endpoint(shared, &incoming) {
+            return resp;
+        }
+    }
     let incoming = Incoming {
         seq: shared.next_seq(),
         ..incoming
@@ -141,11 +146,13 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
         return match shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => openai::injected_error(&incoming, failure),
             EmulatedCloud::AzureOpenai => azure::injected_error(&incoming, failure),
+            EmulatedCloud::Vertex => vertex::injected_error(&incoming, failure),
         };
     }
     match shared.config.cloud {
         EmulatedCloud::OpenaiCompatible => openai::handle(shared, &incoming).await,
         EmulatedCloud::AzureOpenai => azure::handle(shared, &incoming).await,
+        EmulatedCloud::Vertex => vertex::handle(shared, &incoming).await,
     }
 }
 
