@@ -80,7 +80,19 @@ pub fn google_error_from_json(http_status: Option<u16>, err: &serde_json::Value)
         "" => out.kind,
         _ => ProviderErrorKind::Upstream,
     };
+    // The Gemini API answers a wrong key with 400 INVALID_ARGUMENT; it is this cloud's
+    // credential that is bad, not the client's request, so treat it like a 401.
+    if reason(&e.details) == Some("API_KEY_INVALID") {
+        out.kind = ProviderErrorKind::Upstream;
+        out.status = Some(401);
+    }
     out
+}
+
+fn reason(details: &[serde_json::Value]) -> Option<&str> {
+    details
+        .iter()
+        .find_map(|d| d.get("reason").and_then(serde_json::Value::as_str))
 }
 
 /// The error for a non-2xx answer: the Google shape when the body has it, else the status
