@@ -121,7 +121,12 @@ pub(crate) fn sse_named(
 ) -> Response {
     let frames = events
         .into_iter()
-        .map(|(name, data)| (false, Bytes::from(format!("event: {name}\ndata: {data}\n\n"))))
+        .map(|(name, data)| {
+            (
+                false,
+                Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
+            )
+        })
         .collect();
     sse_frames(frames, faults, headers)
 }

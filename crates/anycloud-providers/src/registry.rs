@@ -68,12 +68,12 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
         ProviderKind::Vertex => Ok(Arc::new(crate::vertex::VertexProvider::new(cloud)?)),
-        ProviderKind::Bedrock
-        | ProviderKind::Anthropic
-        | ProviderKind::Oci => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Bedrock | ProviderKind::Anthropic | ProviderKind::Oci => {
+            Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                format!("provider {} is not available yet", cloud.provider),
+            ))
+        }
     }
 }
 

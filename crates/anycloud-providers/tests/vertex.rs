@@ -59,10 +59,7 @@ fn ctx() -> CallCtx {
 }
 
 fn bearer(h: &EmulatorHandle, i: usize) -> String {
-    h.requests()[i]
-        .header("authorization")
-        .unwrap()
-        .to_string()
+    h.requests()[i].header("authorization").unwrap().to_string()
 }
 
 #[tokio::test]
@@ -94,7 +91,10 @@ async fn chat_goes_to_the_project_location_url_with_an_oauth_token() {
         format!("/v1/projects/{PROJECT}/locations/{REGION}/publishers/google/models/{MODEL}:generateContent")
     );
     assert!(bearer(&s.h, 0).starts_with("Bearer ya29.emu-"));
-    assert_eq!(rec.body["systemInstruction"]["parts"][0]["text"], "Be brief.");
+    assert_eq!(
+        rec.body["systemInstruction"]["parts"][0]["text"],
+        "Be brief."
+    );
     assert_eq!(rec.body["generationConfig"]["temperature"], 0.3);
 
     // The token is fetched once and reused.
@@ -193,7 +193,9 @@ async fn stream_reports_usage_from_the_last_chunk() {
     assert_eq!(usages.len(), 1);
     assert!(usages[0].input_tokens > 0);
     assert_eq!(usages[0].output_tokens, 9, "one token a word");
-    assert!(s.h.requests()[0].path.ends_with(":streamGenerateContent?alt=sse"));
+    assert!(s.h.requests()[0]
+        .path
+        .ends_with(":streamGenerateContent?alt=sse"));
 }
 
 #[tokio::test]
@@ -214,9 +216,11 @@ async fn tool_round_trip_over_two_turns() {
     };
     assert_eq!(name, "get_weather");
     assert_eq!(arguments, r#"{"city":"Oslo"}"#);
-    assert!(s.h.requests()[0].body["tools"][0]["functionDeclarations"][0]["parameters"]
-        .get("additionalProperties")
-        .is_none());
+    assert!(
+        s.h.requests()[0].body["tools"][0]["functionDeclarations"][0]["parameters"]
+            .get("additionalProperties")
+            .is_none()
+    );
 
     req.messages.push(Message {
         role: Role::Assistant,
@@ -287,7 +291,10 @@ async fn inline_images_and_json_schema() {
         sent["contents"][0]["parts"][1]["inlineData"],
         json!({"mimeType": "image/png", "data": "iVBORw0KGgo="})
     );
-    assert_eq!(sent["generationConfig"]["responseMimeType"], "application/json");
+    assert_eq!(
+        sent["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
 }
 
 #[tokio::test]
@@ -332,7 +339,9 @@ async fn embeddings_use_predict() {
     assert_eq!(r.vectors[0].len(), 8);
     assert_ne!(r.vectors[0], r.vectors[1]);
     assert_eq!(r.usage.input_tokens, 4);
-    assert!(s.h.requests()[0].path.ends_with(&format!("/models/{EMBED}:predict")));
+    assert!(s.h.requests()[0]
+        .path
+        .ends_with(&format!("/models/{EMBED}:predict")));
 }
 
 #[tokio::test]
@@ -342,7 +351,10 @@ async fn gemini_api_key_variant() {
     let p = build_provider(&cloud(json!({"name": "gemini", "provider": "vertex",
         "base_url": s.h.base_url(), "api_key": key})))
     .unwrap();
-    let r = p.chat(MODEL, &chat(vec![user("hi there")]), &ctx()).await.unwrap();
+    let r = p
+        .chat(MODEL, &chat(vec![user("hi there")]), &ctx())
+        .await
+        .unwrap();
     assert!(r.text().unwrap().ends_with("You said: hi there"));
     let rec = &s.h.requests()[0];
     assert_eq!(rec.path, format!("/v1beta/models/{MODEL}:generateContent"));
@@ -367,7 +379,10 @@ async fn gemini_api_key_variant() {
     let wrong = build_provider(&cloud(json!({"name": "gemini", "provider": "vertex",
         "base_url": s.h.base_url(), "api_key": "AIza-wrong"})))
     .unwrap();
-    let e = wrong.chat(MODEL, &chat(vec![user("hi")]), &ctx()).await.unwrap_err();
+    let e = wrong
+        .chat(MODEL, &chat(vec![user("hi")]), &ctx())
+        .await
+        .unwrap_err();
     assert!(e.message.contains("API key not valid"), "{}", e.message);
     assert!(!e.message.contains("AIza-wrong"));
     assert!(e.is_retryable(), "a bad key fails over");
@@ -380,39 +395,93 @@ async fn claude_raw_predict_with_the_shared_token_source() {
     use anycloud_providers::http::HttpClient;
     use anycloud_providers::vertex::auth::{ServiceAccount, TokenSource};
     use anycloud_providers::vertex::VertexEndpoint;
-    let cfg = EmulatorConfig::vertex("gcp-eu", PROJECT, REGION, vec!["claude-sonnet-4-5@20250929".into()]).unwrap();
+    let cfg = EmulatorConfig::vertex(
+        "gcp-eu",
+        PROJECT,
+        REGION,
+        vec!["claude-sonnet-4-5@20250929".into()],
+    )
+    .unwrap();
     let s = setup_with(cfg).await;
-    let c = cloud(json!({"name": "gcp", "provider": "vertex", "project_id": PROJECT, "region": REGION}));
-    let src = TokenSource::new(ServiceAccount::from_file(&s.sa_path).unwrap(), HttpClient::new(&c).unwrap());
+    let c = cloud(
+        json!({"name": "gcp", "provider": "vertex", "project_id": PROJECT, "region": REGION}),
+    );
+    let src = TokenSource::new(
+        ServiceAccount::from_file(&s.sa_path).unwrap(),
+        HttpClient::new(&c).unwrap(),
+    );
     let token = src.token().await.unwrap();
     let ep = VertexEndpoint::vertex(Some(&s.h.base_url()), PROJECT, REGION, "gcp").unwrap();
     let url = ep.model_url("anthropic", "claude-sonnet-4-5@20250929", "rawPredict");
     let body = json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 64,
         "messages": [{"role": "user", "content": "hi claude"}]});
     let http = reqwest::Client::new();
-    let v: serde_json::Value = http.post(url.clone()).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = http
+        .post(url.clone())
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["type"], "message");
     assert_eq!(v["stop_reason"], "end_turn");
-    assert!(v["content"][0]["text"].as_str().unwrap().ends_with("You said: hi claude"));
+    assert!(v["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("You said: hi claude"));
     assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
 
     // `model` in the body or a missing anthropic_version: Anthropic-shape 400s.
     let mut with_model = body.clone();
     with_model["model"] = json!("claude");
-    let resp = http.post(url.clone()).bearer_auth(&token).json(&with_model).send().await.unwrap();
+    let resp = http
+        .post(url.clone())
+        .bearer_auth(&token)
+        .json(&with_model)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
     let mut no_version = body.clone();
-    no_version.as_object_mut().unwrap().remove("anthropic_version");
-    let resp = http.post(url).bearer_auth(&token).json(&no_version).send().await.unwrap();
+    no_version
+        .as_object_mut()
+        .unwrap()
+        .remove("anthropic_version");
+    let resp = http
+        .post(url)
+        .bearer_auth(&token)
+        .json(&no_version)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 
     let mut stream = body.clone();
     stream["stream"] = json!(true);
-    let url = ep.model_url("anthropic", "claude-sonnet-4-5@20250929", "streamRawPredict");
-    let text = http.post(url).bearer_auth(&token).json(&stream).send().await.unwrap().text().await.unwrap();
-    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    let url = ep.model_url(
+        "anthropic",
+        "claude-sonnet-4-5@20250929",
+        "streamRawPredict",
+    );
+    let text = http
+        .post(url)
+        .bearer_auth(&token)
+        .json(&stream)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
     assert!(names.contains(&"content_block_delta") && names.contains(&"message_delta"));

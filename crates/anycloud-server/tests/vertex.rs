@@ -17,8 +17,13 @@ struct Gateway {
 
 async fn start() -> Gateway {
     let vertex = spawn_on_port(
-        EmulatorConfig::vertex("gcp-eu", "acme", "europe-west4", vec!["gemini-2.0-flash".into()])
-            .unwrap(),
+        EmulatorConfig::vertex(
+            "gcp-eu",
+            "acme",
+            "europe-west4",
+            vec!["gemini-2.0-flash".into()],
+        )
+        .unwrap(),
         0,
     )
     .await
@@ -116,7 +121,10 @@ async fn openai_chat_json_through_vertex() {
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     let sent = &gw.vertex.requests()[0];
-    assert_eq!(sent.body["systemInstruction"]["parts"][0]["text"], "Be brief.");
+    assert_eq!(
+        sent.body["systemInstruction"]["parts"][0]["text"],
+        "Be brief."
+    );
 }
 
 #[tokio::test]
@@ -141,7 +149,10 @@ async fn openai_sse_and_tool_calls_through_vertex() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
-    assert_eq!(content, "Hello from gcp-eu (gemini-2.0-flash). You said: stream it");
+    assert_eq!(
+        content,
+        "Hello from gcp-eu (gemini-2.0-flash). You said: stream it"
+    );
     let usage = &chunks.last().unwrap()["usage"];
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 0);
     assert_eq!(usage["completion_tokens"], 8);

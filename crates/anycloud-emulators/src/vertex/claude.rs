@@ -48,21 +48,41 @@ fn block_text(content: Option<&Value>) -> String {
 fn validate(body: &Map<String, Value>, streaming_method: bool) -> Result<(), String> {
     match body.get("anthropic_version").and_then(Value::as_str) {
         Some(VERTEX_ANTHROPIC_VERSION) => {}
-        Some(v) => return Err(format!("anthropic_version: unsupported version {v:?}; use {VERTEX_ANTHROPIC_VERSION:?}")),
+        Some(v) => {
+            return Err(format!(
+                "anthropic_version: unsupported version {v:?}; use {VERTEX_ANTHROPIC_VERSION:?}"
+            ))
+        }
         None => return Err("anthropic_version: Field required".into()),
     }
     if body.contains_key("model") {
-        return Err("model: Extra inputs are not permitted (on Vertex AI the model is part of the URL)".into());
+        return Err(
+            "model: Extra inputs are not permitted (on Vertex AI the model is part of the URL)"
+                .into(),
+        );
     }
-    if !body.get("max_tokens").and_then(Value::as_u64).is_some_and(|m| m > 0) {
+    if !body
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .is_some_and(|m| m > 0)
+    {
         return Err("max_tokens: Field required".into());
     }
-    let Some(messages) = body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
+    let Some(messages) = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+    else {
         return Err("messages: Field required".into());
     };
     for (i, m) in messages.iter().enumerate() {
-        if !matches!(m.get("role").and_then(Value::as_str), Some("user" | "assistant")) {
-            return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant'"));
+        if !matches!(
+            m.get("role").and_then(Value::as_str),
+            Some("user" | "assistant")
+        ) {
+            return Err(format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            ));
         }
         match m.get("content") {
             Some(Value::String(_)) => {}
@@ -71,7 +91,11 @@ fn validate(body: &Map<String, Value>, streaming_method: bool) -> Result<(), Str
                     let ok = match b.get("type").and_then(Value::as_str) {
                         Some("text") => b.get("text").is_some_and(Value::is_string),
                         Some("image") => b.get("source").is_some_and(Value::is_object),
-                        Some("tool_use") => b.get("id").is_some_and(Value::is_string) && b.get("name").is_some_and(Value::is_string) && b.get("input").is_some_and(Value::is_object),
+                        Some("tool_use") => {
+                            b.get("id").is_some_and(Value::is_string)
+                                && b.get("name").is_some_and(Value::is_string)
+                                && b.get("input").is_some_and(Value::is_object)
+                        }
                         Some("tool_result") => b.get("tool_use_id").is_some_and(Value::is_string),
                         Some("thinking" | "redacted_thinking" | "document") => true,
                         _ => false,
@@ -84,8 +108,16 @@ fn validate(body: &Map<String, Value>, streaming_method: bool) -> Result<(), Str
             _ => return Err(format!("messages.{i}.content: Field required")),
         }
     }
-    for (i, t) in body.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        if t.get("name").and_then(Value::as_str).is_none() || !t.get("input_schema").is_some_and(Value::is_object) {
+    for (i, t) in body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if t.get("name").and_then(Value::as_str).is_none()
+            || !t.get("input_schema").is_some_and(Value::is_object)
+        {
             return Err(format!("tools.{i}: name and input_schema are required"));
         }
     }
@@ -98,7 +130,12 @@ fn validate(body: &Map<String, Value>, streaming_method: bool) -> Result<(), Str
 
 fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::Reply {
     let mut messages = Vec::new();
-    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let content = m.get("content");
         let results: Vec<&Value> = content
             .and_then(Value::as_array)
@@ -121,9 +158,16 @@ fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::
         .flatten()
         .map(|t| json!({"type": "function", "function": {"name": t.get("name").cloned().unwrap_or(Value::Null), "parameters": t.get("input_schema").cloned().unwrap_or(json!({}))}}))
         .collect();
-    let tool_choice = match body.get("tool_choice").and_then(|c| c.get("type")).and_then(Value::as_str) {
+    let tool_choice = match body
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .and_then(Value::as_str)
+    {
         Some("none") => Some(json!("none")),
-        Some("tool") => body.get("tool_choice").and_then(|c| c.get("name")).map(|n| json!({"type": "function", "function": {"name": n}})),
+        Some("tool") => body
+            .get("tool_choice")
+            .and_then(|c| c.get("name"))
+            .map(|n| json!({"type": "function", "function": {"name": n}})),
         _ => None,
     };
     reply::chat_reply(&reply::ChatInput {
@@ -142,11 +186,20 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
     let streaming_method = match method {
         "rawPredict" => false,
         "streamRawPredict" => true,
-        _ => return super::google_error(404, "NOT_FOUND", &format!("Method {method} is not found for Anthropic models."), None),
+        _ => {
+            return super::google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Method {method} is not found for Anthropic models."),
+                None,
+            )
+        }
     };
     let body = match json_body(req) {
         Ok(b) => b,
-        Err(_) => return invalid("request body must be a JSON object with Content-Type application/json"),
+        Err(_) => {
+            return invalid("request body must be a JSON object with Content-Type application/json")
+        }
     };
     if let Err(m) = validate(&body, streaming_method) {
         return invalid(&m);
@@ -163,21 +216,29 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
         ReplyBody::Tool(call) => {
             let input: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
             let id = call.id.replacen("call_", "toolu_vrtx_", 1);
-            (json!({"type": "tool_use", "id": id, "name": call.name, "input": input}), Some(call.arguments.clone()))
+            (
+                json!({"type": "tool_use", "id": id, "name": call.name, "input": input}),
+                Some(call.arguments.clone()),
+            )
         }
     };
     let usage = json!({"input_tokens": r.prompt_tokens, "output_tokens": r.completion_tokens,
                        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
-        return http::json(200, &json!({"id": id, "type": "message", "role": "assistant", "model": model,
-            "content": [block], "stop_reason": stop_reason, "stop_sequence": null, "usage": usage}), &[]);
+        return http::json(
+            200,
+            &json!({"id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [block], "stop_reason": stop_reason, "stop_sequence": null, "usage": usage}),
+            &[],
+        );
     }
     let ev = |name: &str, data: Value| (name.to_string(), data.to_string());
-    let mut events = vec![
-        ev("message_start", json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
+    let mut events = vec![ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})),
-    ];
+            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+    )];
     match (&r.body, tool_json) {
         (ReplyBody::Text(t), _) => {
             events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
@@ -189,16 +250,25 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
         (_, args) => {
             let mut start = block.clone();
             start["input"] = json!({});
-            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": start})));
+            events.push(ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": start}),
+            ));
             events.push(ev("ping", json!({"type": "ping"})));
             let args = args.unwrap_or_default();
-            let mid = args.char_indices().nth(args.chars().count() / 2).map_or(0, |(i, _)| i);
+            let mid = args
+                .char_indices()
+                .nth(args.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
             for piece in ["", &args[..mid], &args[mid..]] {
                 events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}})));
             }
         }
     }
-    events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    events.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
     events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": r.completion_tokens}})));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
     http::sse_named(events, &shared.faults, &[])

@@ -85,7 +85,9 @@ fn unknown(name: &str, at: &str) -> String {
 
 fn check_schema(schema: &Value, at: &str) -> Result<(), String> {
     let Some(obj) = schema.as_object() else {
-        return Err(format!("Invalid value at '{at}': a schema must be an object."));
+        return Err(format!(
+            "Invalid value at '{at}': a schema must be an object."
+        ));
     };
     for (k, v) in obj {
         if !SCHEMA_FIELDS.contains(&k.as_str()) && k != "maximum" {
@@ -111,9 +113,17 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), String> {
 
 fn check_part(part: &Value, at: &str, api: Api) -> Result<(), String> {
     let Some(p) = part.as_object() else {
-        return Err(format!("Invalid value at '{at}': a part must be an object."));
+        return Err(format!(
+            "Invalid value at '{at}': a part must be an object."
+        ));
     };
-    let kinds = ["text", "inlineData", "fileData", "functionCall", "functionResponse"];
+    let kinds = [
+        "text",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+    ];
     let mut data = 0;
     for (k, v) in p {
         match k.as_str() {
@@ -121,7 +131,10 @@ fn check_part(part: &Value, at: &str, api: Api) -> Result<(), String> {
             "text" if v.is_string() => data += 1,
             "inlineData" => {
                 data += 1;
-                let mime = v.get("mimeType").and_then(Value::as_str).unwrap_or_default();
+                let mime = v
+                    .get("mimeType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let ok = v
                     .get("data")
                     .and_then(Value::as_str)
@@ -135,14 +148,22 @@ fn check_part(part: &Value, at: &str, api: Api) -> Result<(), String> {
                 if v.get("mimeType").and_then(Value::as_str).is_none()
                     || v.get("fileUri").and_then(Value::as_str).is_none()
                 {
-                    return Err(format!("Invalid value at '{at}.file_data': mimeType and fileUri are required."));
+                    return Err(format!(
+                        "Invalid value at '{at}.file_data': mimeType and fileUri are required."
+                    ));
                 }
             }
             "functionCall" | "functionResponse" => {
                 data += 1;
-                let snake = if k == "functionCall" { "function_call" } else { "function_response" };
+                let snake = if k == "functionCall" {
+                    "function_call"
+                } else {
+                    "function_response"
+                };
                 let Some(o) = v.as_object() else {
-                    return Err(format!("Invalid value at '{at}.{snake}': must be an object."));
+                    return Err(format!(
+                        "Invalid value at '{at}.{snake}': must be an object."
+                    ));
                 };
                 for key in o.keys() {
                     let allowed = matches!(key.as_str(), "name" | "args" | "response")
@@ -151,17 +172,26 @@ fn check_part(part: &Value, at: &str, api: Api) -> Result<(), String> {
                         return Err(unknown(key, &format!("{at}.{snake}")));
                     }
                 }
-                if o.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if o.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     return Err(format!("{at}.{snake}.name: Name is required."));
                 }
                 if k == "functionResponse" && !o.get("response").is_some_and(Value::is_object) {
-                    return Err(format!("Invalid value at '{at}.{snake}.response': must be a JSON object."));
+                    return Err(format!(
+                        "Invalid value at '{at}.{snake}.response': must be a JSON object."
+                    ));
                 }
                 if k == "functionCall" && o.get("args").is_some_and(|a| !a.is_object()) {
-                    return Err(format!("Invalid value at '{at}.{snake}.args': must be a JSON object."));
+                    return Err(format!(
+                        "Invalid value at '{at}.{snake}.args': must be a JSON object."
+                    ));
                 }
             }
-            _ if kinds.contains(&k.as_str()) => return Err(format!("Invalid value at '{at}.{k}'.")),
+            _ if kinds.contains(&k.as_str()) => {
+                return Err(format!("Invalid value at '{at}.{k}'."))
+            }
             _ => return Err(unknown(k, at)),
         }
     }
@@ -189,25 +219,51 @@ pub(crate) fn validate(body: &Map<String, Value>, api: Api) -> Result<(), String
     for (i, c) in contents.iter().enumerate() {
         let role = c.get("role").and_then(Value::as_str);
         if !matches!(role, Some("user" | "model")) {
-            return Err(format!("Please use a valid role: user, model. (contents[{i}].role)"));
+            return Err(format!(
+                "Please use a valid role: user, model. (contents[{i}].role)"
+            ));
         }
-        let parts = match c.get("parts") {
-            Some(Value::Array(p)) if !p.is_empty() => p,
-            _ => return Err(format!("Unable to submit request because it has an empty contents[{i}].parts field.")),
-        };
+        let parts =
+            match c.get("parts") {
+                Some(Value::Array(p)) if !p.is_empty() => p,
+                _ => return Err(format!(
+                    "Unable to submit request because it has an empty contents[{i}].parts field."
+                )),
+            };
         for (j, p) in parts.iter().enumerate() {
             check_part(p, &format!("contents[{i}].parts[{j}]"), api)?;
         }
     }
     if let Some(sys) = get(body, "systemInstruction", "system_instruction") {
-        for (j, p) in sys.get("parts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (j, p) in sys
+            .get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             check_part(p, &format!("system_instruction.parts[{j}]"), api)?;
         }
     }
-    for (i, t) in body.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        for (j, d) in t.get("functionDeclarations").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, t) in body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (j, d) in t
+            .get("functionDeclarations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("tools[{i}].function_declarations[{j}]");
-            if d.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if d.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 return Err(format!("{at}.name: Name is required."));
             }
             if let Some(p) = d.get("parameters") {
@@ -216,12 +272,21 @@ pub(crate) fn validate(body: &Map<String, Value>, api: Api) -> Result<(), String
         }
     }
     if let Some(tc) = get(body, "toolConfig", "tool_config") {
-        let mode = tc.pointer("/functionCallingConfig/mode").and_then(Value::as_str);
-        if !matches!(mode, None | Some("AUTO" | "ANY" | "NONE" | "VALIDATED" | "MODE_UNSPECIFIED")) {
-            return Err(format!("Invalid value at 'tool_config.function_calling_config.mode': {}", mode.unwrap_or_default()));
+        let mode = tc
+            .pointer("/functionCallingConfig/mode")
+            .and_then(Value::as_str);
+        if !matches!(
+            mode,
+            None | Some("AUTO" | "ANY" | "NONE" | "VALIDATED" | "MODE_UNSPECIFIED")
+        ) {
+            return Err(format!(
+                "Invalid value at 'tool_config.function_calling_config.mode': {}",
+                mode.unwrap_or_default()
+            ));
         }
     }
-    if let Some(gc) = get(body, "generationConfig", "generation_config").and_then(Value::as_object) {
+    if let Some(gc) = get(body, "generationConfig", "generation_config").and_then(Value::as_object)
+    {
         for k in gc.keys() {
             if !GENERATION_CONFIG.contains(&k.as_str()) {
                 return Err(unknown(k, "generation_config"));
@@ -253,8 +318,15 @@ fn parts_text(parts: Option<&Value>) -> String {
 fn openai_messages(contents: &[Value]) -> Vec<Value> {
     let mut out = Vec::new();
     for c in contents {
-        let parts = c.get("parts").and_then(Value::as_array).cloned().unwrap_or_default();
-        let responses: Vec<&Value> = parts.iter().filter_map(|p| p.get("functionResponse")).collect();
+        let parts = c
+            .get("parts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let responses: Vec<&Value> = parts
+            .iter()
+            .filter_map(|p| p.get("functionResponse"))
+            .collect();
         if !responses.is_empty() {
             for r in responses {
                 let content = r.get("response").map(Value::to_string).unwrap_or_default();
@@ -262,14 +334,22 @@ fn openai_messages(contents: &[Value]) -> Vec<Value> {
             }
             continue;
         }
-        let role = if c.get("role").and_then(Value::as_str) == Some("model") { "assistant" } else { "user" };
+        let role = if c.get("role").and_then(Value::as_str) == Some("model") {
+            "assistant"
+        } else {
+            "user"
+        };
         out.push(json!({"role": role, "content": parts_text(c.get("parts"))}));
     }
     out
 }
 
 fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::Reply {
-    let contents = body.get("contents").and_then(Value::as_array).cloned().unwrap_or_default();
+    let contents = body
+        .get("contents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let messages = openai_messages(&contents);
     let tools: Vec<Value> = body
         .get("tools")
@@ -295,8 +375,13 @@ fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::
         messages: &messages,
         tools: &tools,
         tool_choice: tool_choice.as_ref(),
-        max_tokens: gc.and_then(|g| g.get("maxOutputTokens")).and_then(Value::as_u64),
-        json_mode: gc.and_then(|g| g.get("responseMimeType")).and_then(Value::as_str) == Some("application/json"),
+        max_tokens: gc
+            .and_then(|g| g.get("maxOutputTokens"))
+            .and_then(Value::as_u64),
+        json_mode: gc
+            .and_then(|g| g.get("responseMimeType"))
+            .and_then(Value::as_str)
+            == Some("application/json"),
     };
     reply::chat_reply(&input)
 }
@@ -309,7 +394,11 @@ fn usage(r: &reply::Reply) -> Value {
 }
 
 fn finish(r: &reply::Reply) -> &'static str {
-    if r.finish_reason == "length" { "MAX_TOKENS" } else { "STOP" }
+    if r.finish_reason == "length" {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    }
 }
 
 fn chunk(parts: Value, finish: Option<&str>, usage: Value, model: &str, id: &str) -> Value {
@@ -323,7 +412,13 @@ fn chunk(parts: Value, finish: Option<&str>, usage: Value, model: &str, id: &str
 }
 
 /// `generateContent`, `streamGenerateContent`, `predict`, `batchEmbedContents`.
-pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str, api: Api) -> Response {
+pub(crate) fn handle(
+    shared: &Shared,
+    req: &Incoming,
+    model: &str,
+    method: &str,
+    api: Api,
+) -> Response {
     let body = match json_body(req) {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -332,7 +427,14 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str,
         ("generateContent" | "streamGenerateContent", _) => {}
         ("predict", Api::Vertex) => return predict(&body),
         ("batchEmbedContents", Api::Developer) => return batch_embed(&body, model),
-        _ => return super::google_error(404, "NOT_FOUND", &format!("Method {method} is not found for models/{model}."), None),
+        _ => {
+            return super::google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Method {method} is not found for models/{model}."),
+                None,
+            )
+        }
     }
     if let Err(m) = validate(&body, api) {
         return invalid_argument(&m);
@@ -347,7 +449,11 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str,
         }
     };
     if method == "generateContent" {
-        return http::json(200, &chunk(parts, Some(finish(&r)), usage(&r), model, &id), &[]);
+        return http::json(
+            200,
+            &chunk(parts, Some(finish(&r)), usage(&r), model, &id),
+            &[],
+        );
     }
     // Stream: text word by word with `usageMetadata: {}` until the last chunk, which
     // carries finishReason and the complete usage (trap 12); a call arrives whole.
@@ -358,7 +464,13 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str,
         for w in init {
             chunks.push(chunk(json!([{"text": w}]), None, json!({}), model, &id));
         }
-        chunks.push(chunk(json!([{"text": last}]), Some(finish(&r)), usage(&r), model, &id));
+        chunks.push(chunk(
+            json!([{"text": last}]),
+            Some(finish(&r)),
+            usage(&r),
+            model,
+            &id,
+        ));
     } else {
         chunks.push(chunk(parts, Some(finish(&r)), usage(&r), model, &id));
     }
@@ -377,7 +489,11 @@ fn dims(v: Option<&Value>) -> Result<usize, Response> {
             .as_u64()
             .and_then(|d| usize::try_from(d).ok())
             .filter(|d| (1..=crate::embeddings::MAX_DIMENSIONS).contains(d))
-            .ok_or_else(|| invalid_argument("outputDimensionality must be a positive integer no larger than 3072.")),
+            .ok_or_else(|| {
+                invalid_argument(
+                    "outputDimensionality must be a positive integer no larger than 3072.",
+                )
+            }),
     }
 }
 
@@ -386,7 +502,10 @@ fn predict(body: &Map<String, Value>) -> Response {
         Some(Value::Array(i)) if !i.is_empty() => i,
         _ => return invalid_argument("instances must be a non-empty list."),
     };
-    let dims = match dims(body.get("parameters").and_then(|p| p.get("outputDimensionality"))) {
+    let dims = match dims(
+        body.get("parameters")
+            .and_then(|p| p.get("outputDimensionality")),
+    ) {
         Ok(d) => d,
         Err(resp) => return resp,
     };
@@ -394,13 +513,19 @@ fn predict(body: &Map<String, Value>) -> Response {
     let mut chars = 0;
     for (i, inst) in instances.iter().enumerate() {
         let Some(text) = inst.get("content").and_then(Value::as_str) else {
-            return invalid_argument(&format!("instances[{i}].content is required and must be a string."));
+            return invalid_argument(&format!(
+                "instances[{i}].content is required and must be a string."
+            ));
         };
         chars += text.chars().count();
         predictions.push(json!({"embeddings": {"values": reply::embedding(text, dims),
             "statistics": {"token_count": reply::quarter_tokens(text.chars().count()).max(1), "truncated": false}}}));
     }
-    http::json(200, &json!({"predictions": predictions, "metadata": {"billableCharacterCount": chars}}), &[])
+    http::json(
+        200,
+        &json!({"predictions": predictions, "metadata": {"billableCharacterCount": chars}}),
+        &[],
+    )
 }
 
 fn batch_embed(body: &Map<String, Value>, model: &str) -> Response {

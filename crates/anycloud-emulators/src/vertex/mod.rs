@@ -126,7 +126,12 @@ impl EmulatorConfig {
 }
 
 /// `{"error":{"code","message","status"[,"details"]}}`.
-pub(crate) fn google_error(status: u16, rpc: &str, message: &str, details: Option<Value>) -> Response {
+pub(crate) fn google_error(
+    status: u16,
+    rpc: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response {
     let mut err = json!({"code": status, "message": message, "status": rpc});
     if let Some(d) = details {
         err["details"] = d;
@@ -195,7 +200,10 @@ fn not_found(req: &Incoming) -> Response {
     google_error(
         404,
         "NOT_FOUND",
-        &format!("The requested URL {} was not found on this server.", req.path),
+        &format!(
+            "The requested URL {} was not found on this server.",
+            req.path
+        ),
         None,
     )
 }
@@ -203,7 +211,13 @@ fn not_found(req: &Incoming) -> Response {
 /// The error an injected failure produces: Google's shape, with `RetryInfo` on a 429.
 /// A 529 on a Claude URL is Anthropic's `overloaded_error`.
 pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
-    let claude = matches!(route(req), Some(Route::Vertex { publisher: Publisher::Anthropic, .. }));
+    let claude = matches!(
+        route(req),
+        Some(Route::Vertex {
+            publisher: Publisher::Anthropic,
+            ..
+        })
+    );
     if claude && f.status == 529 {
         return claude::overloaded();
     }
@@ -237,7 +251,10 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     }
     match route {
         Route::Gemini { model, method } => {
-            let key = req.header("x-goog-api-key").map(str::to_string).or_else(|| req.query_param("key"));
+            let key = req
+                .header("x-goog-api-key")
+                .map(str::to_string)
+                .or_else(|| req.query_param("key"));
             match key {
                 None => {
                     return google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", None)
@@ -253,25 +270,46 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
             }
             gemini::handle(shared, req, &model, &method, gemini::Api::Developer)
         }
-        Route::Vertex { project, location, publisher, model, method } => {
+        Route::Vertex {
+            project,
+            location,
+            publisher,
+            model,
+            method,
+        } => {
             match req.bearer() {
                 Some(t) if shared.token_valid(t) => {}
                 Some(_) => return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.", None),
                 None => return google_error(401, "UNAUTHENTICATED", "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials that assert a principal. See https://cloud.google.com/docs/authentication", None),
             }
-            let resource = format!("projects/{project}/locations/{location}/publishers/{}/models/{model}",
-                if publisher == Publisher::Google { "google" } else { "anthropic" });
+            let resource = format!(
+                "projects/{project}/locations/{location}/publishers/{}/models/{model}",
+                if publisher == Publisher::Google {
+                    "google"
+                } else {
+                    "anthropic"
+                }
+            );
             if project != v.project_id {
                 return google_error(403, "PERMISSION_DENIED", &format!("Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/{resource}' (or it may not exist)."), None);
             }
             if location != v.region {
-                return google_error(404, "NOT_FOUND", &format!("Location {location} is not served for project {project} by this endpoint."), None);
+                return google_error(
+                    404,
+                    "NOT_FOUND",
+                    &format!(
+                        "Location {location} is not served for project {project} by this endpoint."
+                    ),
+                    None,
+                );
             }
             if !known_model(shared, &model) {
                 return google_error(404, "NOT_FOUND", &format!("Publisher Model `{resource}` was not found or your project does not have access to it. Please ensure you are using a valid model version."), None);
             }
             match publisher {
-                Publisher::Google => gemini::handle(shared, req, &model, &method, gemini::Api::Vertex),
+                Publisher::Google => {
+                    gemini::handle(shared, req, &model, &method, gemini::Api::Vertex)
+                }
                 Publisher::Anthropic => claude::handle(shared, req, &model, &method),
             }
         }
@@ -285,11 +323,17 @@ fn known_model(shared: &Shared, model: &str) -> bool {
 /// The request body as a JSON object, or the error Google gives.
 pub(crate) fn json_body(req: &Incoming) -> Result<serde_json::Map<String, Value>, Response> {
     if !req.has_json_content_type() {
-        return Err(invalid_argument("Invalid JSON payload: Content-Type must be application/json."));
+        return Err(invalid_argument(
+            "Invalid JSON payload: Content-Type must be application/json.",
+        ));
     }
     match serde_json::from_slice::<Value>(&req.body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(invalid_argument("Invalid JSON payload received. Expected an object.")),
-        Err(e) => Err(invalid_argument(&format!("Invalid JSON payload received. {e}"))),
+        Ok(_) => Err(invalid_argument(
+            "Invalid JSON payload received. Expected an object.",
+        )),
+        Err(e) => Err(invalid_argument(&format!(
+            "Invalid JSON payload received. {e}"
+        ))),
     }
 }

@@ -114,7 +114,8 @@ fn verify_assertion(
 ) -> Result<(), String> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut parts = assertion.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("Invalid JWT: wrong number of segments.".into());
     };
@@ -148,7 +149,10 @@ fn verify_assertion(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if !scopes.split(' ').any(|s| s == CLOUD_PLATFORM_SCOPE) {
-        return Err("Invalid JWT: scope must include https://www.googleapis.com/auth/cloud-platform.".into());
+        return Err(
+            "Invalid JWT: scope must include https://www.googleapis.com/auth/cloud-platform."
+                .into(),
+        );
     }
     let now = http::unix_now();
     let (Some(iat), Some(exp)) = (

@@ -219,7 +219,9 @@ impl TokenSource {
         let resp = match self.http.send(rb).await {
             Ok(resp) => resp,
             Err(e) if e.status.is_some() => {
-                let status = e.status.map_or_else(String::new, |s| format!(" (HTTP {s})"));
+                let status = e
+                    .status
+                    .map_or_else(String::new, |s| format!(" (HTTP {s})"));
                 return Err(ProviderError::new(
                     ProviderErrorKind::Upstream,
                     format!("Google token request failed{status}: {}", e.message),

@@ -97,8 +97,10 @@ pub fn clean_schema(schema: &Value) -> Value {
             }
             "type" => match v {
                 Value::Array(types) => {
-                    let non_null: Vec<&Value> =
-                        types.iter().filter(|t| t.as_str() != Some("null")).collect();
+                    let non_null: Vec<&Value> = types
+                        .iter()
+                        .filter(|t| t.as_str() != Some("null"))
+                        .collect();
                     if non_null.len() < types.len() {
                         out.insert("nullable".into(), Value::Bool(true));
                     }
@@ -130,7 +132,11 @@ fn parameters(schema: &Value) -> Option<Value> {
 }
 
 fn mime_from_uri(uri: &str) -> &'static str {
-    let path = uri.split(['?', '#']).next().unwrap_or(uri).to_ascii_lowercase();
+    let path = uri
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(uri)
+        .to_ascii_lowercase();
     match path.rsplit('.').next() {
         Some("png") => "image/png",
         Some("gif") => "image/gif",
@@ -351,8 +357,9 @@ pub fn finish_reason(reason: &str) -> FinishReason {
     match reason {
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" => FinishReason::ContentFilter,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            FinishReason::ContentFilter
+        }
         _ => FinishReason::Other,
     }
 }

@@ -264,14 +264,20 @@ fn json_schema_becomes_response_schema() {
         description: None,
     });
     let w = serde_json::to_value(request_to_wire(&r).unwrap()).unwrap();
-    assert_eq!(w["generationConfig"]["responseMimeType"], "application/json");
+    assert_eq!(
+        w["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
     assert_eq!(
         w["generationConfig"]["responseSchema"],
         json!({"type": "object", "properties": {"a": {"type": "string"}}})
     );
     r.response_format = Some(ResponseFormat::JsonObject);
     let w = serde_json::to_value(request_to_wire(&r).unwrap()).unwrap();
-    assert_eq!(w["generationConfig"]["responseMimeType"], "application/json");
+    assert_eq!(
+        w["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
     assert!(w["generationConfig"].get("responseSchema").is_none());
 }
 
@@ -325,7 +331,10 @@ fn finish_reasons_and_blocked_prompts() {
     for r in ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT"] {
         assert_eq!(finish_reason(r), FinishReason::ContentFilter, "{r}");
     }
-    assert_eq!(finish_reason("MALFORMED_FUNCTION_CALL"), FinishReason::Other);
+    assert_eq!(
+        finish_reason("MALFORMED_FUNCTION_CALL"),
+        FinishReason::Other
+    );
     let wire: GenerateContentResponse =
         serde_json::from_value(json!({"promptFeedback": {"blockReason": "SAFETY"}})).unwrap();
     let e = response_from_wire(wire, "m", 0).unwrap_err();
@@ -338,7 +347,10 @@ fn finish_reasons_and_blocked_prompts() {
 fn embeddings_bodies() {
     let r = EmbeddingsRequest {
         model: "e".into(),
-        inputs: vec![EmbeddingInput::Text("a".into()), EmbeddingInput::Text("b".into())],
+        inputs: vec![
+            EmbeddingInput::Text("a".into()),
+            EmbeddingInput::Text("b".into()),
+        ],
         dimensions: Some(8),
         user: None,
     };

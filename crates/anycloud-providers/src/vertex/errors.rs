@@ -72,7 +72,8 @@ pub fn google_error_from_json(http_status: Option<u16>, err: &serde_json::Value)
     } else {
         format!("{rpc}: {}", truncate(&e.message))
     };
-    let mut out = ProviderError::upstream(status, message).with_retry_after(retry_delay(&e.details));
+    let mut out =
+        ProviderError::upstream(status, message).with_retry_after(retry_delay(&e.details));
     out.kind = match rpc {
         "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => {
             ProviderErrorKind::InvalidRequest
@@ -161,7 +162,10 @@ mod tests {
         let e = google_error_from_json(None, &v);
         assert_eq!(e.status, Some(503));
         assert!(e.is_retryable());
-        assert_eq!(parse_proto_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_proto_duration("1.5s"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_proto_duration("-1s"), None);
         let e = google_error(502, b"<html>bad gateway</html>");
         assert_eq!(e.status, Some(502));

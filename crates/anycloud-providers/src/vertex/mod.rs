@@ -157,7 +157,10 @@ impl VertexProvider {
             .or_else(|| std::env::var("GOOGLE_APPLICATION_CREDENTIALS").ok())
             .filter(|p| !p.is_empty());
         if let (Some(key), None) = (&cloud.api_key, &cloud.credentials_file) {
-            let base = parse_base(cloud.base_url.as_deref().unwrap_or(GEMINI_API_BASE), &cloud.name)?;
+            let base = parse_base(
+                cloud.base_url.as_deref().unwrap_or(GEMINI_API_BASE),
+                &cloud.name,
+            )?;
             return Ok(VertexProvider {
                 endpoint: VertexEndpoint::Gemini { base },
                 auth: VertexAuth::ApiKey(key.clone()),
@@ -179,7 +182,12 @@ impl VertexProvider {
         let account = ServiceAccount::from_file(&path)
             .map_err(|e| unsupported(format!("cloud {}: {}", cloud.name, e.message)))?;
         Ok(VertexProvider {
-            endpoint: VertexEndpoint::vertex(cloud.base_url.as_deref(), project, region, &cloud.name)?,
+            endpoint: VertexEndpoint::vertex(
+                cloud.base_url.as_deref(),
+                project,
+                region,
+                &cloud.name,
+            )?,
             auth: VertexAuth::OAuth(Arc::new(TokenSource::new(account, http.clone()))),
             http,
         })

@@ -66,7 +66,9 @@ fn whole_function_calls_become_start_plus_one_delta() {
             arguments: r#"{"city":"Oslo"}"#.into()
         }
     );
-    assert!(matches!(&ev[3], StreamEvent::ToolCallStart { index: 1, name, .. } if name == "get_time"));
+    assert!(
+        matches!(&ev[3], StreamEvent::ToolCallStart { index: 1, name, .. } if name == "get_time")
+    );
     assert_eq!(
         ev[4],
         StreamEvent::ToolCallDelta {

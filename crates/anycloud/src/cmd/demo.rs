@@ -1,7 +1,7 @@
 //! `anycloud demo`: the gateway over emulated clouds, with a temporary
 //! SQLite store and a ready demo key, in one command.
 
-use super::emulate::{emulator_configs, EMULATOR_KEY};
+use super::emulate::{emulator_configs, EMULATOR_KEY, VERTEX_PROJECT, VERTEX_REGION};
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
@@ -77,12 +77,42 @@ name = "demo"
     )
 }
 
+/// The Vertex part of the demo config: the `gcp-eu` cloud (its service-account key
+/// written to `sa_path`) serving `gemini-flash`, with `local-openai` as its fallback.
+pub fn vertex_demo_config(base: &str, sa_path: &str) -> String {
+    format!(
+        r#"
+[[clouds]]
+name = "gcp-eu"
+provider = "vertex"
+base_url = "{base}"
+project_id = "{VERTEX_PROJECT}"
+region = "{VERTEX_REGION}"
+credentials_file = "{sa_path}"
+jurisdiction = "eu"
+
+[[models]]
+name = "gemini-flash"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "gemini-2.0-flash"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+price = {{ input_per_mtok = 0.10, output_per_mtok = 0.40 }}
+[[models.deployments]]
+cloud = "local-openai"
+target = "gpt-4o"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+price = {{ input_per_mtok = 2.00, output_per_mtok = 8.00 }}
+"#
+    )
+}
+
 pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("anycloud-demo-")
         .tempdir()?;
     let mut emulators = Vec::new();
-    for (_, cfg) in emulator_configs() {
+    for (_, cfg) in emulator_configs()? {
         emulators.push(spawn_on_port(cfg, 0).await?);
     }
     let (openai, azure) = (&emulators[0], &emulators[1]);
@@ -93,6 +123,10 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
         &db.display().to_string(),
         port,
     );
+    let vertex = &emulators[2];
+    let sa_path = dir.path().join("gcp-service-account.json");
+    std::fs::write(&sa_path, vertex.service_account_json().unwrap_or_default())?;
+    let text = text + &vertex_demo_config(&vertex.base_url(), &sa_path.display().to_string());
     let config_path = dir.path().join("anycloud.toml");
     std::fs::write(&config_path, &text)?;
     let config = anycloud_config::parse_str(&text, &config_path, &|_| None)
@@ -108,7 +142,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let key = key.expose_secret().to_string();
     println!(
         r#"anycloud demo is running at {url}
-  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}
+  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}, gcp-eu (Vertex AI) {vx}
   config: {cfg}
   demo key: {key}
 
@@ -122,6 +156,7 @@ Try it:
 Metrics: {url}/metrics    Ctrl-C to stop."#,
         az = azure.base_url(),
         oa = openai.base_url(),
+        vx = vertex.base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

@@ -4,14 +4,17 @@ use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig};
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+/// The Vertex emulator's project and region.
+pub const VERTEX_PROJECT: &str = "anycloud-demo";
+pub const VERTEX_REGION: &str = "europe-west4";
 
-pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
+pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>> {
     let models = vec![
         "gpt-4o".to_string(),
         "gpt-4o-mini".to_string(),
         "text-embedding-3-small".to_string(),
     ];
-    vec![
+    Ok(vec![
         (
             "openai_compatible",
             EmulatorConfig::openai_compatible("local-openai", EMULATOR_KEY, models.clone()),
@@ -33,11 +36,24 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 client_secret: "demo-secret".into(),
             }),
         ),
-    ]
+        (
+            "vertex",
+            EmulatorConfig::vertex(
+                "gcp-eu",
+                VERTEX_PROJECT,
+                VERTEX_REGION,
+                vec![
+                    "gemini-2.0-flash".to_string(),
+                    "text-embedding-005".to_string(),
+                ],
+            )
+            .map_err(|e| anyhow::anyhow!("vertex emulator key: {e}"))?,
+        ),
+    ])
 }
 
 pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let configs = emulator_configs();
+    let configs = emulator_configs()?;
     if let Some(c) = only {
         if !configs.iter().any(|(k, _)| *k == c) {
             let kinds: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
@@ -51,7 +67,21 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
             continue;
         }
         let h = spawn_on_port(cfg, next_port).await?;
-        println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
+        match h.service_account_json() {
+            // The key file's token_uri points at this emulator: point credentials_file at it.
+            Some(sa) => {
+                let path = std::env::temp_dir()
+                    .join(format!("anycloud-emulate-vertex-{}.json", h.addr().port()));
+                std::fs::write(&path, sa)?;
+                println!(
+                    "{kind:<18} {}  (project {VERTEX_PROJECT}, region {VERTEX_REGION}, credentials_file {}; Gemini API key: {})",
+                    h.base_url(),
+                    path.display(),
+                    h.config().api_key
+                );
+            }
+            None => println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url()),
+        }
         if next_port != 0 {
             next_port = next_port.saturating_add(1);
         }
