@@ -61,10 +61,10 @@ fn validate(body: &Map<String, Value>, streaming_method: bool) -> Result<(), Str
                 .into(),
         );
     }
-    if !body
+    if body
         .get("max_tokens")
         .and_then(Value::as_u64)
-        .is_some_and(|m| m > 0)
+        .is_none_or(|m| m == 0)
     {
         return Err("max_tokens: Field required".into());
     }

@@ -223,13 +223,14 @@ pub(crate) fn validate(body: &Map<String, Value>, api: Api) -> Result<(), String
                 "Please use a valid role: user, model. (contents[{i}].role)"
             ));
         }
-        let parts =
-            match c.get("parts") {
-                Some(Value::Array(p)) if !p.is_empty() => p,
-                _ => return Err(format!(
+        let parts = match c.get("parts") {
+            Some(Value::Array(p)) if !p.is_empty() => p,
+            _ => {
+                return Err(format!(
                     "Unable to submit request because it has an empty contents[{i}].parts field."
-                )),
-            };
+                ))
+            }
+        };
         for (j, p) in parts.iter().enumerate() {
             check_part(p, &format!("contents[{i}].parts[{j}]"), api)?;
         }
@@ -421,7 +422,7 @@ pub(crate) fn handle(
 ) -> Response {
     let body = match json_body(req) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(m) => return invalid_argument(&m),
     };
     match (method, api) {
         ("generateContent" | "streamGenerateContent", _) => {}
@@ -482,7 +483,7 @@ pub(crate) fn handle(
     }
 }
 
-fn dims(v: Option<&Value>) -> Result<usize, Response> {
+fn dims(v: Option<&Value>) -> Result<usize, String> {
     match v {
         None => Ok(crate::embeddings::DEFAULT_DIMENSIONS),
         Some(d) => d
@@ -490,9 +491,7 @@ fn dims(v: Option<&Value>) -> Result<usize, Response> {
             .and_then(|d| usize::try_from(d).ok())
             .filter(|d| (1..=crate::embeddings::MAX_DIMENSIONS).contains(d))
             .ok_or_else(|| {
-                invalid_argument(
-                    "outputDimensionality must be a positive integer no larger than 3072.",
-                )
+                "outputDimensionality must be a positive integer no larger than 3072.".to_string()
             }),
     }
 }
@@ -507,7 +506,7 @@ fn predict(body: &Map<String, Value>) -> Response {
             .and_then(|p| p.get("outputDimensionality")),
     ) {
         Ok(d) => d,
-        Err(resp) => return resp,
+        Err(m) => return invalid_argument(&m),
     };
     let mut predictions = Vec::new();
     let mut chars = 0;
@@ -540,7 +539,7 @@ fn batch_embed(body: &Map<String, Value>, model: &str) -> Response {
         }
         let dims = match dims(r.get("outputDimensionality")) {
             Ok(d) => d,
-            Err(resp) => return resp,
+            Err(m) => return invalid_argument(&m),
         };
         let text = parts_text(r.pointer("/content/parts"));
         out.push(json!({"values": reply::embedding(&text, dims)}));

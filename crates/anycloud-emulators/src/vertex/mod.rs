@@ -321,19 +321,13 @@ fn known_model(shared: &Shared, model: &str) -> bool {
 }
 
 /// The request body as a JSON object, or the error Google gives.
-pub(crate) fn json_body(req: &Incoming) -> Result<serde_json::Map<String, Value>, Response> {
+pub(crate) fn json_body(req: &Incoming) -> Result<serde_json::Map<String, Value>, String> {
     if !req.has_json_content_type() {
-        return Err(invalid_argument(
-            "Invalid JSON payload: Content-Type must be application/json.",
-        ));
+        return Err("Invalid JSON payload: Content-Type must be application/json.".to_string());
     }
     match serde_json::from_slice::<Value>(&req.body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(invalid_argument(
-            "Invalid JSON payload received. Expected an object.",
-        )),
-        Err(e) => Err(invalid_argument(&format!(
-            "Invalid JSON payload received. {e}"
-        ))),
+        Ok(_) => Err("Invalid JSON payload received. Expected an object.".to_string()),
+        Err(e) => Err(format!("Invalid JSON payload received. {e}")),
     }
 }
