@@ -487,3 +487,76 @@ async fn claude_raw_predict_with_the_shared_token_source() {
     assert!(names.contains(&"content_block_delta") && names.contains(&"message_delta"));
     assert!(text.contains(r#""type":"message_delta""#));
 }
+
+/// Trap 13: Vertex rejects `id` on functionCall / functionResponse; the Developer API
+/// accepts it. A functionResponse without a name is rejected too.
+#[tokio::test]
+async fn vertex_rejects_function_ids_the_developer_api_accepts() {
+    let s = setup().await;
+    let c = cloud(
+        json!({"name": "gcp", "provider": "vertex", "project_id": PROJECT, "region": REGION}),
+    );
+    let src = anycloud_providers::vertex::auth::TokenSource::new(
+        anycloud_providers::vertex::auth::ServiceAccount::from_file(&s.sa_path).unwrap(),
+        anycloud_providers::http::HttpClient::new(&c).unwrap(),
+    );
+    let token = src.token().await.unwrap();
+    let body = json!({"contents": [
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "get_weather", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"id": "c1", "name": "get_weather", "response": {"t": 1}}}]}]});
+    let http = reqwest::Client::new();
+    let vertex_url = format!(
+        "{}/v1/projects/{PROJECT}/locations/{REGION}/publishers/google/models/{MODEL}:generateContent",
+        s.h.base_url()
+    );
+    let resp = http
+        .post(&vertex_url)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Unknown name \"id\""));
+
+    let dev_url = format!("{}/v1beta/models/{MODEL}:generateContent", s.h.base_url());
+    let resp = http
+        .post(&dev_url)
+        .header("x-goog-api-key", &s.h.config().api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut nameless = body.clone();
+    nameless["contents"][1]["parts"][0]["functionCall"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    nameless["contents"][2]["parts"][0]["functionResponse"] = json!({"response": {"t": 1}});
+    let resp = http
+        .post(&vertex_url)
+        .bearer_auth(&token)
+        .json(&nameless)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Wrong project: PERMISSION_DENIED.
+    let other = vertex_url.replace(PROJECT, "someone-else");
+    let resp = http
+        .post(&other)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
