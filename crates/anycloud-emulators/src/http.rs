@@ -105,12 +105,36 @@ pub(crate) fn unix_now() -> u64 {
 /// With a cut of K (from [`Faults::cut_stream_after`]), K frames other than `[DONE]` are
 /// sent and then the body fails, which makes the server abort the connection.
 pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String)]) -> Response {
-    let delay = faults.chunk_delay();
-    let cut = faults.cut_after();
     let frames: Vec<(bool, Bytes)> = events
         .into_iter()
         .map(|e| (e == "[DONE]", Bytes::from(format!("data: {e}\n\n"))))
         .collect();
+    sse_frames(frames, faults, headers)
+}
+
+/// Named SSE events (`event: {name}` + `data: {json}`), as Anthropic sends them; same fault
+/// handling as [`sse`].
+pub(crate) fn sse_named(
+    events: Vec<(String, String)>,
+    faults: &Faults,
+    headers: &[(&str, String)],
+) -> Response {
+    let frames = events
+        .into_iter()
+        .map(|(name, data)| {
+            (
+                false,
+                Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
+            )
+        })
+        .collect();
+    sse_frames(frames, faults, headers)
+}
+
+/// Pre-formatted frames; the flag marks the `[DONE]` sentinel (never sent after a cut).
+fn sse_frames(frames: Vec<(bool, Bytes)>, faults: &Faults, headers: &[(&str, String)]) -> Response {
+    let delay = faults.chunk_delay();
+    let cut = faults.cut_after();
     let state = SseState {
         frames: frames.into_iter(),
         sent: 0,

@@ -33,6 +33,7 @@ mod openai;
 pub mod record;
 pub mod reply;
 mod server;
+mod vertex;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,6 +43,7 @@ use std::time::Instant;
 
 pub use faults::{Faults, InjectedFailure};
 pub use record::RecordedRequest;
+pub use vertex::VertexSettings;
 
 /// Accepted Azure `api-version` values unless configured otherwise.
 pub const DEFAULT_AZURE_API_VERSIONS: [&str; 3] =
@@ -59,6 +61,9 @@ pub enum EmulatedCloud {
     Oci,
     /// AWS Bedrock Runtime (Converse, ConverseStream, Titan embeddings; SigV4 verified).
     Bedrock,
+    /// Google Vertex AI (Gemini, Claude `rawPredict`, OAuth JWT-grant token endpoint) and
+    /// the Gemini Developer API (`x-goog-api-key`).
+    Vertex,
 }
 
 /// AWS keys and region the Bedrock emulator verifies SigV4 signatures against.
@@ -139,6 +144,8 @@ pub struct EmulatorConfig {
     pub oci: Option<OciConfig>,
     /// Bedrock: the keys and region signatures are checked against.
     pub aws: Option<AwsEmulatorConfig>,
+    /// Vertex: project, region and the service account's key pair.
+    pub vertex: Option<VertexSettings>,
 }
 
 impl EmulatorConfig {
@@ -157,6 +164,7 @@ impl EmulatorConfig {
             entra: None,
             oci: None,
             aws: None,
+            vertex: None,
         }
     }
 
@@ -178,6 +186,7 @@ impl EmulatorConfig {
             entra: None,
             oci: None,
             aws: None,
+            vertex: None,
         }
     }
 
@@ -201,6 +210,7 @@ impl EmulatorConfig {
             api_versions: Vec::new(),
             entra: None,
             aws: None,
+            vertex: None,
             oci: Some(OciConfig {
                 tenancy: tenancy.into(),
                 user: user.into(),
@@ -235,6 +245,7 @@ impl EmulatorConfig {
             api_versions: Vec::new(),
             entra: None,
             oci: None,
+            vertex: None,
             aws: Some(AwsEmulatorConfig {
                 access_key_id: access_key_id.into(),
                 secret_access_key: secret_access_key.into(),
@@ -322,10 +333,20 @@ impl EmulatorHandle {
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai | EmulatedCloud::Oci | EmulatedCloud::Bedrock => {
+            EmulatedCloud::AzureOpenai
+            | EmulatedCloud::Oci
+            | EmulatedCloud::Bedrock
+            | EmulatedCloud::Vertex => {
                 format!("http://{}", self.addr)
             }
         }
+    }
+
+    /// Vertex: a service-account key file (JSON) for this emulator, its `token_uri` pointing
+    /// at the emulator's own `/token`. `None` for other clouds.
+    pub fn service_account_json(&self) -> Option<String> {
+        let v = self.shared.config.vertex.as_ref()?;
+        Some(v.service_account_json(&format!("http://{}/token", self.addr)))
     }
 
     /// The configuration it runs with.

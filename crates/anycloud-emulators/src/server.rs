@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::http::{self, Incoming};
-use crate::{azure, bedrock, oci, openai, EmulatedCloud, Shared};
+use crate::{azure, bedrock, oci, openai, vertex, EmulatedCloud, Shared};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -118,6 +118,11 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             return resp;
         }
     }
+    if shared.config.cloud == EmulatedCloud::Vertex {
+        if let Some(resp) = vertex::oauth::token_endpoint(shared, &incoming) {
+            return resp;
+        }
+    }
     let incoming = Incoming {
         seq: shared.next_seq(),
         ..incoming
@@ -143,6 +148,7 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             EmulatedCloud::AzureOpenai => azure::injected_error(&incoming, failure),
             EmulatedCloud::Oci => oci::injected_error(&incoming, failure),
             EmulatedCloud::Bedrock => bedrock::injected_error(&incoming, failure),
+            EmulatedCloud::Vertex => vertex::injected_error(&incoming, failure),
         };
     }
     match shared.config.cloud {
@@ -150,6 +156,7 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
         EmulatedCloud::AzureOpenai => azure::handle(shared, &incoming).await,
         EmulatedCloud::Oci => oci::handle(shared, &incoming).await,
         EmulatedCloud::Bedrock => bedrock::handle(shared, &incoming).await,
+        EmulatedCloud::Vertex => vertex::handle(shared, &incoming).await,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod oci;
 pub mod openai;
 pub mod registry;
 pub mod sse;
+pub mod vertex;
 
 pub use error::{ProviderError, ProviderErrorKind};
 pub use registry::{build_provider, Providers};

@@ -4,6 +4,7 @@
 use super::emulate::{
     emulator_configs, DEMO_AWS_ACCESS_KEY_ID, DEMO_AWS_REGION, DEMO_AWS_SECRET_ACCESS_KEY,
     EMULATOR_KEY, OCI_COMPARTMENT, OCI_KEY_FINGERPRINT_FOR_DEMO, OCI_MODEL, OCI_TENANCY, OCI_USER,
+    VERTEX_PROJECT, VERTEX_REGION,
 };
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
@@ -131,12 +132,42 @@ price = {{ input_per_mtok = 0.72, output_per_mtok = 0.72 }}
     )
 }
 
+/// The Vertex part of the demo config: the `gcp-eu` cloud (its service-account key
+/// written to `sa_path`) serving `gemini-flash`, with `local-openai` as its fallback.
+pub fn vertex_demo_config(base: &str, sa_path: &str) -> String {
+    format!(
+        r#"
+[[clouds]]
+name = "gcp-eu"
+provider = "vertex"
+base_url = "{base}"
+project_id = "{VERTEX_PROJECT}"
+region = "{VERTEX_REGION}"
+credentials_file = "{sa_path}"
+jurisdiction = "eu"
+
+[[models]]
+name = "gemini-flash"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "gemini-2.0-flash"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+price = {{ input_per_mtok = 0.10, output_per_mtok = 0.40 }}
+[[models.deployments]]
+cloud = "local-openai"
+target = "gpt-4o"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+price = {{ input_per_mtok = 2.00, output_per_mtok = 8.00 }}
+"#
+    )
+}
+
 pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("anycloud-demo-")
         .tempdir()?;
     let mut emulators = Vec::new();
-    for (_, cfg) in emulator_configs() {
+    for (_, cfg) in emulator_configs()? {
         emulators.push(spawn_on_port(cfg, 0).await?);
     }
     let (openai, azure, oci, bedrock) =
@@ -155,6 +186,13 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
         &oci.base_url(),
         &oci_key.display().to_string(),
     ));
+    let vertex = &emulators[4];
+    let sa_path = dir.path().join("gcp-service-account.json");
+    std::fs::write(&sa_path, vertex.service_account_json().unwrap_or_default())?;
+    text.push_str(&vertex_demo_config(
+        &vertex.base_url(),
+        &sa_path.display().to_string(),
+    ));
     let config_path = dir.path().join("anycloud.toml");
     std::fs::write(&config_path, &text)?;
     let config = anycloud_config::parse_str(&text, &config_path, &|_| None)
@@ -171,7 +209,8 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     println!(
         r#"anycloud demo is running at {url}
   emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa},
-                   aws-eu (Bedrock) {br}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci}
+                   aws-eu (Bedrock) {br}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci},
+                   gcp-eu (Vertex AI, model gemini-flash) {vx}
   config: {cfg}
   demo key: {key}
 
@@ -187,6 +226,7 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
         oa = openai.base_url(),
         oci = oci.base_url(),
         br = bedrock.base_url(),
+        vx = vertex.base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

@@ -4,6 +4,9 @@ use anycloud_emulators::{spawn_on_port, EmulatorConfig, EntraConfig, OCI_TEST_KE
 use std::process::ExitCode;
 
 pub const EMULATOR_KEY: &str = "emulator-key";
+/// The Vertex emulator's project and region.
+pub const VERTEX_PROJECT: &str = "anycloud-demo";
+pub const VERTEX_REGION: &str = "europe-west4";
 /// The demo's AWS keys: the Bedrock emulator verifies SigV4 signatures made with them.
 pub const DEMO_AWS_ACCESS_KEY_ID: &str = "AKIDANYCLOUDDEMO";
 pub const DEMO_AWS_SECRET_ACCESS_KEY: &str = "anycloud-demo-secret";
@@ -17,13 +20,13 @@ pub const OCI_COMPARTMENT: &str = "ocid1.compartment.oc1..democompartment";
 pub const OCI_KEY_FINGERPRINT_FOR_DEMO: &str = OCI_TEST_KEY_FINGERPRINT;
 pub const OCI_MODEL: &str = "meta.llama-3.3-70b-instruct";
 
-pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
+pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>> {
     let models = vec![
         "gpt-4o".to_string(),
         "gpt-4o-mini".to_string(),
         "text-embedding-3-small".to_string(),
     ];
-    vec![
+    Ok(vec![
         (
             "openai_compatible",
             EmulatorConfig::openai_compatible("local-openai", EMULATOR_KEY, models.clone()),
@@ -70,11 +73,24 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
             )
             .with_region(DEMO_AWS_REGION),
         ),
-    ]
+        (
+            "vertex",
+            EmulatorConfig::vertex(
+                "gcp-eu",
+                VERTEX_PROJECT,
+                VERTEX_REGION,
+                vec![
+                    "gemini-2.0-flash".to_string(),
+                    "text-embedding-005".to_string(),
+                ],
+            )
+            .map_err(|e| anyhow::anyhow!("vertex emulator key: {e}"))?,
+        ),
+    ])
 }
 
 pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let configs = emulator_configs();
+    let configs = emulator_configs()?;
     if let Some(c) = only {
         if !configs.iter().any(|(k, _)| *k == c) {
             let kinds: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
@@ -97,6 +113,17 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
             println!(
                 "{kind:<18} {}  (SigV4: access key {DEMO_AWS_ACCESS_KEY_ID}, secret {DEMO_AWS_SECRET_ACCESS_KEY}, region {DEMO_AWS_REGION})",
                 h.base_url()
+            );
+        } else if let Some(sa) = h.service_account_json() {
+            // The key file's token_uri points at this emulator: point credentials_file at it.
+            let path = std::env::temp_dir()
+                .join(format!("anycloud-emulate-vertex-{}.json", h.addr().port()));
+            std::fs::write(&path, sa)?;
+            println!(
+                "{kind:<18} {}  (project {VERTEX_PROJECT}, region {VERTEX_REGION}, credentials_file {}; Gemini API key: {})",
+                h.base_url(),
+                path.display(),
+                h.config().api_key
             );
         } else {
             println!("{kind:<18} {}  (api key: {EMULATOR_KEY})", h.base_url());
