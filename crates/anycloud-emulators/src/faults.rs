@@ -42,6 +42,7 @@ pub struct Faults {
     chunk_delay_us: AtomicU64,
     cut_after: AtomicU64,
     refuse: AtomicBool,
+    stream_error_after: AtomicU64,
     armed: Mutex<Armed>,
 }
 
@@ -70,6 +71,7 @@ impl Faults {
             chunk_delay_us: AtomicU64::new(0),
             cut_after: AtomicU64::new(OFF),
             refuse: AtomicBool::new(false),
+            stream_error_after: AtomicU64::new(OFF),
             armed: Mutex::new(Armed {
                 fail_next: 0,
                 fail_next_status: 503,
@@ -131,6 +133,15 @@ impl Faults {
         self.refuse.store(on, Ordering::SeqCst);
     }
 
+    /// From now on (until [`Faults::reset`] or `None`) every streamed response sends
+    /// `events` events and then the cloud's own in-stream error (Anthropic: `event: error`
+    /// with `overloaded_error`) after the HTTP 200, then closes cleanly. Clouds without an
+    /// in-stream error form ignore it.
+    pub fn stream_error_after(&self, events: Option<u32>) {
+        let v = events.map_or(OFF, u64::from);
+        self.stream_error_after.store(v, Ordering::SeqCst);
+    }
+
     /// Turn every knob off (the random generator is re-seeded with the default seed).
     pub fn reset(&self) {
         self.fail_next(0, 503, None);
@@ -139,6 +150,7 @@ impl Faults {
         self.set_chunk_delay(Duration::ZERO);
         self.cut_after.store(OFF, Ordering::SeqCst);
         self.refuse_connections(false);
+        self.stream_error_after(None);
         self.seed(DEFAULT_SEED);
     }
 
@@ -186,6 +198,11 @@ impl Faults {
         }
     }
 
+    pub(crate) fn stream_error_at(&self) -> Option<u32> {
+        let v = self.stream_error_after.load(Ordering::SeqCst);
+        u32::try_from(v).ok().filter(|_| v != OFF)
+    }
+
     pub(crate) fn refusing(&self) -> bool {
         self.refuse.load(Ordering::SeqCst)
     }
@@ -202,6 +219,7 @@ impl Faults {
             "cut_stream_after",
             "refuse_connections",
             "seed",
+            "stream_error_after",
         ];
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!("unknown field '{k}'"));
@@ -257,6 +275,14 @@ impl Faults {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_bool().ok_or("refuse_connections must be a boolean")?),
         };
+        // `stream_error_after: null` turns the knob off; absent leaves it alone.
+        let stream_error = match obj.get("stream_error_after") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
+                "stream_error_after must be a non-negative integer or null",
+            )?)),
+        };
         let seed = match obj.get("seed") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_u64().ok_or("seed must be a non-negative integer")?),
@@ -284,6 +310,9 @@ impl Faults {
         }
         if let Some(on) = refuse {
             self.refuse_connections(on);
+        }
+        if let Some(k) = stream_error {
+            self.stream_error_after(k);
         }
         Ok(())
     }

@@ -105,12 +105,23 @@ pub(crate) fn unix_now() -> u64 {
 /// With a cut of K (from [`Faults::cut_stream_after`]), K frames other than `[DONE]` are
 /// sent and then the body fails, which makes the server abort the connection.
 pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String)]) -> Response {
-    let delay = faults.chunk_delay();
-    let cut = faults.cut_after();
     let frames: Vec<(bool, Bytes)> = events
         .into_iter()
         .map(|e| (e == "[DONE]", Bytes::from(format!("data: {e}\n\n"))))
         .collect();
+    sse_frames(frames, faults, headers)
+}
+
+/// [`sse`] for pre-formatted frames (named events, e.g. Anthropic's
+/// `event: x\ndata: {...}\n\n`); the flag marks a final sentinel frame that a
+/// stream cut suppresses.
+pub(crate) fn sse_frames(
+    frames: Vec<(bool, Bytes)>,
+    faults: &Faults,
+    headers: &[(&str, String)],
+) -> Response {
+    let delay = faults.chunk_delay();
+    let cut = faults.cut_after();
     let state = SseState {
         frames: frames.into_iter(),
         sent: 0,

@@ -9,18 +9,21 @@
 //! real thing. Replies are deterministic (see [`reply`]).
 //!
 //! Clouds: [`EmulatedCloud::OpenaiCompatible`] (`/v1/...`) and
-//! [`EmulatedCloud::AzureOpenai`] (classic deployment URLs, v1 URLs, Entra ID tokens).
+//! [`EmulatedCloud::AzureOpenai`] (classic deployment URLs, v1 URLs, Entra ID tokens),
+//! [`EmulatedCloud::Anthropic`] (`/v1/messages`).
 //!
 //! Every listener also serves a control plane that is neither recorded nor subject to faults:
 //!
 //! - `POST /_emulator/faults` with any of
 //!   `{"fail_next":{"count":N,"status":503,"retry_after":2},
 //!     "fail_rate":{"probability":0.3,"status":503}, "latency_ms":M, "chunk_delay_ms":M,
-//!     "cut_stream_after":K (null turns it off), "refuse_connections":bool, "seed":S}`;
+//!     "cut_stream_after":K (null turns it off), "refuse_connections":bool, "seed":S,
+//!     "stream_error_after":K (null turns it off)}`;
 //!   answers `{"ok":true}` or 400 `{"error":"..."}` (nothing is applied on error).
 //! - `POST /_emulator/reset`: all faults off and the request log cleared.
 //! - `GET /_emulator/stats`: `{"requests":N}`.
 
+mod anthropic;
 mod azure;
 mod chat;
 mod embeddings;
@@ -51,6 +54,8 @@ pub enum EmulatedCloud {
     OpenaiCompatible,
     /// Azure OpenAI (classic and v1 URL styles, optional Entra ID token endpoint).
     AzureOpenai,
+    /// Anthropic's Messages API (`/v1/messages`, `x-api-key`, `anthropic-version`).
+    Anthropic,
 }
 
 /// Entra ID (Azure AD) client-credentials settings for the Azure emulator's token endpoint
@@ -110,6 +115,22 @@ impl EmulatorConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            entra: None,
+        }
+    }
+
+    /// An Anthropic Messages API emulator accepting `models`.
+    pub fn anthropic(
+        name: impl Into<String>,
+        api_key: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
+        Self {
+            cloud: EmulatedCloud::Anthropic,
+            name: name.into(),
+            api_key: api_key.into(),
+            models,
+            api_versions: Vec::new(),
             entra: None,
         }
     }
@@ -175,7 +196,9 @@ impl EmulatorHandle {
     pub fn base_url(&self) -> String {
         match self.shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => format!("http://{}/v1", self.addr),
-            EmulatedCloud::AzureOpenai => format!("http://{}", self.addr),
+            EmulatedCloud::AzureOpenai | EmulatedCloud::Anthropic => {
+                format!("http://{}", self.addr)
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::http::{self, Incoming};
-use crate::{azure, openai, EmulatedCloud, Shared};
+use crate::{anthropic, azure, openai, EmulatedCloud, Shared};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -141,11 +141,13 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
         return match shared.config.cloud {
             EmulatedCloud::OpenaiCompatible => openai::injected_error(&incoming, failure),
             EmulatedCloud::AzureOpenai => azure::injected_error(&incoming, failure),
+            EmulatedCloud::Anthropic => anthropic::injected_error(&incoming, failure),
         };
     }
     match shared.config.cloud {
         EmulatedCloud::OpenaiCompatible => openai::handle(shared, &incoming).await,
         EmulatedCloud::AzureOpenai => azure::handle(shared, &incoming).await,
+        EmulatedCloud::Anthropic => anthropic::handle(shared, &incoming).await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! `Unsupported`, so a config naming one is rejected at start-up rather than
 //! at the first request.
 
+use crate::anthropic::AnthropicProvider;
 use crate::azure::AzureOpenAiProvider;
 use crate::error::{ProviderError, ProviderErrorKind};
 use crate::openai::OpenAiProvider;
@@ -67,10 +68,8 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
             Ok(Arc::new(OpenAiProvider::new(cloud)?))
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
-        ProviderKind::Bedrock
-        | ProviderKind::Vertex
-        | ProviderKind::Anthropic
-        | ProviderKind::Oci => Err(ProviderError::new(
+        ProviderKind::Anthropic => Ok(Arc::new(AnthropicProvider::new(cloud)?)),
+        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Oci => Err(ProviderError::new(
             ProviderErrorKind::Unsupported,
             format!("provider {} is not available yet", cloud.provider),
         )),
@@ -115,7 +114,7 @@ pub(crate) mod tests {
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
 
-        for kind in ["bedrock", "vertex", "anthropic", "oci"] {
+        for kind in ["bedrock", "vertex", "oci"] {
             let c = cloud_from_toml(&format!("name = \"x\"\nprovider = \"{kind}\""));
             let err = build_provider(&c).unwrap_err();
             assert_eq!(err.kind, ProviderErrorKind::Unsupported);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// The demo's config: the primary Azure cloud first, the OpenAI-compatible
 /// cloud as fallback, and one tenant.
-pub fn demo_config(azure: &str, openai: &str, db: &str, port: u16) -> String {
+pub fn demo_config(azure: &str, openai: &str, anthropic: &str, db: &str, port: u16) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -31,6 +31,26 @@ provider = "openai_compatible"
 base_url = "{openai}"
 api_key = "{EMULATOR_KEY}"
 jurisdiction = "eu"
+
+[[clouds]]
+name = "anthropic"
+provider = "anthropic"
+base_url = "{anthropic}"
+api_key = "{EMULATOR_KEY}"
+jurisdiction = "us"
+
+[[models]]
+name = "claude-sonnet"
+[[models.deployments]]
+cloud = "anthropic"
+target = "claude-sonnet-4-20250514"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+[[models.deployments]]
+cloud = "azure-us"
+target = "gpt-4o-prod"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 2.50, output_per_mtok = 10.00 }}
 
 [[models]]
 name = "gpt-4o"
@@ -85,11 +105,12 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     for (_, cfg) in emulator_configs() {
         emulators.push(spawn_on_port(cfg, 0).await?);
     }
-    let (openai, azure) = (&emulators[0], &emulators[1]);
+    let (openai, azure, anthropic) = (&emulators[0], &emulators[1], &emulators[2]);
     let db = dir.path().join("anycloud.db");
     let text = demo_config(
         &azure.base_url(),
         &openai.base_url(),
+        &anthropic.base_url(),
         &db.display().to_string(),
         port,
     );
@@ -108,7 +129,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let key = key.expose_secret().to_string();
     println!(
         r#"anycloud demo is running at {url}
-  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}
+  emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa}, anthropic (Anthropic) {an}
   config: {cfg}
   demo key: {key}
 
@@ -119,7 +140,12 @@ Try it:
 
   python3 -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="{key}"); print(c.chat.completions.create(model="gpt-4o", messages=[{{"role":"user","content":"Hello!"}}]).choices[0].message.content)'
 
+  curl {url}/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \
+    -H "Content-Type: application/json" \
+    -d '{{"model":"claude-sonnet","max_tokens":256,"messages":[{{"role":"user","content":"Hello!"}}]}}'
+
 Metrics: {url}/metrics    Ctrl-C to stop."#,
+        an = anthropic.base_url(),
         az = azure.base_url(),
         oa = openai.base_url(),
         cfg = config_path.display(),

@@ -33,6 +33,14 @@ pub fn emulator_configs() -> Vec<(&'static str, EmulatorConfig)> {
                 client_secret: "demo-secret".into(),
             }),
         ),
+        (
+            "anthropic",
+            EmulatorConfig::anthropic(
+                "anthropic",
+                EMULATOR_KEY,
+                vec!["claude-sonnet-4-20250514".to_string()],
+            ),
+        ),
     ]
 }
 
