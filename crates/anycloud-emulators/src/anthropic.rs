@@ -64,11 +64,19 @@ fn error_response(req: &Incoming, e: &ApiError, extra: &[(&'static str, String)]
 /// The error an injected failure produces, in Anthropic's shape.
 pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
     let e = match f.status {
-        429 => err(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit (emulated)."),
+        429 => err(
+            429,
+            "rate_limit_error",
+            "Number of request tokens has exceeded your per-minute rate limit (emulated).",
+        ),
         529 => err(529, "overloaded_error", "Overloaded"),
         s if s >= 500 => err(s, "api_error", "Internal server error"),
         401 => err(401, "authentication_error", "invalid x-api-key"),
-        403 => err(403, "permission_error", "Your API key does not have permission to use the specified resource."),
+        403 => err(
+            403,
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
         404 => err(404, "not_found_error", "Not found"),
         s => err(s, "invalid_request_error", "Injected failure."),
     };
@@ -82,7 +90,11 @@ pub(crate) fn injected_error(req: &Incoming, f: InjectedFailure) -> Response {
 pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
     let path = req.path.trim_end_matches('/');
     if (path, &req.method) != ("/v1/messages", &Method::POST) {
-        let e = err(404, "not_found_error", format!("Not found: {} {}", req.method, req.path));
+        let e = err(
+            404,
+            "not_found_error",
+            format!("Not found: {} {}", req.method, req.path),
+        );
         return error_response(req, &e, &[]);
     }
     match messages(shared, req) {
@@ -93,7 +105,13 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
 
 fn check_headers(shared: &Shared, req: &Incoming) -> Result<(), ApiError> {
     match req.header("x-api-key") {
-        None => return Err(err(401, "authentication_error", "x-api-key header is required")),
+        None => {
+            return Err(err(
+                401,
+                "authentication_error",
+                "x-api-key header is required",
+            ))
+        }
         Some(k) if k != shared.config.api_key => {
             return Err(err(401, "authentication_error", "invalid x-api-key"))
         }
@@ -101,9 +119,9 @@ fn check_headers(shared: &Shared, req: &Incoming) -> Result<(), ApiError> {
     }
     match req.header("anthropic-version") {
         None => Err(invalid("anthropic-version: header is required")),
-        Some(v) if !VERSIONS.contains(&v) => Err(invalid(format!(
-            "anthropic-version: invalid version '{v}'"
-        ))),
+        Some(v) if !VERSIONS.contains(&v) => {
+            Err(invalid(format!("anthropic-version: invalid version '{v}'")))
+        }
         Some(_) if !req.has_json_content_type() => {
             Err(invalid("content-type: must be application/json"))
         }
@@ -149,7 +167,10 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         ReplyBody::Tool(c) => {
             let input: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
             let id = format!("toolu_{}", c.id.trim_start_matches("call_"));
-            (json!({"type": "tool_use", "id": id, "name": c.name, "input": input}), r.finish_reason)
+            (
+                json!({"type": "tool_use", "id": id, "name": c.name, "input": input}),
+                r.finish_reason,
+            )
         }
     };
     let stop_reason = match stop {
@@ -222,10 +243,9 @@ fn validate(body: &Map<String, Value>) -> Result<Params, ApiError> {
     };
     let max_tokens = match body.get("max_tokens") {
         None => return Err(invalid("max_tokens: Field required")),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| invalid("max_tokens: Input should be a valid integer greater than or equal to 1"))?,
+        Some(v) => v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+            invalid("max_tokens: Input should be a valid integer greater than or equal to 1")
+        })?,
     };
     for (k, hi) in [("temperature", 1.0), ("top_p", 1.0)] {
         if let Some(v) = body.get(k) {
@@ -241,8 +261,15 @@ fn validate(body: &Map<String, Value>) -> Result<Params, ApiError> {
     };
     match body.get("system") {
         None | Some(Value::String(_)) => {}
-        Some(Value::Array(blocks)) if blocks.iter().all(|b| b["type"] == "text" && b["text"].is_string()) => {}
-        Some(_) => return Err(invalid("system: Input should be a valid string or a list of text blocks")),
+        Some(Value::Array(blocks))
+            if blocks
+                .iter()
+                .all(|b| b["type"] == "text" && b["text"].is_string()) => {}
+        Some(_) => {
+            return Err(invalid(
+                "system: Input should be a valid string or a list of text blocks",
+            ))
+        }
     }
     let tools = validate_tools(body.get("tools"))?;
     let tool_choice = validate_tool_choice(body.get("tool_choice"), &tools)?;
@@ -258,18 +285,24 @@ fn validate(body: &Map<String, Value>) -> Result<Params, ApiError> {
 }
 
 fn valid_tool_name(n: &str) -> bool {
-    (1..=64).contains(&n.len()) && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// Tools restated as OpenAI functions for [`reply`].
 fn validate_tools(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let arr = v.as_array().ok_or_else(|| invalid("tools: Input should be a valid list"))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| invalid("tools: Input should be a valid list"))?;
     let mut out = Vec::with_capacity(arr.len());
     for (i, t) in arr.iter().enumerate() {
         let name = t["name"].as_str().unwrap_or_default();
         if !valid_tool_name(name) {
-            return Err(invalid(format!("tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")));
+            return Err(invalid(format!(
+                "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            )));
         }
         let schema = &t["input_schema"];
         if !schema.is_object() || schema["type"] != "object" {
@@ -310,10 +343,14 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
     for (i, m) in msgs.iter().enumerate() {
         let role = m["role"].as_str().unwrap_or_default();
         if role != "user" && role != "assistant" {
-            return Err(invalid(format!("messages.{i}.role: Input should be 'user' or 'assistant'")));
+            return Err(invalid(format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            )));
         }
         if i == 0 && role != "user" {
-            return Err(invalid("messages: first message must use the \"user\" role"));
+            return Err(invalid(
+                "messages: first message must use the \"user\" role",
+            ));
         }
         if role == prev_role {
             return Err(invalid("messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"".to_string() + role + "\" roles in a row"));
@@ -322,7 +359,11 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
         let blocks: Vec<Value> = match &m["content"] {
             Value::String(s) => vec![json!({"type": "text", "text": s})],
             Value::Array(b) => b.clone(),
-            _ => return Err(invalid(format!("messages.{i}.content: Input should be a valid string or list"))),
+            _ => {
+                return Err(invalid(format!(
+                    "messages.{i}.content: Input should be a valid string or list"
+                )))
+            }
         };
         let mut text = Vec::new();
         let mut results = Vec::new();
@@ -332,16 +373,24 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
             match (b["type"].as_str(), role) {
                 (Some("text"), _) => match b["text"].as_str() {
                     Some(t) if !t.is_empty() => text.push(t.to_string()),
-                    _ => return Err(invalid(format!("{at}.text: text content blocks must be non-empty"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "{at}.text: text content blocks must be non-empty"
+                        )))
+                    }
                 },
                 (Some("image"), "user") => validate_image(&b["source"], &at)?,
                 (Some("tool_use"), "assistant") => {
                     let id = b["id"].as_str().unwrap_or_default();
                     if id.is_empty() || !valid_tool_name(b["name"].as_str().unwrap_or_default()) {
-                        return Err(invalid(format!("{at}.tool_use: id and a valid name are required")));
+                        return Err(invalid(format!(
+                            "{at}.tool_use: id and a valid name are required"
+                        )));
                     }
                     if !b["input"].is_object() {
-                        return Err(invalid(format!("{at}.tool_use.input: Input should be a valid dictionary")));
+                        return Err(invalid(format!(
+                            "{at}.tool_use.input: Input should be a valid dictionary"
+                        )));
                     }
                     uses.push(id.to_string());
                 }
@@ -352,12 +401,19 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
                     }
                     results.push((id.to_string(), reply::content_text(Some(&b["content"]))));
                 }
-                (Some(t), _) => return Err(invalid(format!("{at}: block type '{t}' is not allowed in a {role} message"))),
+                (Some(t), _) => {
+                    return Err(invalid(format!(
+                        "{at}: block type '{t}' is not allowed in a {role} message"
+                    )))
+                }
                 (None, _) => return Err(invalid(format!("{at}.type: Field required"))),
             }
         }
         if role == "user" {
-            let missing: Vec<&String> = pending_tool_ids.iter().filter(|p| !results.iter().any(|(id, _)| id == *p)).collect();
+            let missing: Vec<&String> = pending_tool_ids
+                .iter()
+                .filter(|p| !results.iter().any(|(id, _)| id == *p))
+                .collect();
             if !missing.is_empty() {
                 return Err(invalid(format!("messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
             }
@@ -367,7 +423,8 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
             let content: Vec<String> = results.into_iter().map(|(_, c)| c).collect();
             out.push(json!({"role": "tool", "content": content.join(" ")}));
         }
-        if !text.is_empty() || out.last().is_none_or(|l| l["role"] != "tool") || role == "assistant" {
+        if !text.is_empty() || out.last().is_none_or(|l| l["role"] != "tool") || role == "assistant"
+        {
             out.push(json!({"role": role, "content": text.join(" ")}));
         }
     }
@@ -382,11 +439,21 @@ fn validate_image(source: &Value, at: &str) -> Result<(), ApiError> {
                 return Err(invalid(format!("{at}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'")));
             }
             if source["data"].as_str().is_none_or(str::is_empty) {
-                return Err(invalid(format!("{at}.image.source.base64.data: Field required")));
+                return Err(invalid(format!(
+                    "{at}.image.source.base64.data: Field required"
+                )));
             }
             Ok(())
         }
-        Some("url") if source["url"].as_str().is_some_and(|u| u.starts_with("https://") || u.starts_with("http://")) => Ok(()),
-        _ => Err(invalid(format!("{at}.image.source: Input tag does not match 'base64' or 'url'"))),
+        Some("url")
+            if source["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://") || u.starts_with("http://")) =>
+        {
+            Ok(())
+        }
+        _ => Err(invalid(format!(
+            "{at}.image.source: Input tag does not match 'base64' or 'url'"
+        ))),
     }
 }

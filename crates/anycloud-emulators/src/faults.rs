@@ -279,9 +279,11 @@ impl Faults {
         let stream_error = match obj.get("stream_error_after") {
             None => None,
             Some(Value::Null) => Some(None),
-            Some(v) => Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
-                "stream_error_after must be a non-negative integer or null",
-            )?)),
+            Some(v) => {
+                Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
+                    "stream_error_after must be a non-negative integer or null",
+                )?))
+            }
         };
         let seed = match obj.get("seed") {
             None | Some(Value::Null) => None,

@@ -69,10 +69,12 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         }
         ProviderKind::AzureOpenai => Ok(Arc::new(AzureOpenAiProvider::new(cloud)?)),
         ProviderKind::Anthropic => Ok(Arc::new(AnthropicProvider::new(cloud)?)),
-        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Oci => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Bedrock | ProviderKind::Vertex | ProviderKind::Oci => {
+            Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                format!("provider {} is not available yet", cloud.provider),
+            ))
+        }
     }
 }
 

@@ -29,8 +29,10 @@ async fn emulator() -> EmulatorHandle {
 }
 
 fn provider(h: &EmulatorHandle, key: &str) -> Arc<dyn Provider> {
-    build_provider(&cloud(json!({"name": "anthropic-us", "provider": "anthropic",
-        "base_url": h.base_url(), "api_key": key})))
+    build_provider(&cloud(
+        json!({"name": "anthropic-us", "provider": "anthropic",
+        "base_url": h.base_url(), "api_key": key}),
+    ))
     .unwrap()
 }
 
@@ -77,7 +79,10 @@ async fn chat_sends_anthropic_headers_and_maps_the_reply() {
 async fn stream_reports_text_and_usage_from_message_start_and_delta() {
     let h = emulator().await;
     let p = provider(&h, KEY);
-    let non_stream = p.chat(MODEL, &chat(vec![user("count me")]), &ctx()).await.unwrap();
+    let non_stream = p
+        .chat(MODEL, &chat(vec![user("count me")]), &ctx())
+        .await
+        .unwrap();
     let mut req = chat(vec![user("count me")]);
     req.stream = true;
     let (events, err) = drain(p.chat_stream(MODEL, &req, &ctx()).await.unwrap()).await;
@@ -113,14 +118,25 @@ async fn tool_round_trip_with_streamed_input() {
     let deltas: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
-            StreamEvent::ToolCallDelta { index: 0, arguments } => Some(arguments.as_str()),
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments,
+            } => Some(arguments.as_str()),
             _ => None,
         })
         .collect();
-    assert!(deltas.len() > 1, "input should arrive in pieces: {deltas:?}");
+    assert!(
+        deltas.len() > 1,
+        "input should arrive in pieces: {deltas:?}"
+    );
     let args = deltas.concat();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&args).unwrap(), json!({"city": "Oslo"}));
-    assert!(events.contains(&StreamEvent::Finish { reason: FinishReason::ToolCalls }));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&args).unwrap(),
+        json!({"city": "Oslo"})
+    );
+    assert!(events.contains(&StreamEvent::Finish {
+        reason: FinishReason::ToolCalls
+    }));
 
     // Second turn: the call and its result go back; the emulator checks the
     // tool_result follows a tool_use with the same id.
@@ -128,7 +144,11 @@ async fn tool_round_trip_with_streamed_input() {
         user("Weather in Oslo?"),
         Message {
             role: Role::Assistant,
-            content: vec![ContentBlock::ToolUse { id: id.clone(), name, arguments: args }],
+            content: vec![ContentBlock::ToolUse {
+                id: id.clone(),
+                name,
+                arguments: args,
+            }],
             name: None,
         },
         Message {
@@ -143,9 +163,15 @@ async fn tool_round_trip_with_streamed_input() {
     ]);
     req.tools = vec![weather_tool()];
     let r = p.chat(MODEL, &req, &ctx()).await.unwrap();
-    assert_eq!(r.text().unwrap(), "Tool result received from anthropic-us: 12 C and clear");
+    assert_eq!(
+        r.text().unwrap(),
+        "Tool result received from anthropic-us: 12 C and clear"
+    );
     let sent = h.requests().pop().unwrap();
-    assert_eq!(sent.body["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(
+        sent.body["messages"][2]["content"][0]["type"],
+        "tool_result"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +200,10 @@ async fn images_are_sent_as_base64_sources() {
 #[tokio::test]
 async fn emulator_rejects_a_bad_key_or_a_missing_version() {
     let h = emulator().await;
-    let e = provider(&h, "wrong").chat(MODEL, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = provider(&h, "wrong")
+        .chat(MODEL, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(401));
     assert!(e.message.contains("x-api-key"), "{e}");
 
@@ -190,7 +219,10 @@ async fn emulator_rejects_a_bad_key_or_a_missing_version() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert_eq!(v["error"]["message"], "anthropic-version: header is required");
+    assert_eq!(
+        v["error"]["message"],
+        "anthropic-version: header is required"
+    );
 }
 
 #[tokio::test]
@@ -198,11 +230,17 @@ async fn overloaded_and_rate_limited_are_retryable() {
     let h = emulator().await;
     let p = provider(&h, KEY);
     h.faults().fail_next(1, 529, None);
-    let e = p.chat(MODEL, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(MODEL, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!((e.status, e.is_retryable()), (Some(529), true));
     assert_eq!(e.message, "Overloaded");
     h.faults().fail_next(1, 429, Some(7));
-    let e = p.chat(MODEL, &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat(MODEL, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!((e.status, e.is_retryable()), (Some(429), true));
     assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
 }
@@ -218,7 +256,9 @@ async fn overload_inside_a_200_stream_is_an_err() {
     let err = err.expect("the in-stream error must surface");
     assert_eq!(err.status, Some(529));
     assert!(err.is_retryable());
-    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Finish { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Finish { .. })));
 }
 
 #[tokio::test]
@@ -233,6 +273,9 @@ async fn invalid_requests_are_the_clients_fault() {
     assert!(e.message.contains("temperature"), "{e}");
     assert!(!e.is_retryable());
     // Unknown model: 404 not_found_error, which fails over.
-    let e = p.chat("claude-nope", &chat(vec![user("x")]), &ctx()).await.unwrap_err();
+    let e = p
+        .chat("claude-nope", &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
     assert_eq!(e.status, Some(404));
 }

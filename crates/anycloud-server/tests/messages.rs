@@ -21,14 +21,21 @@ struct Gw {
 
 async fn start() -> Gw {
     let anthropic = spawn_on_port(
-        EmulatorConfig::anthropic("anthropic-us", "an-key", vec!["claude-sonnet-4-20250514".into()]),
+        EmulatorConfig::anthropic(
+            "anthropic-us",
+            "an-key",
+            vec!["claude-sonnet-4-20250514".into()],
+        ),
         0,
     )
     .await
     .unwrap();
-    let azure = spawn_on_port(EmulatorConfig::azure("azure-us", "az-key", vec!["gpt-4o-prod".into()]), 0)
-        .await
-        .unwrap();
+    let azure = spawn_on_port(
+        EmulatorConfig::azure("azure-us", "az-key", vec!["gpt-4o-prod".into()]),
+        0,
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"
@@ -78,8 +85,12 @@ name = "team"
     let path = dir.path().join("anycloud.toml");
     let config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
     let store = anycloud_store::open(&config.store.url).await.unwrap();
-    let state = anycloud_server::AppState::build(config, store.clone()).await.unwrap();
-    let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None).await.unwrap();
+    let state = anycloud_server::AppState::build(config, store.clone())
+        .await
+        .unwrap();
+    let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None)
+        .await
+        .unwrap();
     let key = secrecy::ExposeSecret::expose_secret(&k).to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -91,7 +102,16 @@ name = "team"
         })
         .await;
     });
-    Gw { url, key, anthropic, azure, http: reqwest::Client::new(), _state: state, _dir: dir, _stop: tx }
+    Gw {
+        url,
+        key,
+        anthropic,
+        azure,
+        http: reqwest::Client::new(),
+        _state: state,
+        _dir: dir,
+        _stop: tx,
+    }
 }
 
 impl Gw {
@@ -116,7 +136,10 @@ fn hello(model: &str) -> Value {
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 /// `(event name, data)` pairs of an Anthropic SSE body.
@@ -158,7 +181,10 @@ async fn non_stream_through_anthropic_and_through_azure() {
         assert_eq!(v["model"], model);
         assert!(v["id"].as_str().unwrap().starts_with("msg_"));
         assert_eq!(v["stop_reason"], "end_turn");
-        assert!(v["content"][0]["text"].as_str().unwrap().starts_with(&format!("Hello from {cloud}")));
+        assert!(v["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Hello from {cloud}")));
         assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
         assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
     }
@@ -203,13 +229,20 @@ async fn tool_round_trip_streamed_and_back() {
             .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
             .unwrap()
             .1;
-        let (index, id) = (start["index"].clone(), start["content_block"]["id"].as_str().unwrap().to_string());
+        let (index, id) = (
+            start["index"].clone(),
+            start["content_block"]["id"].as_str().unwrap().to_string(),
+        );
         let input: String = evs
             .iter()
             .filter(|(_, d)| d["index"] == index && d["delta"]["type"] == "input_json_delta")
             .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap())
             .collect();
-        assert_eq!(serde_json::from_str::<Value>(&input).unwrap(), json!({"city": "Oslo"}), "{cloud}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&input).unwrap(),
+            json!({"city": "Oslo"}),
+            "{cloud}"
+        );
         let stop = &evs.iter().find(|(n, _)| n == "message_delta").unwrap().1;
         assert_eq!(stop["delta"]["stop_reason"], "tool_use");
 
@@ -218,7 +251,10 @@ async fn tool_round_trip_streamed_and_back() {
             {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "get_weather", "input": {"city": "Oslo"}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "12 C"}]}]});
         let v: Value = gw.messages(body).await.json().await.unwrap();
-        assert_eq!(v["content"][0]["text"], format!("Tool result received from {cloud}: 12 C"));
+        assert_eq!(
+            v["content"][0]["text"],
+            format!("Tool result received from {cloud}: 12 C")
+        );
     }
 }
 
@@ -247,7 +283,13 @@ async fn bearer_auth_works_too_and_errors_use_the_anthropic_shape() {
         }
     };
     // 401: no key, wrong key.
-    let r = gw.http.post(format!("{}/v1/messages", gw.url)).json(&hello("claude")).send().await.unwrap();
+    let r = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .json(&hello("claude"))
+        .send()
+        .await
+        .unwrap();
     check(401, "authentication_error")(r).await;
     let r = gw
         .http
@@ -262,7 +304,10 @@ async fn bearer_auth_works_too_and_errors_use_the_anthropic_shape() {
     let mut body = hello("claude");
     body.as_object_mut().unwrap().remove("max_tokens");
     let v = check(400, "invalid_request_error")(gw.messages(body).await).await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_tokens"));
     let r = gw
         .http
         .post(format!("{}/v1/messages", gw.url))
@@ -332,7 +377,10 @@ async fn chat_completions_served_by_the_anthropic_cloud() {
     assert_eq!(header(&r, "x-anycloud-cloud"), "anthropic-us");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().starts_with("Hello from anthropic-us"));
+    assert!(v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Hello from anthropic-us"));
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     let sent = gw.anthropic.requests().pop().unwrap();
     assert_eq!(sent.body["system"], "Be brief.");
@@ -360,6 +408,14 @@ async fn chat_completions_served_by_the_anthropic_cloud() {
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
         .collect();
-    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Oslo"}));
-    assert!(chunks.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "Oslo"})
+    );
+    assert!(
+        chunks.last().unwrap()["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }

@@ -321,10 +321,16 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         return Err(bad("max_tokens: Field required", "max_tokens"));
     };
     if max_tokens == 0 {
-        return Err(bad("max_tokens: must be greater than or equal to 1", "max_tokens"));
+        return Err(bad(
+            "max_tokens: must be greater than or equal to 1",
+            "max_tokens",
+        ));
     }
     if w.messages.is_empty() {
-        return Err(bad("messages: at least one message is required", "messages"));
+        return Err(bad(
+            "messages: at least one message is required",
+            "messages",
+        ));
     }
     for (v, name, hi) in [(w.temperature, "temperature", 1.0), (w.top_p, "top_p", 1.0)] {
         if v.is_some_and(|x| !(0.0..=hi).contains(&x)) {
@@ -343,7 +349,12 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
             for (j, b) in blocks.into_iter().enumerate() {
                 match b {
                     Block::Text { text } => content.push(ContentBlock::Text { text }),
-                    _ => return Err(bad(format!("system.{j}: system blocks must be text"), format!("system.{j}"))),
+                    _ => {
+                        return Err(bad(
+                            format!("system.{j}: system blocks must be text"),
+                            format!("system.{j}"),
+                        ))
+                    }
                 }
             }
             if !content.is_empty() {
@@ -495,7 +506,10 @@ fn tool_result_from_wire(
                     source: image_from_wire(source),
                     detail: None,
                 }),
-                _ => Err(bad(format!("{at}.content: a tool_result holds text and image blocks only"), at)),
+                _ => Err(bad(
+                    format!("{at}.content: a tool_result holds text and image blocks only"),
+                    at,
+                )),
             })
             .collect(),
     }
@@ -504,15 +518,26 @@ fn tool_result_from_wire(
 fn tool_from_wire(i: usize, t: ToolParam) -> Result<Tool, InvalidRequest> {
     let at = format!("tools.{i}");
     if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
-        return Err(bad(format!("{at}: server tool '{kind}' is not supported by the gateway"), at));
+        return Err(bad(
+            format!("{at}: server tool '{kind}' is not supported by the gateway"),
+            at,
+        ));
     }
     let name_ok = (1..=64).contains(&t.name.len())
-        && t.name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+        && t.name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
     if !name_ok {
-        return Err(bad(format!("{at}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"), format!("{at}.name")));
+        return Err(bad(
+            format!("{at}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"),
+            format!("{at}.name"),
+        ));
     }
     let Some(schema) = t.input_schema.filter(Value::is_object) else {
-        return Err(bad(format!("{at}.input_schema: Field required"), format!("{at}.input_schema")));
+        return Err(bad(
+            format!("{at}.input_schema: Field required"),
+            format!("{at}.input_schema"),
+        ));
     };
     Ok(Tool {
         name: t.name,

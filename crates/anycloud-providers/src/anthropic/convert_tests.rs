@@ -66,7 +66,10 @@ fn egress_lifts_system_merges_tool_results_and_defaults_max_tokens() {
     assert_eq!(v["system"], "Be brief.\n\nMetric units.");
     assert_eq!(v["metadata"]["user_id"], "u-1");
     assert_eq!(v["stop_sequences"], json!(["END"]));
-    assert_eq!(v["tool_choice"], json!({"type":"any","disable_parallel_tool_use":true}));
+    assert_eq!(
+        v["tool_choice"],
+        json!({"type":"any","disable_parallel_tool_use":true})
+    );
     let msgs = v["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3, "{v}");
     assert_eq!(msgs[1]["content"][0]["input"], json!({"city":"Oslo"}));
@@ -161,7 +164,10 @@ fn response_usage_adds_cache_tokens_and_maps_stop_reasons() {
     }
     // And back: the split form is restored.
     let u = usage_to_wire(&r.usage);
-    assert_eq!((u.input_tokens, u.cache_read_input_tokens), (Some(10), Some(100)));
+    assert_eq!(
+        (u.input_tokens, u.cache_read_input_tokens),
+        (Some(10), Some(100))
+    );
 }
 
 fn tool_use_named(id: &str, name: &str, args: &str) -> ContentBlock {
@@ -194,9 +200,18 @@ fn ingress_parses_the_documented_request() {
     let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
     assert_eq!(
         roles,
-        vec![Role::System, Role::User, Role::Assistant, Role::Tool, Role::User]
+        vec![
+            Role::System,
+            Role::User,
+            Role::Assistant,
+            Role::Tool,
+            Role::User
+        ]
     );
-    assert_eq!(r.messages[2].content[0], tool_use("toolu_1", r#"{"city":"Oslo"}"#));
+    assert_eq!(
+        r.messages[2].content[0],
+        tool_use("toolu_1", r#"{"city":"Oslo"}"#)
+    );
     assert_eq!(r.messages[3].content[0], tool_result("toolu_1", "12 C"));
     assert_eq!(r.tool_choice, Some(ToolChoice::Tool("get_weather".into())));
     assert_eq!(r.parallel_tool_calls, Some(false));
@@ -211,14 +226,36 @@ fn ingress_parses_the_documented_request() {
 fn ingress_rejects_what_anthropic_rejects() {
     let base = || json!({"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]});
     let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
-        (Box::new(|v| { v.as_object_mut().unwrap().remove("max_tokens"); }), "max_tokens"),
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("max_tokens");
+            }),
+            "max_tokens",
+        ),
         (Box::new(|v| v["messages"] = json!([])), "messages"),
         (Box::new(|v| v["temperature"] = json!(1.5)), "temperature"),
-        (Box::new(|v| v["messages"][0]["role"] = json!("system")), "messages.0.role"),
-        (Box::new(|v| v["tools"] = json!([{"name":"bad name","input_schema":{"type":"object"}}])), "tools.0.name"),
-        (Box::new(|v| v["tools"] = json!([{"name":"f"}])), "tools.0.input_schema"),
-        (Box::new(|v| v["tool_choice"] = json!({"type":"sometimes"})), "tool_choice.type"),
-        (Box::new(|v| v["messages"][0]["content"] = json!([{"type":"document","source":{}}])), "messages.0.content.0"),
+        (
+            Box::new(|v| v["messages"][0]["role"] = json!("system")),
+            "messages.0.role",
+        ),
+        (
+            Box::new(|v| {
+                v["tools"] = json!([{"name":"bad name","input_schema":{"type":"object"}}])
+            }),
+            "tools.0.name",
+        ),
+        (
+            Box::new(|v| v["tools"] = json!([{"name":"f"}])),
+            "tools.0.input_schema",
+        ),
+        (
+            Box::new(|v| v["tool_choice"] = json!({"type":"sometimes"})),
+            "tool_choice.type",
+        ),
+        (
+            Box::new(|v| v["messages"][0]["content"] = json!([{"type":"document","source":{}}])),
+            "messages.0.content.0",
+        ),
     ];
     for (edit, param) in cases {
         let mut v = base();

@@ -143,7 +143,10 @@ fn tool_block_with_whole_input_and_no_deltas_sends_it() {
 async fn events_over_sse_bytes_split_arbitrarily() {
     let mut text = String::new();
     for e in documented_stream() {
-        text.push_str(&format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()));
+        text.push_str(&format!(
+            "event: {}\ndata: {e}\n\n",
+            e["type"].as_str().unwrap()
+        ));
     }
     let bytes = text.into_bytes();
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = bytes

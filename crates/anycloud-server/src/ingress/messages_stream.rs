@@ -142,7 +142,13 @@ impl MessagesEncoder {
                 }
                 let index = match self.open {
                     Some((i, Open::Text)) => i,
-                    _ => self.open_block(Open::Text, Block::Text { text: String::new() }, out),
+                    _ => self.open_block(
+                        Open::Text,
+                        Block::Text {
+                            text: String::new(),
+                        },
+                        out,
+                    ),
                 };
                 Self::emit(
                     StreamEventWire::ContentBlockDelta {
@@ -219,7 +225,11 @@ impl MessagesEncoder {
         };
         let body = ErrorEnvelope::new(
             kind,
-            format!("The upstream stream failed: {} ({})", e.message, e.reason_code()),
+            format!(
+                "The upstream stream failed: {} ({})",
+                e.message,
+                e.reason_code()
+            ),
         );
         Self::write("error", &body, out);
     }
@@ -249,13 +259,32 @@ mod tests {
         let mut enc = MessagesEncoder::new("msg_1".into(), "claude-sonnet".into());
         let mut out = BytesMut::new();
         for ev in [
-            StreamEvent::Start { id: "x".into(), model: "gpt".into() },
+            StreamEvent::Start {
+                id: "x".into(),
+                model: "gpt".into(),
+            },
             StreamEvent::TextDelta { text: "Hi".into() },
-            StreamEvent::ToolCallStart { index: 0, id: "call_1".into(), name: "f".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments: "{\"a\":".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments: "1}".into() },
-            StreamEvent::Finish { reason: FinishReason::ToolCalls },
-            StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 4, ..Usage::default() }),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "f".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"a\":".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "1}".into(),
+            },
+            StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+            },
+            StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 4,
+                ..Usage::default()
+            }),
         ] {
             enc.event(ev, &mut out);
         }
@@ -265,9 +294,17 @@ mod tests {
         assert_eq!(
             names,
             [
-                "message_start", "ping", "content_block_start", "content_block_delta",
-                "content_block_stop", "content_block_start", "content_block_delta",
-                "content_block_delta", "content_block_stop", "message_delta", "message_stop"
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
             ]
         );
         assert_eq!(evs[0].1["message"]["model"], "claude-sonnet");
