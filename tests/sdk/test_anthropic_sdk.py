@@ -86,7 +86,8 @@ def test_errors_are_typed_sdk_exceptions(gateway):
             model="claude-sonnet", max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
     assert e.value.status_code == 401
-    assert e.value.body["type"] == "authentication_error"
+    assert e.value.body["type"] == "error"
+    assert e.value.body["error"]["type"] == "authentication_error"
     with pytest.raises(anthropic.NotFoundError):
         client(gateway).messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     before = gateway.request_counts()
