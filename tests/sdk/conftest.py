@@ -142,6 +142,7 @@ class Gateway:
     azure: Emulator
     local: Emulator
     binary: Path
+    anthropic: Emulator
     workdir: Path
     server: Proc = field(repr=False)
 
@@ -150,7 +151,7 @@ class Gateway:
         return self.base_url + "/v1"
 
     def emulators(self) -> list[Emulator]:
-        return [self.azure, self.local]
+        return [self.azure, self.local, self.anthropic]
 
     def request_counts(self) -> dict[str, int]:
         return {"azure-us": self.azure.requests(), "local-openai": self.local.requests()}
@@ -179,7 +180,7 @@ class Gateway:
         return key
 
 
-def write_config(path: Path, listen: str, db: Path, azure: Emulator, local: Emulator) -> None:
+def write_config(path: Path, listen: str, db: Path, azure: Emulator, local: Emulator, anthropic: Emulator) -> None:
     path.write_text(
         f"""
 [server]
@@ -206,6 +207,21 @@ base_url = "{local.base_url}"
 api_key = "{local.api_key}"
 jurisdiction = "us"
 first_byte_timeout_ms = 2000
+
+[[clouds]]
+name = "anthropic"
+provider = "anthropic"
+base_url = "{anthropic.base_url}"
+api_key = "{anthropic.api_key}"
+jurisdiction = "us"
+first_byte_timeout_ms = 2000
+
+[[models]]
+name = "claude-sonnet"
+[[models.deployments]]
+cloud = "anthropic"
+target = "claude-sonnet-4-20250514"
+capabilities = ["chat", "stream", "tools", "vision"]
 
 [[models]]
 name = "gpt-4o"
@@ -294,17 +310,17 @@ def gateway():
         emu = Proc("anycloud emulate", [str(binary), "emulate", "--port", "0"], workdir)
         procs.append(emu)
         lines = emu.wait_for_lines(
-            lambda ls: {"openai_compatible", "azure_openai"} <= set(parse_emulators(ls)),
+            lambda ls: {"openai_compatible", "azure_openai", "anthropic"} <= set(parse_emulators(ls)),
             STARTUP_TIMEOUT_S,
         )
         emus = parse_emulators(lines)
-        azure, local = emus["azure_openai"], emus["openai_compatible"]
+        azure, local, anthropic = emus["azure_openai"], emus["openai_compatible"], emus["anthropic"]
         assert local.base_url.endswith("/v1"), local.base_url
         assert not azure.base_url.endswith("/v1"), azure.base_url
 
         port = free_port()
         config = workdir / "anycloud.toml"
-        write_config(config, f"127.0.0.1:{port}", workdir / "anycloud.db", azure, local)
+        write_config(config, f"127.0.0.1:{port}", workdir / "anycloud.db", azure, local, anthropic)
 
         gw = Gateway(
             base_url=f"http://127.0.0.1:{port}",
@@ -313,6 +329,7 @@ def gateway():
             azure=azure,
             local=local,
             binary=binary,
+            anthropic=anthropic,
             workdir=workdir,
             server=None,  # type: ignore[arg-type]
         )

@@ -132,7 +132,11 @@ pub(crate) fn sse_named(
 }
 
 /// Pre-formatted frames; the flag marks the `[DONE]` sentinel (never sent after a cut).
-fn sse_frames(frames: Vec<(bool, Bytes)>, faults: &Faults, headers: &[(&str, String)]) -> Response {
+pub(crate) fn sse_frames(
+    frames: Vec<(bool, Bytes)>,
+    faults: &Faults,
+    headers: &[(&str, String)],
+) -> Response {
     let delay = faults.chunk_delay();
     let cut = faults.cut_after();
     let state = SseState {

@@ -21,6 +21,7 @@
 //! - `POST /_emulator/reset`: all faults off and the request log cleared.
 //! - `GET /_emulator/stats`: `{"requests":N}`.
 
+mod anthropic;
 mod azure;
 mod bedrock;
 mod chat;
@@ -64,6 +65,8 @@ pub enum EmulatedCloud {
     /// Google Vertex AI (Gemini, Claude `rawPredict`, OAuth JWT-grant token endpoint) and
     /// the Gemini Developer API (`x-goog-api-key`).
     Vertex,
+    /// Anthropic's Messages API (`/v1/messages`, `x-api-key`, `anthropic-version`).
+    Anthropic,
 }
 
 /// AWS keys and region the Bedrock emulator verifies SigV4 signatures against.
@@ -271,6 +274,25 @@ impl EmulatorConfig {
         self
     }
 
+    /// An Anthropic Messages API emulator accepting `models`.
+    pub fn anthropic(
+        name: impl Into<String>,
+        api_key: impl Into<String>,
+        models: Vec<String>,
+    ) -> Self {
+        Self {
+            cloud: EmulatedCloud::Anthropic,
+            name: name.into(),
+            api_key: api_key.into(),
+            models,
+            api_versions: Vec::new(),
+            entra: None,
+            oci: None,
+            aws: None,
+            vertex: None,
+        }
+    }
+
     /// Builder-style: enable the Entra ID token endpoint.
     pub fn with_entra(mut self, entra: EntraConfig) -> Self {
         self.entra = Some(entra);
@@ -336,7 +358,8 @@ impl EmulatorHandle {
             EmulatedCloud::AzureOpenai
             | EmulatedCloud::Oci
             | EmulatedCloud::Bedrock
-            | EmulatedCloud::Vertex => {
+            | EmulatedCloud::Vertex
+            | EmulatedCloud::Anthropic => {
                 format!("http://{}", self.addr)
             }
         }

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::http::{self, Incoming};
-use crate::{azure, bedrock, oci, openai, vertex, EmulatedCloud, Shared};
+use crate::{anthropic, azure, bedrock, oci, openai, vertex, EmulatedCloud, Shared};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -149,6 +149,7 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
             EmulatedCloud::Oci => oci::injected_error(&incoming, failure),
             EmulatedCloud::Bedrock => bedrock::injected_error(&incoming, failure),
             EmulatedCloud::Vertex => vertex::injected_error(&incoming, failure),
+            EmulatedCloud::Anthropic => anthropic::injected_error(&incoming, failure),
         };
     }
     match shared.config.cloud {
@@ -157,6 +158,7 @@ async fn handle(shared: &Shared, req: Request<Body>) -> Response {
         EmulatedCloud::Oci => oci::handle(shared, &incoming).await,
         EmulatedCloud::Bedrock => bedrock::handle(shared, &incoming).await,
         EmulatedCloud::Vertex => vertex::handle(shared, &incoming).await,
+        EmulatedCloud::Anthropic => anthropic::handle(shared, &incoming).await,
     }
 }
 

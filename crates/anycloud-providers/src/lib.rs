@@ -11,6 +11,7 @@
 //! (until response headers) and between chunks (inside the event stream), all
 //! from the cloud's config.
 
+pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod error;

@@ -71,10 +71,7 @@ pub fn build_provider(cloud: &CloudConfig) -> Result<Arc<dyn Provider>, Provider
         ProviderKind::Oci => Ok(Arc::new(crate::oci::OciProvider::new(cloud)?)),
         ProviderKind::Bedrock => Ok(Arc::new(BedrockProvider::new(cloud)?)),
         ProviderKind::Vertex => Ok(Arc::new(crate::vertex::VertexProvider::new(cloud)?)),
-        ProviderKind::Anthropic => Err(ProviderError::new(
-            ProviderErrorKind::Unsupported,
-            format!("provider {} is not available yet", cloud.provider),
-        )),
+        ProviderKind::Anthropic => Ok(Arc::new(crate::anthropic::AnthropicProvider::new(cloud)?)),
     }
 }
 
@@ -115,13 +112,6 @@ pub(crate) mod tests {
         );
         assert_eq!(p.get("az").unwrap().kind(), ProviderKind::AzureOpenai);
         assert!(p.get("nope").is_none());
-
-        for kind in ["anthropic"] {
-            let c = cloud_from_toml(&format!("name = \"x\"\nprovider = \"{kind}\""));
-            let err = build_provider(&c).unwrap_err();
-            assert_eq!(err.kind, ProviderErrorKind::Unsupported);
-            assert_eq!(err.message, format!("provider {kind} is not available yet"));
-        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! 1. `request_id`  — a fresh `x-request-id`; on the way out it also stamps
 //!    `x-anycloud-cloud` / `x-anycloud-route` defaults and records
 //!    request metrics (`metrics`) from the handler's `RouteInfo`.
-//! 2. `auth`        — bearer key → `Principal` (tenant + key id), cached for
-//!    one second so a revocation bites within two.
+//! 2. `auth`        — bearer key (or `x-api-key` on `/v1/messages`) →
+//!    `Principal` (tenant + key id), cached for one second so a revocation
+//!    bites within two.
 //! 3. `body`        — the body read up to `server.max_body_bytes` (413) and
 //!    parsed as JSON into the ingress API's wire type (400).
 //! 4. `ingress::*`  — wire request → canonical `ChatRequest` (400 on bad
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/responses/{id}/input_items",
             get(ingress::responses::input_items),
         )
+        .route("/v1/messages", post(ingress::messages::handle))
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
         .route("/admin/v1/clouds", get(admin::clouds::list))

@@ -1,6 +1,7 @@
 //! One error type for every client-facing failure, rendered in one place in
 //! the OpenAI error shape (`{"error":{"message","type","param","code"}}`)
-//! with the right status. Messages never contain secrets: they are built
+//! or, for `/v1/messages`, Anthropic's (`{"type":"error","error":{"type",
+//! "message"}}`), with the right status. Messages never contain secrets: they are built
 //! from our own text, config names and the clouds' error messages.
 
 use anycloud_providers::ProviderError;
@@ -185,9 +186,41 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": self.openai_object() });
+/// Which API's error shape a response uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    OpenAi,
+    Anthropic,
+}
+
+impl ApiError {
+    /// The Anthropic `error.type` for this error: derived from the same
+    /// [`ApiError::status`], so both shapes always agree on the status.
+    pub fn anthropic_type(&self) -> &'static str {
+        anycloud_providers::anthropic::wire::error_type_for_status(self.status().as_u16())
+    }
+
+    /// The Anthropic-shaped body, `{"type":"error","error":{"type","message"}}`
+    /// (for `/v1/messages`).
+    pub fn anthropic_body(&self) -> Value {
+        let message = self.openai_object()["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.kind().to_string());
+        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": message}})
+    }
+
+    /// The response in Anthropic's error shape, with the same status and
+    /// headers as the OpenAI one.
+    pub fn into_anthropic_response(self) -> Response {
+        self.render(Shape::Anthropic)
+    }
+
+    fn render(self, shape: Shape) -> Response {
+        let body = match shape {
+            Shape::OpenAi => json!({ "error": self.openai_object() }),
+            Shape::Anthropic => self.anthropic_body(),
+        };
         let mut resp = (self.status(), axum::Json(body)).into_response();
         let route = self.route();
         if !route.is_empty() {
@@ -203,6 +236,12 @@ impl IntoResponse for ApiError {
         }
         resp.extensions_mut().insert(ErrorKind(self.kind()));
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(Shape::OpenAi)
     }
 }
 

@@ -5,6 +5,8 @@
 pub mod chat;
 pub mod chat_stream;
 pub mod embeddings;
+pub mod messages;
+pub mod messages_stream;
 pub mod models;
 pub mod responses;
 

@@ -13,7 +13,14 @@ use std::process::ExitCode;
 /// The demo's config: the primary Azure cloud first, the OpenAI-compatible
 /// cloud as fallback, Bedrock (`aws-eu`) for Claude and as a last gpt-4o
 /// fallback, and one tenant.
-pub fn demo_config(azure: &str, openai: &str, bedrock: &str, db: &str, port: u16) -> String {
+pub fn demo_config(
+    azure: &str,
+    openai: &str,
+    bedrock: &str,
+    anthropic: &str,
+    db: &str,
+    port: u16,
+) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
@@ -46,8 +53,20 @@ jurisdiction = "eu"
 access_key_id = "{DEMO_AWS_ACCESS_KEY_ID}"
 secret_access_key = "{DEMO_AWS_SECRET_ACCESS_KEY}"
 
+[[clouds]]
+name = "anthropic"
+provider = "anthropic"
+base_url = "{anthropic}"
+api_key = "{EMULATOR_KEY}"
+jurisdiction = "us"
+
 [[models]]
 name = "claude-sonnet"
+[[models.deployments]]
+cloud = "anthropic"
+target = "claude-sonnet-4-20250514"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
 [[models.deployments]]
 cloud = "aws-eu"
 target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
@@ -172,11 +191,13 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     }
     let (openai, azure, oci, bedrock) =
         (&emulators[0], &emulators[1], &emulators[2], &emulators[3]);
+    let anthropic = &emulators[5];
     let db = dir.path().join("anycloud.db");
     let mut text = demo_config(
         &azure.base_url(),
         &openai.base_url(),
         &bedrock.base_url(),
+        &anthropic.base_url(),
         &db.display().to_string(),
         port,
     );
@@ -210,7 +231,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
         r#"anycloud demo is running at {url}
   emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa},
                    aws-eu (Bedrock) {br}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci},
-                   gcp-eu (Vertex AI, model gemini-flash) {vx}
+                   gcp-eu (Vertex AI, model gemini-flash) {vx}, anthropic (Anthropic) {an}
   config: {cfg}
   demo key: {key}
 
@@ -221,12 +242,17 @@ Try it:
 
   python3 -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="{key}"); print(c.chat.completions.create(model="gpt-4o", messages=[{{"role":"user","content":"Hello!"}}]).choices[0].message.content)'
 
+  curl {url}/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \
+    -H "Content-Type: application/json" \
+    -d '{{"model":"claude-sonnet","max_tokens":256,"messages":[{{"role":"user","content":"Hello!"}}]}}'
+
 Metrics: {url}/metrics    Ctrl-C to stop."#,
         az = azure.base_url(),
         oa = openai.base_url(),
         oci = oci.base_url(),
         br = bedrock.base_url(),
         vx = vertex.base_url(),
+        an = anthropic.base_url(),
         cfg = config_path.display(),
     );
     anycloud_server::serve(listener, state, super::shutdown_signal()).await?;

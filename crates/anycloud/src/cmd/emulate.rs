@@ -86,6 +86,14 @@ pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>>
             )
             .map_err(|e| anyhow::anyhow!("vertex emulator key: {e}"))?,
         ),
+        (
+            "anthropic",
+            EmulatorConfig::anthropic(
+                "anthropic",
+                EMULATOR_KEY,
+                vec!["claude-sonnet-4-20250514".to_string()],
+            ),
+        ),
     ])
 }
 

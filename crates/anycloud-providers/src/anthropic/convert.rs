@@ -1,0 +1,586 @@
+//! Pure translations between the Anthropic Messages JSON and the canonical
+//! model, both directions.
+//!
+//! - Egress (`request_to_wire`, `response_from_wire`, `usage_from_wire`):
+//!   the `anthropic` provider, and the Claude-on-Vertex (`rawPredict`) and
+//!   Claude-on-Bedrock (`InvokeModel`) variants, which send the same body
+//!   without `model` and with a body-level `anthropic_version`.
+//! - Ingress (`request_from_wire`, `response_to_wire`, `usage_to_wire`,
+//!   `stop_reason_to_wire`): the server's `/v1/messages`. `request_from_wire`
+//!   rejects what Anthropic rejects, naming the field like Anthropic does
+//!   (`messages.1.content.0`), so a bad request never reaches a cloud.
+//!
+//! No I/O here.
+
+use super::wire::*;
+use crate::error::{ProviderError, ProviderErrorKind};
+use crate::openai::convert::InvalidRequest;
+use anycloud_types::{
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, ResponseFormat,
+    Role, SamplingParams, Tool, ToolChoice, Usage,
+};
+use serde_json::{Map, Value};
+
+/// The Anthropic API version the provider speaks (header `anthropic-version`).
+pub const API_VERSION: &str = "2023-06-01";
+
+/// Anthropic requires `max_tokens`; OpenAI clients usually omit it. 4096 is
+/// within every current Claude model's output limit and long enough for a
+/// normal answer; a client wanting more says so.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+// ---------------------------------------------------------------- egress
+
+/// The upstream body for `req`. `model` is the deployment's target (`None`
+/// for Vertex / Bedrock, where it is in the URL); `anthropic_version_in_body`
+/// is `Some("vertex-2023-10-16")` / `Some("bedrock-2023-05-31")` there.
+/// `stream` follows `req.stream`; callers override it as they need.
+pub fn request_to_wire(
+    req: &ChatRequest,
+    model: Option<&str>,
+    anthropic_version_in_body: Option<&str>,
+) -> Result<MessagesRequest, ProviderError> {
+    match &req.response_format {
+        // No native structured output on the Messages API. Emulating it with
+        // a forced tool changes the reply's shape (a tool_use instead of
+        // text) in ways a client did not ask for, so we refuse clearly and
+        // let routing prefer a deployment declaring `json_schema`.
+        Some(ResponseFormat::JsonSchema { .. } | ResponseFormat::JsonObject) => {
+            return Err(ProviderError::new(
+                ProviderErrorKind::Unsupported,
+                "Anthropic has no response_format; json_object / json_schema cannot be served by this cloud",
+            ))
+        }
+        Some(ResponseFormat::Text) | None => {}
+    }
+    let system: Vec<String> = req
+        .messages
+        .iter()
+        .filter(|m| m.role.is_system())
+        .map(Message::text)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut messages: Vec<MessageParam> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role {
+            Role::System | Role::Developer => continue,
+            Role::User | Role::Tool => "user",
+            Role::Assistant => "assistant",
+        };
+        let mut blocks = Vec::with_capacity(m.content.len());
+        for (j, b) in m.content.iter().enumerate() {
+            if let Some(w) = block_to_wire(b, i, j)? {
+                blocks.push(w);
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        // Anthropic wants user/assistant turns; consecutive messages of one
+        // role (OpenAI's several `tool` messages in a row) merge into one.
+        match messages.last_mut() {
+            Some(MessageParam {
+                role: last,
+                content: MessageContent::Blocks(prev),
+            }) if last == role => prev.extend(blocks),
+            _ => messages.push(MessageParam {
+                role: role.to_string(),
+                content: MessageContent::Blocks(blocks),
+            }),
+        }
+    }
+    let p = &req.params;
+    let disable_parallel = (req.parallel_tool_calls == Some(false)).then_some(true);
+    Ok(MessagesRequest {
+        model: model.map(str::to_string),
+        anthropic_version: anthropic_version_in_body.map(str::to_string),
+        max_tokens: Some(p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        system: (!system.is_empty()).then(|| SystemPrompt::Text(system.join("\n\n"))),
+        messages,
+        tools: (!req.tools.is_empty()).then(|| {
+            req.tools
+                .iter()
+                .map(|t| ToolParam {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    input_schema: Some(schema_or_empty(&t.parameters)),
+                    kind: None,
+                })
+                .collect()
+        }),
+        tool_choice: req.tool_choice.as_ref().map(|c| {
+            let (kind, name) = match c {
+                ToolChoice::Auto => ("auto", None),
+                ToolChoice::None => ("none", None),
+                ToolChoice::Required => ("any", None),
+                ToolChoice::Tool(n) => ("tool", Some(n.clone())),
+            };
+            ToolChoiceParam {
+                kind: kind.into(),
+                name,
+                disable_parallel_tool_use: disable_parallel.filter(|_| kind != "none"),
+            }
+        }),
+        temperature: p.temperature,
+        top_p: p.top_p,
+        top_k: p.top_k,
+        // seed and the penalties have no Anthropic equivalent: dropped.
+        stop_sequences: (!p.stop.is_empty()).then(|| p.stop.clone()),
+        stream: req.stream.then_some(true),
+        metadata: req.user.as_ref().map(|u| Metadata {
+            user_id: Some(u.clone()),
+        }),
+    })
+}
+
+/// Anthropic insists on an object schema; a tool without parameters gets
+/// the empty one.
+fn schema_or_empty(v: &Value) -> Value {
+    match v {
+        Value::Object(o) if !o.is_empty() => v.clone(),
+        _ => serde_json::json!({"type": "object", "properties": {}}),
+    }
+}
+
+fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, ProviderError> {
+    Ok(Some(match b {
+        // Anthropic rejects empty text blocks.
+        ContentBlock::Text { text } if text.is_empty() => return Ok(None),
+        ContentBlock::Text { text } => Block::Text { text: text.clone() },
+        ContentBlock::Image { source, .. } => Block::Image {
+            source: image_to_wire(source),
+        },
+        ContentBlock::ToolUse {
+            id,
+            name,
+            arguments,
+        } => Block::ToolUse {
+            id: id.clone(),
+            name: name.clone(),
+            input: arguments_to_object(arguments).ok_or_else(|| {
+                ProviderError::new(
+                    ProviderErrorKind::InvalidRequest,
+                    format!("messages[{i}].content[{j}]: tool call arguments must be a JSON object to send them to Anthropic"),
+                )
+            })?,
+        },
+        ContentBlock::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let mut inner = Vec::with_capacity(content.len());
+            for (k, c) in content.iter().enumerate() {
+                match c {
+                    ContentBlock::Text { .. } | ContentBlock::Image { .. } => {
+                        inner.extend(block_to_wire(c, i, k)?)
+                    }
+                    _ => {
+                        return Err(ProviderError::new(
+                            ProviderErrorKind::InvalidRequest,
+                            format!("messages[{i}].content[{j}]: a tool result holds text and images only"),
+                        ))
+                    }
+                }
+            }
+            Block::ToolResult {
+                tool_use_id: tool_use_id.clone(),
+                content: (!inner.is_empty()).then_some(ToolResultContent::Blocks(inner)),
+                is_error: *is_error,
+            }
+        }
+    }))
+}
+
+/// Canonical arguments text → the `input` object (empty text → `{}`).
+fn arguments_to_object(arguments: &str) -> Option<Value> {
+    if arguments.trim().is_empty() {
+        return Some(Value::Object(Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+fn image_to_wire(s: &ImageSource) -> ImageSourceParam {
+    match s {
+        ImageSource::Url { url } => ImageSourceParam::Url { url: url.clone() },
+        ImageSource::Base64 { media_type, data } => ImageSourceParam::Base64 {
+            media_type: media_type.clone(),
+            data: data.clone(),
+        },
+    }
+}
+
+fn image_from_wire(s: ImageSourceParam) -> ImageSource {
+    match s {
+        ImageSourceParam::Url { url } => ImageSource::Url { url },
+        ImageSourceParam::Base64 { media_type, data } => ImageSource::Base64 { media_type, data },
+    }
+}
+
+/// Anthropic `stop_reason` → canonical.
+pub fn stop_reason_from_wire(s: Option<&str>) -> FinishReason {
+    match s {
+        Some("end_turn" | "stop_sequence" | "pause_turn") | None => FinishReason::Stop,
+        Some("max_tokens") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        Some(_) => FinishReason::Other,
+    }
+}
+
+/// Canonical → Anthropic `stop_reason`.
+pub fn stop_reason_to_wire(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop | FinishReason::Other => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+    }
+}
+
+/// Anthropic usage → canonical: input = input + cache reads + cache writes
+/// (Anthropic's `input_tokens` excludes both; the canonical one includes them).
+pub fn usage_from_wire(u: &UsageWire) -> Usage {
+    let read = u.cache_read_input_tokens.unwrap_or(0);
+    let write = u.cache_creation_input_tokens.unwrap_or(0);
+    Usage {
+        input_tokens: u.input_tokens.unwrap_or(0) + read + write,
+        output_tokens: u.output_tokens,
+        cached_input_tokens: read,
+        cache_write_tokens: write,
+        reasoning_tokens: 0,
+    }
+}
+
+/// Canonical usage → Anthropic's split form.
+pub fn usage_to_wire(u: &Usage) -> UsageWire {
+    UsageWire {
+        input_tokens: Some(
+            u.input_tokens
+                .saturating_sub(u.cached_input_tokens)
+                .saturating_sub(u.cache_write_tokens),
+        ),
+        output_tokens: u.output_tokens,
+        cache_creation_input_tokens: Some(u.cache_write_tokens),
+        cache_read_input_tokens: Some(u.cached_input_tokens),
+    }
+}
+
+pub fn response_from_wire(w: MessagesResponse) -> Result<ChatResponse, ProviderError> {
+    let mut content = Vec::with_capacity(w.content.len());
+    for b in w.content {
+        match b {
+            Block::Text { text } => content.push(ContentBlock::Text { text }),
+            Block::ToolUse { id, name, input } => content.push(ContentBlock::ToolUse {
+                id,
+                name,
+                arguments: input.to_string(),
+            }),
+            // thinking and other blocks carry nothing the canonical model has.
+            _ => {}
+        }
+    }
+    Ok(ChatResponse {
+        id: w.id,
+        model: w.model,
+        created: chrono_now(),
+        content,
+        finish_reason: stop_reason_from_wire(w.stop_reason.as_deref()),
+        usage: usage_from_wire(&w.usage),
+        system_fingerprint: None,
+    })
+}
+
+/// Anthropic responses carry no timestamp; the canonical one is "now".
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- ingress
+
+fn bad(message: impl Into<String>, param: impl Into<String>) -> InvalidRequest {
+    InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+    }
+}
+
+/// A client's Messages request → canonical, with Anthropic's validation.
+pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidRequest> {
+    let model = match w.model {
+        Some(m) if !m.trim().is_empty() => m,
+        _ => return Err(bad("model: Field required", "model")),
+    };
+    let Some(max_tokens) = w.max_tokens else {
+        return Err(bad("max_tokens: Field required", "max_tokens"));
+    };
+    if max_tokens == 0 {
+        return Err(bad(
+            "max_tokens: must be greater than or equal to 1",
+            "max_tokens",
+        ));
+    }
+    if w.messages.is_empty() {
+        return Err(bad(
+            "messages: at least one message is required",
+            "messages",
+        ));
+    }
+    for (v, name, hi) in [(w.temperature, "temperature", 1.0), (w.top_p, "top_p", 1.0)] {
+        if v.is_some_and(|x| !(0.0..=hi).contains(&x)) {
+            return Err(bad(format!("{name}: range: 0..{hi}"), name));
+        }
+    }
+    let mut messages = Vec::with_capacity(w.messages.len() + 1);
+    match w.system {
+        Some(SystemPrompt::Text(t)) if !t.is_empty() => messages.push(Message {
+            role: Role::System,
+            content: vec![ContentBlock::Text { text: t }],
+            name: None,
+        }),
+        Some(SystemPrompt::Blocks(blocks)) => {
+            let mut content = Vec::new();
+            for (j, b) in blocks.into_iter().enumerate() {
+                match b {
+                    Block::Text { text } => content.push(ContentBlock::Text { text }),
+                    _ => {
+                        return Err(bad(
+                            format!("system.{j}: system blocks must be text"),
+                            format!("system.{j}"),
+                        ))
+                    }
+                }
+            }
+            if !content.is_empty() {
+                messages.push(Message {
+                    role: Role::System,
+                    content,
+                    name: None,
+                });
+            }
+        }
+        _ => {}
+    }
+    for (i, m) in w.messages.into_iter().enumerate() {
+        messages.extend(message_from_wire(i, m)?);
+    }
+    let tools = w
+        .tools
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| tool_from_wire(i, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (tool_choice, parallel_tool_calls) = match w.tool_choice {
+        None => (None, None),
+        Some(c) => {
+            let choice = match (c.kind.as_str(), c.name) {
+                ("auto", _) => ToolChoice::Auto,
+                ("any", _) => ToolChoice::Required,
+                ("none", _) => ToolChoice::None,
+                ("tool", Some(n)) => ToolChoice::Tool(n),
+                ("tool", None) => return Err(bad("tool_choice.name: Field required", "tool_choice.name")),
+                (other, _) => {
+                    return Err(bad(
+                        format!("tool_choice.type: Input tag '{other}' does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"),
+                        "tool_choice.type",
+                    ))
+                }
+            };
+            (Some(choice), c.disable_parallel_tool_use.map(|d| !d))
+        }
+    };
+    Ok(ChatRequest {
+        model,
+        messages,
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        response_format: None,
+        params: SamplingParams {
+            temperature: w.temperature,
+            top_p: w.top_p,
+            max_tokens: Some(max_tokens),
+            stop: w.stop_sequences.unwrap_or_default(),
+            top_k: w.top_k,
+            ..SamplingParams::default()
+        },
+        user: w.metadata.and_then(|m| m.user_id),
+        stream: w.stream.unwrap_or(false),
+    })
+}
+
+/// One Anthropic message → canonical messages: a user message's
+/// `tool_result` blocks become a [`Role::Tool`] message placed before the
+/// rest of its content (the canonical model's convention, from OpenAI).
+fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidRequest> {
+    let role = match m.role.as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        other => {
+            return Err(bad(
+                format!("messages.{i}.role: Input should be 'user' or 'assistant' (got '{other}')"),
+                format!("messages.{i}.role"),
+            ))
+        }
+    };
+    let blocks = match m.content {
+        MessageContent::Text(t) => vec![Block::Text { text: t }],
+        MessageContent::Blocks(b) => b,
+    };
+    let mut results = Vec::new();
+    let mut content = Vec::new();
+    for (j, b) in blocks.into_iter().enumerate() {
+        let at = format!("messages.{i}.content.{j}");
+        match b {
+            Block::Text { text } => content.push(ContentBlock::Text { text }),
+            Block::Image { source } => content.push(ContentBlock::Image {
+                source: image_from_wire(source),
+                detail: None,
+            }),
+            Block::ToolUse { id, name, input } if role == Role::Assistant => {
+                if !input.is_object() {
+                    return Err(bad(format!("{at}.tool_use.input: Input should be a valid dictionary"), at));
+                }
+                content.push(ContentBlock::ToolUse {
+                    id,
+                    name,
+                    arguments: input.to_string(),
+                })
+            }
+            Block::ToolResult {
+                tool_use_id,
+                content: c,
+                is_error,
+            } if role == Role::User => results.push(ContentBlock::ToolResult {
+                tool_use_id,
+                content: tool_result_from_wire(c, &at)?,
+                is_error,
+            }),
+            Block::ToolUse { .. } => return Err(bad(format!("{at}: tool_use blocks are only allowed in assistant messages"), at)),
+            Block::ToolResult { .. } => return Err(bad(format!("{at}: tool_result blocks are only allowed in user messages"), at)),
+            Block::Other => {
+                return Err(bad(
+                    format!("{at}: this content block type is not supported by the gateway (text, image, tool_use and tool_result are)"),
+                    at,
+                ))
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(2);
+    if !results.is_empty() {
+        out.push(Message {
+            role: Role::Tool,
+            content: results,
+            name: None,
+        });
+    }
+    if !content.is_empty() || out.is_empty() {
+        out.push(Message {
+            role,
+            content,
+            name: None,
+        });
+    }
+    Ok(out)
+}
+
+fn tool_result_from_wire(
+    c: Option<ToolResultContent>,
+    at: &str,
+) -> Result<Vec<ContentBlock>, InvalidRequest> {
+    match c {
+        None => Ok(Vec::new()),
+        Some(ToolResultContent::Text(t)) => Ok(vec![ContentBlock::Text { text: t }]),
+        Some(ToolResultContent::Blocks(blocks)) => blocks
+            .into_iter()
+            .map(|b| match b {
+                Block::Text { text } => Ok(ContentBlock::Text { text }),
+                Block::Image { source } => Ok(ContentBlock::Image {
+                    source: image_from_wire(source),
+                    detail: None,
+                }),
+                _ => Err(bad(
+                    format!("{at}.content: a tool_result holds text and image blocks only"),
+                    at,
+                )),
+            })
+            .collect(),
+    }
+}
+
+fn tool_from_wire(i: usize, t: ToolParam) -> Result<Tool, InvalidRequest> {
+    let at = format!("tools.{i}");
+    if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
+        return Err(bad(
+            format!("{at}: server tool '{kind}' is not supported by the gateway"),
+            at,
+        ));
+    }
+    let name_ok = (1..=64).contains(&t.name.len())
+        && t.name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if !name_ok {
+        return Err(bad(
+            format!("{at}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"),
+            format!("{at}.name"),
+        ));
+    }
+    let Some(schema) = t.input_schema.filter(Value::is_object) else {
+        return Err(bad(
+            format!("{at}.input_schema: Field required"),
+            format!("{at}.input_schema"),
+        ));
+    };
+    Ok(Tool {
+        name: t.name,
+        description: t.description,
+        parameters: schema,
+        strict: None,
+    })
+}
+
+/// Canonical response → the Anthropic `message` object the client sees,
+/// named with the client's public `model` and our `id` (`msg_…`).
+pub fn response_to_wire(r: &ChatResponse, model: &str, id: &str) -> MessagesResponse {
+    let content = r
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::Text { text } => Some(Block::Text { text: text.clone() }),
+            ContentBlock::ToolUse {
+                id,
+                name,
+                arguments,
+            } => Some(Block::ToolUse {
+                id: id.clone(),
+                name: name.clone(),
+                // OpenAI-family clouds may emit arguments that do not parse;
+                // Anthropic clients need an object, so those become `{}`.
+                input: arguments_to_object(arguments).unwrap_or_else(|| Value::Object(Map::new())),
+            }),
+            _ => None,
+        })
+        .collect();
+    MessagesResponse {
+        id: id.to_string(),
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: model.to_string(),
+        content,
+        stop_reason: Some(stop_reason_to_wire(r.finish_reason).to_string()),
+        stop_sequence: None,
+        usage: usage_to_wire(&r.usage),
+    }
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;
