@@ -23,7 +23,7 @@
 //! Admin and health routes skip steps 2–7.
 
 use crate::state::AppState;
-use crate::{health, ingress, request_id};
+use crate::{admin, health, ingress, request_id};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/admin/v1/ledger/report", get(admin::ledger::report))
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

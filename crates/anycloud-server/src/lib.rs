@@ -8,6 +8,7 @@
 // failed request, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -16,6 +17,7 @@ pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod ingress;
+pub mod ledger_sink;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
