@@ -18,17 +18,29 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run(n));
 }
 
 async fn run(n: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_path(&dir.path().join("bench.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_path(&dir.path().join("bench.db"))
+            .await
+            .unwrap(),
+    );
     let writer = LedgerWriter::start(store.clone(), WriterConfig::default());
     let clouds = ["azure-us", "aws-eu", "gcp-eu", "onprem-vllm"];
-    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "llama-70b", "embed-small"];
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-sonnet",
+        "llama-70b",
+        "embed-small",
+    ];
     let start_at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     // Spread over 30 days.
     let step_ms = (30 * 86_400_000 / n.max(1)).max(1) as i64;
@@ -46,7 +58,11 @@ async fn run(n: u64) {
             output_tokens: 100 + i % 300,
             cached_tokens: 0,
             usage_estimated: false,
-            price: RecordedPrice { input_per_mtok: 2.5, output_per_mtok: 10.0, cached_input_per_mtok: 2.5 },
+            price: RecordedPrice {
+                input_per_mtok: 2.5,
+                output_per_mtok: 10.0,
+                cached_input_per_mtok: 2.5,
+            },
             cost_nanos: 1_000_000 + (i % 1000) as i64,
             outcome: "ok".into(),
             upstream_status: Some(200),
@@ -67,13 +83,31 @@ async fn run(n: u64) {
     );
     let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let agreements = AgreementsConfig {
-        revenue_share: vec![RevenueShare { party: "azure-us".into(), percent: 20.0, from: None, until: Some(d("2030-12-31")), cap_usd: Some(1_000_000.0) }],
-        commitment: vec![Commitment { cloud: "aws-eu".into(), amount_usd: 500_000.0, from: d("2026-01-01"), to: d("2026-12-31") }],
+        revenue_share: vec![RevenueShare {
+            party: "azure-us".into(),
+            percent: 20.0,
+            from: None,
+            until: Some(d("2030-12-31")),
+            cap_usd: Some(1_000_000.0),
+        }],
+        commitment: vec![Commitment {
+            cloud: "aws-eu".into(),
+            amount_usd: 500_000.0,
+            from: d("2026-01-01"),
+            to: d("2026-12-31"),
+        }],
         ..AgreementsConfig::default()
     };
-    let req = ReportRequest { from: d("2026-11-01"), to: d("2026-12-01"), group_by: GroupBy::default(), today: d("2026-12-01") };
+    let req = ReportRequest {
+        from: d("2026-11-01"),
+        to: d("2026-12-01"),
+        group_by: GroupBy::default(),
+        today: d("2026-12-01"),
+    };
     let t = Instant::now();
-    let r = report::build(store.as_ref(), &agreements, &req, &|_, _| {}).await.unwrap();
+    let r = report::build(store.as_ref(), &agreements, &req, &|_, _| {})
+        .await
+        .unwrap();
     println!(
         "report over {} records (30 days, cloud+model+tenant, 1 revenue share, 1 commitment): {:.2} s",
         r.total.requests,

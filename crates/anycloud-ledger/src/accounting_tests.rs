@@ -14,7 +14,13 @@ fn day(s: &str, usd: f64) -> DailyCost {
     }
 }
 
-fn share(party: &str, percent: f64, from: Option<&str>, until: Option<&str>, cap: Option<f64>) -> RevenueShare {
+fn share(
+    party: &str,
+    percent: f64,
+    from: Option<&str>,
+    until: Option<&str>,
+    cap: Option<f64>,
+) -> RevenueShare {
     RevenueShare {
         party: party.into(),
         percent,
@@ -36,7 +42,13 @@ fn cap_reached_mid_period_stops_the_accrual() {
         day("2026-11-03", 200.0),
         day("2026-11-04", 100.0),
     ];
-    let s = revenue_share_from_daily(&rs, &daily, d("2026-11-02"), d("2026-11-05"), d("2026-12-01"));
+    let s = revenue_share_from_daily(
+        &rs,
+        &daily,
+        d("2026-11-02"),
+        d("2026-11-05"),
+        d("2026-12-01"),
+    );
     assert_eq!(s.billed_usd, 500.0);
     assert_eq!(s.accrued_usd, 60.0);
     assert_eq!(s.accrued_to_date_usd, 100.0);
@@ -51,8 +63,16 @@ fn agreement_that_ended_mid_period_covers_only_its_days() {
     // At $30 per 15 covered days the $1000 cap would take 485 more days, well after the
     // agreement ended: no projection.
     let rs = share("aws-eu", 10.0, None, Some("2026-11-15"), Some(1000.0));
-    let daily: Vec<DailyCost> = (10..=20).map(|n| day(&format!("2026-11-{n}"), 50.0)).collect();
-    let s = revenue_share_from_daily(&rs, &daily, d("2026-11-01"), d("2026-12-01"), d("2026-12-05"));
+    let daily: Vec<DailyCost> = (10..=20)
+        .map(|n| day(&format!("2026-11-{n}"), 50.0))
+        .collect();
+    let s = revenue_share_from_daily(
+        &rs,
+        &daily,
+        d("2026-11-01"),
+        d("2026-12-01"),
+        d("2026-12-05"),
+    );
     assert_eq!(s.billed_usd, 300.0);
     assert_eq!(s.accrued_usd, 30.0);
     assert_eq!(s.remaining_to_cap_usd, Some(970.0));
@@ -67,7 +87,13 @@ fn cap_date_is_projected_at_the_current_rate() {
     let rs = share("gcp-eu", 20.0, Some("2026-11-01"), None, Some(100.0));
     let mut daily = vec![day("2026-10-31", 1000.0)];
     daily.extend((1..=10).map(|n| day(&format!("2026-11-{n:02}"), 10.0)));
-    let s = revenue_share_from_daily(&rs, &daily, d("2026-11-01"), d("2026-11-11"), d("2026-11-10"));
+    let s = revenue_share_from_daily(
+        &rs,
+        &daily,
+        d("2026-11-01"),
+        d("2026-11-11"),
+        d("2026-11-10"),
+    );
     assert_eq!(s.billed_usd, 100.0);
     assert_eq!(s.accrued_usd, 20.0);
     assert_eq!(s.remaining_to_cap_usd, Some(80.0));
@@ -94,7 +120,12 @@ fn january() -> Vec<DailyCost> {
 fn burn_down_behind_schedule() {
     // $3000 over Jan 1..30. As of Jan 11: $800 spent in 10 days ($80/day); $2200 left over
     // 20 days needs $110/day: not on track.
-    let s = commitment_from_daily(&commit(3000.0, "2026-01-01", "2026-01-30"), &january(), d("2026-01-11"), d("2026-02-01"));
+    let s = commitment_from_daily(
+        &commit(3000.0, "2026-01-01", "2026-01-30"),
+        &january(),
+        d("2026-01-11"),
+        d("2026-02-01"),
+    );
     assert_eq!(s.spent_usd, 800.0);
     assert_eq!(s.remaining_usd, 2200.0);
     assert_eq!(s.days_left, 20);
@@ -104,16 +135,34 @@ fn burn_down_behind_schedule() {
 
 #[test]
 fn burn_down_met_and_missed() {
-    let met = commitment_from_daily(&commit(500.0, "2026-01-01", "2026-01-30"), &january(), d("2026-01-11"), d("2026-02-01"));
+    let met = commitment_from_daily(
+        &commit(500.0, "2026-01-01", "2026-01-30"),
+        &january(),
+        d("2026-01-11"),
+        d("2026-02-01"),
+    );
     assert_eq!((met.spent_usd, met.remaining_usd), (800.0, 0.0));
     assert_eq!(met.daily_rate_needed_usd, Some(0.0));
     assert!(met.on_track);
     // The term ended Jan 5 with $400 of $3000 spent.
-    let missed = commitment_from_daily(&commit(3000.0, "2026-01-01", "2026-01-05"), &january(), d("2026-02-01"), d("2026-02-01"));
-    assert_eq!((missed.spent_usd, missed.remaining_usd, missed.days_left), (400.0, 2600.0, 0));
+    let missed = commitment_from_daily(
+        &commit(3000.0, "2026-01-01", "2026-01-05"),
+        &january(),
+        d("2026-02-01"),
+        d("2026-02-01"),
+    );
+    assert_eq!(
+        (missed.spent_usd, missed.remaining_usd, missed.days_left),
+        (400.0, 2600.0, 0)
+    );
     assert_eq!(missed.daily_rate_needed_usd, None);
     assert!(!missed.on_track);
     // 160 % of schedule: on track.
-    let ahead = commitment_from_daily(&commit(1500.0, "2026-01-01", "2026-01-30"), &january(), d("2026-01-11"), d("2026-02-01"));
+    let ahead = commitment_from_daily(
+        &commit(1500.0, "2026-01-01", "2026-01-30"),
+        &january(),
+        d("2026-01-11"),
+        d("2026-02-01"),
+    );
     assert!(ahead.on_track, "{ahead:?}");
 }

@@ -105,7 +105,13 @@ const COMMITMENT_HEADER: [&str; 9] = [
 fn align(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -135,7 +141,11 @@ fn group_table(name: &str, m: &BTreeMap<String, Totals>, total: &Totals) -> Stri
     for (k, t) in m {
         rows.push(std::iter::once(k.clone()).chain(usage_cells(t)).collect());
     }
-    rows.push(std::iter::once("total".to_string()).chain(usage_cells(total)).collect());
+    rows.push(
+        std::iter::once("total".to_string())
+            .chain(usage_cells(total))
+            .collect(),
+    );
     align(&rows)
 }
 
@@ -181,7 +191,10 @@ pub(crate) fn csv(r: &Report) -> Result<String, LedgerError> {
     ];
     for (shown, name, m) in groups {
         for (k, t) in m.iter().filter(|_| shown) {
-            let row: Vec<String> = [name.to_string(), k.clone()].into_iter().chain(usage_cells(t)).collect();
+            let row: Vec<String> = [name.to_string(), k.clone()]
+                .into_iter()
+                .chain(usage_cells(t))
+                .collect();
             w.write_record(&row).map_err(io)?;
         }
     }

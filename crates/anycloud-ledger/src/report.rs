@@ -192,13 +192,25 @@ pub async fn build(
         for row in store.usage_summary(start_of(day), start_of(next)).await? {
             report.total.add(&row);
             if req.group_by.cloud {
-                report.clouds.entry(row.cloud.clone()).or_default().add(&row);
+                report
+                    .clouds
+                    .entry(row.cloud.clone())
+                    .or_default()
+                    .add(&row);
             }
             if req.group_by.model {
-                report.models.entry(row.model.clone()).or_default().add(&row);
+                report
+                    .models
+                    .entry(row.model.clone())
+                    .or_default()
+                    .add(&row);
             }
             if req.group_by.tenant {
-                report.tenants.entry(row.tenant.clone()).or_default().add(&row);
+                report
+                    .tenants
+                    .entry(row.tenant.clone())
+                    .or_default()
+                    .add(&row);
             }
         }
         done += 1;

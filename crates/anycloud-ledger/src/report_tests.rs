@@ -8,9 +8,19 @@ use anycloud_store::{RecordedPrice, SqliteStore, UsageRecord};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-fn rec(at: &str, cloud: &str, model: &str, tenant: &str, input: u64, output: u64, cost_nanos: i64) -> UsageRecord {
+fn rec(
+    at: &str,
+    cloud: &str,
+    model: &str,
+    tenant: &str,
+    input: u64,
+    output: u64,
+    cost_nanos: i64,
+) -> UsageRecord {
     UsageRecord {
-        at: DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc)).unwrap_or_default(),
+        at: DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default(),
         request_id: format!("req-{at}"),
         tenant: tenant.into(),
         key_id: "k1".into(),
@@ -40,13 +50,61 @@ async fn report_reconciles_with_the_records_and_has_the_documented_shape() {
     let writer = LedgerWriter::start(store.clone(), WriterConfig::default());
     let records = [
         // Before the period: counts toward the cap only.
-        rec("2026-10-31T23:59:59.999Z", "azure-us", "gpt-4o", "payments", 1, 1, 40_000_000_000),
-        rec("2026-11-01T00:00:00.000Z", "azure-us", "gpt-4o", "payments", 1000, 500, 7_500_000),
-        rec("2026-11-02T10:00:00.000Z", "azure-us", "gpt-4o-mini", "search", 2000, 100, 360_000),
-        rec("2026-11-02T11:00:00.000Z", "aws-eu", "gpt-4o", "search", 4000, 1000, 18_000_000),
-        rec("2026-11-30T23:59:59.999Z", "aws-eu", "gpt-4o", "payments", 10, 10, 3),
+        rec(
+            "2026-10-31T23:59:59.999Z",
+            "azure-us",
+            "gpt-4o",
+            "payments",
+            1,
+            1,
+            40_000_000_000,
+        ),
+        rec(
+            "2026-11-01T00:00:00.000Z",
+            "azure-us",
+            "gpt-4o",
+            "payments",
+            1000,
+            500,
+            7_500_000,
+        ),
+        rec(
+            "2026-11-02T10:00:00.000Z",
+            "azure-us",
+            "gpt-4o-mini",
+            "search",
+            2000,
+            100,
+            360_000,
+        ),
+        rec(
+            "2026-11-02T11:00:00.000Z",
+            "aws-eu",
+            "gpt-4o",
+            "search",
+            4000,
+            1000,
+            18_000_000,
+        ),
+        rec(
+            "2026-11-30T23:59:59.999Z",
+            "aws-eu",
+            "gpt-4o",
+            "payments",
+            10,
+            10,
+            3,
+        ),
         // `to` is exclusive.
-        rec("2026-12-01T00:00:00.000Z", "aws-eu", "gpt-4o", "payments", 99, 99, 99_000_000),
+        rec(
+            "2026-12-01T00:00:00.000Z",
+            "aws-eu",
+            "gpt-4o",
+            "payments",
+            99,
+            99,
+            99_000_000,
+        ),
     ];
     for r in &records {
         writer.record(r.clone());
@@ -98,7 +156,15 @@ async fn report_reconciles_with_the_records_and_has_the_documented_shape() {
 
     let j = r.to_json();
     let keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
-    for k in ["from", "to", "clouds", "models", "tenants", "revenue_share", "commitments"] {
+    for k in [
+        "from",
+        "to",
+        "clouds",
+        "models",
+        "tenants",
+        "revenue_share",
+        "commitments",
+    ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
     assert_eq!(j["from"], "2026-11-01");
@@ -119,13 +185,23 @@ async fn report_reconciles_with_the_records_and_has_the_documented_shape() {
     assert_eq!(c["on_track"], false);
     for f in [ReportFormat::Table, ReportFormat::Csv] {
         let text = r.render(f).unwrap();
-        assert!(text.contains("azure-us") && text.contains("0.018000"), "{text}");
+        assert!(
+            text.contains("azure-us") && text.contains("0.018000"),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn group_by_and_format_parse() {
-    assert_eq!(GroupBy::parse("tenant").unwrap(), GroupBy { cloud: false, model: false, tenant: true });
+    assert_eq!(
+        GroupBy::parse("tenant").unwrap(),
+        GroupBy {
+            cloud: false,
+            model: false,
+            tenant: true
+        }
+    );
     assert!(GroupBy::parse("region").is_err());
     assert!(GroupBy::parse("").is_err());
     assert_eq!(ReportFormat::parse("csv").unwrap(), ReportFormat::Csv);

@@ -251,7 +251,14 @@ async fn run(
         if let Ok(mut o) = shared.overflow.lock() {
             batch.append(&mut o);
         }
-        commit(store.as_ref(), &mut batch, max_batch, &shared, closing.is_some()).await;
+        commit(
+            store.as_ref(),
+            &mut batch,
+            max_batch,
+            &shared,
+            closing.is_some(),
+        )
+        .await;
         for w in waiters {
             let _ = w.send(());
         }

@@ -27,13 +27,21 @@ fn record(i: u64) -> UsageRecord {
 }
 
 async fn store() -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open_in_memory().await.unwrap_or_else(|e| unreachable!("{e}")))
+    Arc::new(
+        SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}")),
+    )
 }
 
 #[tokio::test]
 async fn a_full_queue_spills_to_overflow_and_close_drains_everything() {
     let store = store().await;
-    let cfg = WriterConfig { capacity: 4, max_batch: 16, flush_interval: Duration::from_millis(50) };
+    let cfg = WriterConfig {
+        capacity: 4,
+        max_batch: 16,
+        flush_interval: Duration::from_millis(50),
+    };
     let w = LedgerWriter::start(store.clone(), cfg);
     // No await between records: the writer cannot run, so the queue overflows.
     for i in 0..100 {
@@ -62,7 +70,11 @@ async fn a_record_is_committed_within_the_flush_interval() {
         assert!(start.elapsed() < Duration::from_secs(2), "not committed");
         tokio::task::yield_now().await;
     }
-    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(w.stats().batches, 1);
     w.flush().await;
 }

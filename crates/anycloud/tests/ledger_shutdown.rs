@@ -2,7 +2,12 @@
 //! 8 concurrent clients over emulated clouds, then SIGTERM (every completed response has
 //! its usage record) or SIGKILL (the store opens cleanly and at most the last unflushed
 //! batch is missing).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
 use std::io::{BufRead, BufReader};
@@ -66,8 +71,17 @@ name = "t"
         .args(["--tenant", "t"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
@@ -90,7 +104,9 @@ name = "t"
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("gateway did not start");
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gateway did not start");
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
     let addr = log["fields"]["addr"].as_str().unwrap().to_string();
     Gateway {
@@ -130,7 +146,9 @@ async fn load(g: &Gateway, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec
                     continue;
                 };
                 let ok = resp.status() == 200;
-                let Ok(text) = resp.text().await else { continue };
+                let Ok(text) = resp.text().await else {
+                    continue;
+                };
                 if ok && (!stream || text.contains("[DONE]")) {
                     done.lock().unwrap().push(Instant::now());
                 }
@@ -191,10 +209,12 @@ async fn sigterm_drains_every_record_of_every_completed_response() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let costed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger WHERE cost_nanos > 0 AND outcome = 'ok'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let costed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM usage_ledger WHERE cost_nanos > 0 AND outcome = 'ok'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(records, completed, "ledger records vs completed responses");
     assert_eq!(costed, records, "every record has tokens and a cost");
 }
@@ -236,5 +256,8 @@ async fn sigkill_leaves_a_clean_store_missing_at_most_the_last_batch() {
         records >= completed - recent,
         "lost more than the last batch: {records} records, {completed} completed, {recent} recent"
     );
-    assert!(records <= completed + 8, "{records} records for {completed} responses");
+    assert!(
+        records <= completed + 8,
+        "{records} records for {completed} responses"
+    );
 }

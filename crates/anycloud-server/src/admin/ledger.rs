@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 fn date(q: &HashMap<String, String>, name: &str) -> Result<NaiveDate, ApiError> {
-    let v = q
-        .get(name)
-        .ok_or_else(|| ApiError::invalid(format!("`{name}` is required (YYYY-MM-DD)"), Some(name)))?;
+    let v = q.get(name).ok_or_else(|| {
+        ApiError::invalid(format!("`{name}` is required (YYYY-MM-DD)"), Some(name))
+    })?;
     NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
         ApiError::invalid(
             format!("`{name}` must be an ISO 8601 date (YYYY-MM-DD), got `{v}`"),
@@ -31,11 +31,15 @@ pub async fn report(
     super::require_admin(&state, &headers)?;
     let (from, to) = (date(&q, "from")?, date(&q, "to")?);
     let group_by = match q.get("group_by") {
-        Some(g) => GroupBy::parse(g).map_err(|e| ApiError::invalid(e.to_string(), Some("group_by")))?,
+        Some(g) => {
+            GroupBy::parse(g).map_err(|e| ApiError::invalid(e.to_string(), Some("group_by")))?
+        }
         None => GroupBy::default(),
     };
     let format = match q.get("format") {
-        Some(f) => ReportFormat::parse(f).map_err(|e| ApiError::invalid(e.to_string(), Some("format")))?,
+        Some(f) => {
+            ReportFormat::parse(f).map_err(|e| ApiError::invalid(e.to_string(), Some("format")))?
+        }
         None => ReportFormat::Json,
     };
     let req = ReportRequest {
@@ -44,17 +48,22 @@ pub async fn report(
         group_by,
         today: chrono::Utc::now().date_naive(),
     };
-    let built = report::build(state.store.as_ref(), &state.config.agreements, &req, &|_, _| {})
-        .await
-        .map_err(|e| match e {
-            anycloud_ledger::LedgerError::Invalid(m) => ApiError::invalid(m, Some("from")),
-            other => {
-                tracing::error!(error = %other, "ledger report failed");
-                ApiError::Internal {
-                    message: "the ledger could not be read".into(),
-                }
+    let built = report::build(
+        state.store.as_ref(),
+        &state.config.agreements,
+        &req,
+        &|_, _| {},
+    )
+    .await
+    .map_err(|e| match e {
+        anycloud_ledger::LedgerError::Invalid(m) => ApiError::invalid(m, Some("from")),
+        other => {
+            tracing::error!(error = %other, "ledger report failed");
+            ApiError::Internal {
+                message: "the ledger could not be read".into(),
             }
-        })?;
+        }
+    })?;
     let body = built.render(format).map_err(|_| ApiError::Internal {
         message: "the report could not be rendered".into(),
     })?;

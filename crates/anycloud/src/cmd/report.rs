@@ -25,7 +25,11 @@ fn date(name: &str, v: &str) -> anyhow::Result<NaiveDate> {
 
 pub async fn run(args: Args<'_>) -> anyhow::Result<ExitCode> {
     let (from, to) = (date("from", args.from)?, date("to", args.to)?);
-    let group_by = args.group_by.map(GroupBy::parse).transpose()?.unwrap_or_default();
+    let group_by = args
+        .group_by
+        .map(GroupBy::parse)
+        .transpose()?
+        .unwrap_or_default();
     let format = ReportFormat::parse(args.format)?;
     let config = super::load_config(args.config)?;
     let store = super::open_store(&config).await?;
@@ -43,7 +47,9 @@ pub async fn run(args: Args<'_>) -> anyhow::Result<ExitCode> {
             ProgressDrawTarget::hidden()
         },
     );
-    if let Ok(style) = ProgressStyle::with_template("{spinner} reading the ledger {bar:30} {pos}/{len} {elapsed}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} reading the ledger {bar:30} {pos}/{len} {elapsed}")
+    {
         bar.set_style(style);
     }
     let progress = {
