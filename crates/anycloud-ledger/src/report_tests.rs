@@ -1,4 +1,5 @@
 //! Reports over a real (in-memory SQLite) ledger: hand-computed figures that reconcile to
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! the nano-dollar with the records, and the §8 JSON shape.
 
 use super::*;

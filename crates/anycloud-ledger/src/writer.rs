@@ -136,7 +136,12 @@ impl LedgerWriter {
                 if let Ok(mut o) = self.shared.overflow.lock() {
                     o.push(*r);
                 }
-                if self.shared.overflowed.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                if self
+                    .shared
+                    .overflowed
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(10_000)
+                {
                     tracing::warn!(
                         pending = self.stats().pending,
                         "ledger queue full: the store is not keeping up; records spill to memory"

@@ -1,4 +1,5 @@
 //! The batched writer against a real SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use anycloud_store::{RecordedPrice, SqliteStore};

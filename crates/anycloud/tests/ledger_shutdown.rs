@@ -131,7 +131,7 @@ async fn load(g: &Gateway, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let stream = (i + n) % 2 == 0;
+                let stream = (i + n).is_multiple_of(2);
                 let body = serde_json::json!({"model": "gpt-4o", "stream": stream,
                     "stream_options": {"include_usage": true},
                     "messages": [{"role": "user", "content": format!("hello {i} {n}")}]});
