@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod ingress;
+pub mod ledger_sink;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;

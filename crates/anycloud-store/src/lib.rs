@@ -1,8 +1,8 @@
 //! The gateway's persistent state behind one [`Store`] trait, used as `Arc<dyn Store>`.
 //!
-//! Today it holds tenants (synced from the config) and virtual API keys (stored only as
-//! hashes, see [`keys`]). The usage ledger, the audit log and stored Responses API state will
-//! join it as new trait methods and new migrations.
+//! Today it holds tenants (synced from the config), virtual API keys (stored only as
+//! hashes, see [`keys`]) and the usage ledger ([`usage`]). The audit log and stored Responses
+//! API state will join it as new trait methods and new migrations.
 //!
 //! One folder per backend, each with its own SQL and its own migrations:
 //! - [`sqlite`]: `src/sqlite/`, `migrations/sqlite/` — the default and the demo store;
@@ -14,6 +14,7 @@
 pub mod error;
 pub mod keys;
 pub mod sqlite;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
+pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PER_USD};
 
 /// Everything the gateway persists. Implementations must be cheap to share across tasks.
 #[async_trait]
@@ -72,6 +74,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Deletes every response that expired at or before `now`; returns how many.
     async fn purge_responses(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- The usage ledger (`usage_ledger`); see [`usage`]. ---
+
+    /// Appends `records` in one transaction: all or none.
+    async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
+
+    /// Usage records with `from <= at < to`, summed per UTC day, cloud, model and tenant.
+    async fn usage_summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageSummaryRow>, StoreError>;
+
+    /// One cloud's spend per UTC day with `from <= at < to` (no lower bound without `from`),
+    /// days with no records omitted, in day order.
+    async fn daily_cost(
+        &self,
+        cloud: &str,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DailyCost>, StoreError>;
+
+    /// Usage records with `from <= at < to`, oldest first, at most `limit`.
+    async fn usage_records(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>, StoreError>;
+
+    /// The number of usage records.
+    async fn usage_count(&self) -> Result<u64, StoreError>;
 }
 
 /// A stored Responses API document. `body` is opaque to the store: the server seals

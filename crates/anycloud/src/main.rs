@@ -48,6 +48,23 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Spend per cloud/model/tenant, revenue share and commitment burn-down.
+    Report {
+        #[arg(long)]
+        config: PathBuf,
+        /// First day (YYYY-MM-DD, UTC), inclusive.
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, UTC), exclusive.
+        #[arg(long)]
+        to: String,
+        /// Breakdowns to show: any of cloud,model,tenant (default: all).
+        #[arg(long)]
+        group_by: Option<String>,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Run the cloud emulators alone.
     Emulate {
         #[arg(long, default_value_t = 9100)]
@@ -172,6 +189,22 @@ fn main() -> ExitCode {
                 tokens,
                 json: format == Format::Json,
             }),
+            Command::Report {
+                config,
+                from,
+                to,
+                group_by,
+                format,
+            } => {
+                cmd::report::run(cmd::report::Args {
+                    config: &config,
+                    from: &from,
+                    to: &to,
+                    group_by: group_by.as_deref(),
+                    format: &format,
+                })
+                .await
+            }
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });

@@ -6,6 +6,7 @@
 
 pub mod clouds;
 pub mod explain;
+pub mod ledger;
 
 use crate::auth::presented_key;
 use crate::error::ApiError;

@@ -23,8 +23,12 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 mod responses;
+mod usage;
 
-use crate::{KeyRecord, NewKey, Store, StoreError, StoredResponse, TenantRecord};
+use crate::{
+    DailyCost, KeyRecord, NewKey, Store, StoreError, StoredResponse, TenantRecord, UsageRecord,
+    UsageSummaryRow,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -243,6 +247,40 @@ impl Store for SqliteStore {
 
     async fn purge_responses(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.purge_responses_sql(now).await
+    }
+
+    async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        usage::insert(&self.pool, records).await
+    }
+
+    async fn usage_summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageSummaryRow>, StoreError> {
+        usage::summary(&self.pool, from, to).await
+    }
+
+    async fn daily_cost(
+        &self,
+        cloud: &str,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DailyCost>, StoreError> {
+        usage::daily_cost(&self.pool, cloud, from, to).await
+    }
+
+    async fn usage_records(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        usage::records(&self.pool, from, to, limit).await
+    }
+
+    async fn usage_count(&self) -> Result<u64, StoreError> {
+        usage::count(&self.pool).await
     }
 }
 

@@ -220,7 +220,8 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let store = super::open_store(&config).await?;
     let listen = config.server.listen.clone();
-    let state = anycloud_server::AppState::build(config, store.clone()).await?;
+    let (ledger, sinks) = super::start_ledger(&store);
+    let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), sinks).await?;
     let (_, key) = anycloud_store::create_key(store.as_ref(), "demo", Some("demo")).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -255,7 +256,9 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
         an = anthropic.base_url(),
         cfg = config_path.display(),
     );
-    anycloud_server::serve(listener, state, super::shutdown_signal()).await?;
+    let served = anycloud_server::serve(listener, state, super::shutdown_signal()).await;
+    super::drain_ledger(&ledger).await;
+    served?;
     for e in emulators {
         e.shutdown();
     }

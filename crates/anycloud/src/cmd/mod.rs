@@ -5,6 +5,7 @@ pub mod config_check;
 pub mod demo;
 pub mod emulate;
 pub mod keys;
+pub mod report;
 pub mod route;
 pub mod serve;
 
@@ -36,6 +37,34 @@ pub async fn open_store(
     anycloud_store::open(&config.store.url)
         .await
         .with_context(|| "cannot open the store (store.url)".to_string())
+}
+
+/// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].
+pub fn start_ledger(
+    store: &std::sync::Arc<dyn anycloud_store::Store>,
+) -> (
+    std::sync::Arc<anycloud_ledger::LedgerWriter>,
+    Vec<std::sync::Arc<dyn anycloud_server::outcome::OutcomeSink>>,
+) {
+    let writer = std::sync::Arc::new(anycloud_ledger::LedgerWriter::start(
+        store.clone(),
+        anycloud_ledger::WriterConfig::default(),
+    ));
+    let sink = anycloud_server::ledger_sink::LedgerSink::new(writer.clone());
+    (writer, vec![std::sync::Arc::new(sink)])
+}
+
+/// After the server has finished its in-flight requests: commit every pending usage record.
+pub async fn drain_ledger(writer: &anycloud_ledger::LedgerWriter) {
+    let pending = writer.stats().pending;
+    writer.close().await;
+    let stats = writer.stats();
+    tracing::info!(
+        drained = pending,
+        written = stats.written,
+        lost = stats.lost,
+        "ledger drained"
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

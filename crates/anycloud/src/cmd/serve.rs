@@ -7,11 +7,16 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
     let store = super::open_store(&config).await?;
     let listen = config.server.listen.clone();
-    let state = anycloud_server::AppState::build(config, store).await?;
+    let (ledger, sinks) = super::start_ledger(&store);
+    let state = anycloud_server::AppState::build_with_sinks(config, store, sinks).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(addr = %listener.local_addr()?, "anycloud listening");
-    anycloud_server::serve(listener, state, super::shutdown_signal()).await?;
+    // Stops accepting on the signal and returns once in-flight requests have finished
+    // (their trackers have handed every attempt to the ledger); then drain the ledger.
+    let served = anycloud_server::serve(listener, state, super::shutdown_signal()).await;
+    super::drain_ledger(&ledger).await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,81 @@
+//! The batched writer against a real SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use anycloud_store::{RecordedPrice, SqliteStore};
+use chrono::Utc;
+
+fn record(i: u64) -> UsageRecord {
+    UsageRecord {
+        at: Utc::now(),
+        request_id: format!("req-{i}"),
+        tenant: "t".into(),
+        key_id: "k".into(),
+        model: "m".into(),
+        cloud: "c".into(),
+        deployment: "d".into(),
+        input_tokens: i,
+        output_tokens: 1,
+        cached_tokens: 0,
+        usage_estimated: false,
+        price: RecordedPrice::default(),
+        cost_nanos: 1,
+        outcome: "ok".into(),
+        upstream_status: Some(200),
+        latency_ms: 1,
+        ttft_ms: None,
+    }
+}
+
+async fn store() -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}")),
+    )
+}
+
+#[tokio::test]
+async fn a_full_queue_spills_to_overflow_and_close_drains_everything() {
+    let store = store().await;
+    let cfg = WriterConfig {
+        capacity: 4,
+        max_batch: 16,
+        flush_interval: Duration::from_millis(50),
+    };
+    let w = LedgerWriter::start(store.clone(), cfg);
+    // No await between records: the writer cannot run, so the queue overflows.
+    for i in 0..100 {
+        w.record(record(i));
+    }
+    let s = w.stats();
+    assert_eq!(s.overflowed, 96);
+    assert_eq!(s.pending, 100);
+    w.close().await;
+    assert_eq!(store.usage_count().await.ok(), Some(100));
+    let s = w.stats();
+    assert_eq!((s.written, s.pending, s.lost), (100, 0, 0));
+    // After close: counted as lost, never silently.
+    w.record(record(1));
+    assert_eq!(w.stats().lost, 1);
+}
+
+#[tokio::test]
+async fn a_record_is_committed_within_the_flush_interval() {
+    let store = store().await;
+    let w = LedgerWriter::start(store.clone(), WriterConfig::default());
+    let start = std::time::Instant::now();
+    w.record(record(1));
+    // Nothing flushes explicitly: the writer's own 50 ms timer must commit it.
+    while store.usage_count().await.ok() != Some(1) {
+        assert!(start.elapsed() < Duration::from_secs(2), "not committed");
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(w.stats().batches, 1);
+    w.flush().await;
+}

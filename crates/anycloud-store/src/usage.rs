@@ -1,0 +1,72 @@
+//! The usage ledger's rows as the store sees them: [`UsageRecord`] (one upstream attempt
+//! that reached a cloud) and [`UsageSummaryRow`] (records summed per day, cloud, model and
+//! tenant — what reports and agreements accounting are built from).
+//!
+//! The writer, the cost arithmetic and the reports live in `anycloud-ledger`; this module
+//! only fixes the shape of what is stored so every backend stores the same thing.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+/// Nano-dollars (1e-9 USD) per US dollar. Money is stored as integer nano-dollars; see
+/// `migrations/sqlite/0002_usage_ledger.sql` for why.
+pub const NANOS_PER_USD: i64 = 1_000_000_000;
+
+/// The price an attempt was charged at, per million tokens, kept with the record so a later
+/// price change never rewrites history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RecordedPrice {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cached_input_per_mtok: f64,
+}
+
+/// One attempt that reached a cloud.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRecord {
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    pub tenant: String,
+    pub key_id: String,
+    /// The public model name.
+    pub model: String,
+    pub cloud: String,
+    /// The cloud's own deployment or model id.
+    pub deployment: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Prompt tokens served from the cloud's cache (a subset of `input_tokens`).
+    pub cached_tokens: u64,
+    /// True when the tokens are the gateway's estimate (the cloud reported none).
+    pub usage_estimated: bool,
+    pub price: RecordedPrice,
+    /// Cost at `price`, in nano-dollars.
+    pub cost_nanos: i64,
+    /// `ok` or the attempt's reason code (`upstream_503`, `timeout`, …).
+    pub outcome: String,
+    pub upstream_status: Option<u16>,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+}
+
+/// Usage records summed over one UTC day for one (cloud, model, tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageSummaryRow {
+    pub day: NaiveDate,
+    pub cloud: String,
+    pub model: String,
+    pub tenant: String,
+    /// Number of records (attempts that reached the cloud, failed ones included).
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cost_nanos: i64,
+}
+
+/// One cloud's spend on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyCost {
+    pub day: NaiveDate,
+    pub cost_nanos: i64,
+}
