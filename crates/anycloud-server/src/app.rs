@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::admin::routes())
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -8,12 +8,14 @@
 // failed request, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;
+pub mod governance;
 pub mod health;
 pub mod ingress;
 pub mod metrics;
@@ -29,14 +31,17 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then finishes
-/// in-flight requests.
+/// in-flight requests and drains the audit and budget writers.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app::router(state);
-    axum::serve(listener, app)
+    let app = app::router(state.clone());
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // In-flight requests have finished: write every queued audit entry and spend record.
+    state.governance.flush().await;
+    served
 }

@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the cloud emulators alone.
     Emulate {
         #[arg(long, default_value_t = 9100)]
@@ -57,6 +62,15 @@ enum Command {
 enum ConfigCommand {
     /// Validate a config file; errors name the file, line and key.
     Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the chain: exit 0 with the count when intact, 1 naming the first bad entry.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +130,9 @@ fn main() -> ExitCode {
                 }
                 KeysCommand::Revoke { config, key } => cmd::keys::revoke(&config, &key).await,
             },
+            Command::Audit {
+                command: AuditCommand::Verify { config },
+            } => cmd::audit::verify(&config).await,
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });
