@@ -178,6 +178,7 @@ pub async fn query_handler(
         })
     }
     .await;
+    let r: Result<AuditPage, ApiError> = r;
     match r {
         Ok(page) => Json(page).into_response(),
         Err(e) => e.into_response(),

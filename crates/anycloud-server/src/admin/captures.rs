@@ -77,6 +77,7 @@ pub async fn get_one(
         })
     }
     .await;
+    let r: Result<Capture, ApiError> = r;
     match r {
         Ok(c) => Json(c).into_response(),
         Err(e) => e.into_response(),

@@ -200,3 +200,19 @@ async fn queries_filter_by_tenant_action_and_time() {
         ChainStatus::Intact { count: 6 }
     );
 }
+
+#[tokio::test]
+async fn negative_zero_cost_verifies_after_a_round_trip() {
+    // An empty f64 sum is -0.0; SQLite stores it as 0, which must hash the same.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open_path(&dir.path().join("z.db"))
+        .await
+        .expect("open");
+    let mut e = entry(1);
+    e.cost_usd = Some(-0.0);
+    store.append_audit(&[e]).await.expect("append");
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { count: 1 }
+    );
+}
