@@ -168,6 +168,8 @@ pub async fn query_handler(
             after: p.after,
             limit,
         };
+        // Read-your-writes: entries still queued (≤ 50 ms) are written first.
+        state.governance.audit.flush().await;
         let rows = state.store.query_audit(&q).await.map_err(store_error)?;
         let next_after = (rows.len() as u32 == limit)
             .then(|| rows.last().map(|r| r.seq))
