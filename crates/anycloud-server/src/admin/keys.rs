@@ -89,11 +89,8 @@ fn check_policy(p: &KeyPolicy) -> Result<(), ApiError> {
         }
     }
     if let Some(r) = p.rate_limit {
-        if r.requests_per_minute == Some(0) || r.tokens_per_minute == Some(0) {
-            return Err(ApiError::invalid(
-                "Rate limits must be at least 1 per minute.",
-                Some("rate_limit"),
-            ));
+        if let Some(m) = r.problem() {
+            return Err(ApiError::invalid(m, Some("rate_limit")));
         }
     }
     Ok(())

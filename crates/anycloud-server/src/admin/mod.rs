@@ -88,7 +88,21 @@ pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
 
 /// Parses a JSON body into `T`, as a documented 400 on failure.
 pub fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    crate::body::parse_json(bytes)
+    // serde also reads a struct from a JSON array (`[usd, period]`); the document says
+    // objects, so arrays are refused before typed parsing.
+    let v: serde_json::Value = crate::body::parse_json(bytes)?;
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::invalid("The request body must be a JSON object.", None));
+    };
+    for field in ["budget", "rate_limit"] {
+        if obj.get(field).is_some_and(|f| !(f.is_object() || f.is_null())) {
+            return Err(ApiError::invalid(
+                format!("`{field}` must be an object or null."),
+                Some(field),
+            ));
+        }
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("Invalid request body: {e}"), None))
 }
 
 /// `{"data": [...]}`, the list envelope.

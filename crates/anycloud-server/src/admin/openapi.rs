@@ -3,7 +3,11 @@
 
 use super::{audit, captures, keys, tenants, ErrorBody, ErrorObject};
 use crate::governance::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
+use crate::state::AppState;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -50,11 +54,55 @@ impl Modify for AdminToken {
     }
 }
 
-/// The document as JSON.
+/// The document as JSON, as generated from the code.
 pub fn json() -> serde_json::Value {
     serde_json::to_value(AdminApi::openapi()).unwrap_or_default()
 }
 
-pub async fn document() -> Response {
-    axum::Json(json()).into_response()
+/// The document with this gateway's names filled in: the models, clouds and tenants a
+/// request may name are listed as `enum`s, so clients and fuzzers know which values
+/// are valid here (others get a 400).
+pub fn json_for(state: &AppState) -> serde_json::Value {
+    let mut doc = json();
+    let models: Vec<Value> = state
+        .routes
+        .model_names()
+        .iter()
+        .map(|m| Value::String(m.clone()))
+        .collect();
+    let clouds: Vec<Value> = state
+        .config
+        .clouds
+        .iter()
+        .map(|c| Value::String(c.name.clone()))
+        .collect();
+    let tenants: Vec<Value> = state
+        .tenants()
+        .iter()
+        .map(|t| Value::String(t.name.clone()))
+        .collect();
+    let schemas = doc.pointer_mut("/components/schemas");
+    if let Some(Value::Object(schemas)) = schemas {
+        for name in ["NewTenant", "TenantPolicy"] {
+            for (prop, values) in [("models", &models), ("clouds", &clouds)] {
+                if let Some(items) = schemas
+                    .get_mut(name)
+                    .and_then(|s| s.pointer_mut(&format!("/properties/{prop}/items")))
+                {
+                    items["enum"] = Value::Array(values.clone());
+                }
+            }
+        }
+        if let Some(t) = schemas
+            .get_mut("NewKey")
+            .and_then(|s| s.pointer_mut("/properties/tenant"))
+        {
+            t["enum"] = Value::Array(tenants);
+        }
+    }
+    doc
+}
+
+pub async fn document(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(json_for(&state)).into_response()
 }

@@ -62,10 +62,47 @@ pub enum PeriodSpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000i64)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub requests_per_minute: Option<u64>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000i64)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub tokens_per_minute: Option<u64>,
+}
+
+/// Upper bound of a per-minute limit (the document's `maximum`).
+pub const MAX_PER_MINUTE: u64 = 1_000_000_000_000;
+
+/// JSON Schema's `integer` includes `210.0`; accept whole floats as serde's `u64` won't.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v: Option<serde_json::Number> = Option::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Some(u));
+            }
+            match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= MAX_PER_MINUTE as f64 => {
+                    Ok(Some(f as u64))
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected a whole number between 1 and {MAX_PER_MINUTE}, got {n}"
+                ))),
+            }
+        }
+    }
+}
+
+impl RateLimitSpec {
+    /// A message when a limit is 0 or above [`MAX_PER_MINUTE`].
+    pub fn problem(&self) -> Option<String> {
+        [self.requests_per_minute, self.tokens_per_minute]
+            .into_iter()
+            .flatten()
+            .any(|n| n == 0 || n > MAX_PER_MINUTE)
+            .then(|| format!("Rate limits must be between 1 and {MAX_PER_MINUTE} per minute."))
+    }
 }
 
 impl From<BudgetSpec> for Budget {
