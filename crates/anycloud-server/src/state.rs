@@ -78,7 +78,9 @@ impl AppState {
                 Some(t) => {
                     tenants.insert(rec.name.clone(), Arc::new(t));
                 }
-                None => tracing::warn!(tenant = %rec.name, "stored tenant policy is unreadable; tenant skipped"),
+                None => {
+                    tracing::warn!(tenant = %rec.name, "stored tenant policy is unreadable; tenant skipped")
+                }
             }
         }
         for t in &config.tenants {

@@ -107,7 +107,12 @@ async fn start_on(db: &Path) -> Gw {
 }
 
 impl Gw {
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -148,7 +153,10 @@ fn hi() -> Value {
 }
 
 fn h<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 async fn start() -> (tempfile::TempDir, Gw) {
@@ -166,7 +174,13 @@ async fn admin_routes_require_the_admin_token() {
     assert_eq!(none.status(), 401);
     let wrong = gw.http.get(&url).bearer_auth("nope").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let client = gw.http.get(&url).bearer_auth(&client_key).send().await.unwrap();
+    let client = gw
+        .http
+        .get(&url)
+        .bearer_auth(&client_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(client.status(), 403);
     let body: Value = client.json().await.unwrap();
     assert_eq!(body["error"]["code"], "admin_token_required");
@@ -180,7 +194,11 @@ async fn admin_routes_require_the_admin_token() {
         .json()
         .await
         .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     for p in [
         "/admin/v1/tenants",
         "/admin/v1/tenants/{name}",
@@ -190,7 +208,10 @@ async fn admin_routes_require_the_admin_token() {
         "/admin/v1/audit/verify",
         "/admin/v1/captures/{request_id}",
     ] {
-        assert!(doc["paths"].get(p).is_some(), "{p} missing from the document");
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from the document"
+        );
     }
 }
 
@@ -207,11 +228,19 @@ async fn tenants_created_and_updated_through_the_api_are_live() {
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["models"], json!(["gpt-4o"]));
     let (s, _) = gw
-        .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(json!({"name": "newco"})))
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"name": "newco"})),
+        )
         .await;
     assert_eq!(s, 409);
     let (s, v) = gw
-        .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(json!({"name": "x", "models": ["nope"]})))
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants",
+            Some(json!({"name": "x", "models": ["nope"]})),
+        )
         .await;
     assert_eq!(s, 400);
     assert!(v["error"]["message"].as_str().unwrap().contains("nope"));
@@ -230,18 +259,36 @@ async fn tenants_created_and_updated_through_the_api_are_live() {
     // The very next request sees the new policy.
     let r = gw.chat(&key, hi()).await;
     assert_eq!(r.status(), 403);
-    let (s, v) = gw.admin(reqwest::Method::GET, "/admin/v1/tenants/newco", None).await;
+    let (s, v) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/newco", None)
+        .await;
     assert_eq!((s, v["models"].clone()), (200, json!(["other-model"])));
-    let (s, v) = gw.admin(reqwest::Method::GET, "/admin/v1/tenants", None).await;
+    let (s, v) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/tenants", None)
+        .await;
     assert_eq!(s, 200);
-    assert!(v["data"].as_array().unwrap().iter().any(|t| t["name"] == "newco"));
-    let (s, _) = gw.admin(reqwest::Method::GET, "/admin/v1/tenants/ghost", None).await;
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "newco"));
+    let (s, _) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/ghost", None)
+        .await;
     assert_eq!(s, 404);
 
     // Persisted: a restarted gateway on the same store knows the tenant and its policy.
-    let path = gw.state.config.store.url.trim_start_matches("sqlite://").to_string();
+    let path = gw
+        .state
+        .config
+        .store
+        .url
+        .trim_start_matches("sqlite://")
+        .to_string();
     let again = start_on(Path::new(&path)).await;
-    let (s, v) = again.admin(reqwest::Method::GET, "/admin/v1/tenants/newco", None).await;
+    let (s, v) = again
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/newco", None)
+        .await;
     assert_eq!((s, v["models"].clone()), (200, json!(["other-model"])));
 }
 
@@ -249,7 +296,11 @@ async fn tenants_created_and_updated_through_the_api_are_live() {
 async fn keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let (_d, gw) = start().await;
     let (s, created) = gw
-        .admin(reqwest::Method::POST, "/admin/v1/keys", Some(json!({"tenant": "team", "name": "ci"})))
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/keys",
+            Some(json!({"tenant": "team", "name": "ci"})),
+        )
         .await;
     assert_eq!(s, 201);
     let key = created["key"].as_str().unwrap().to_string();
@@ -257,17 +308,31 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     assert!(key.starts_with(&format!("sk-ac-{id}-")));
     assert_eq!(gw.chat(&key, hi()).await.status(), 200);
 
-    let (_, list) = gw.admin(reqwest::Method::GET, "/admin/v1/keys?tenant=team", None).await;
+    let (_, list) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/keys?tenant=team", None)
+        .await;
     let text = list.to_string();
     assert!(text.contains(&id) && !text.contains(&key), "{text}");
-    let (s, one) = gw.admin(reqwest::Method::GET, &format!("/admin/v1/keys/{id}"), None).await;
+    let (s, one) = gw
+        .admin(reqwest::Method::GET, &format!("/admin/v1/keys/{id}"), None)
+        .await;
     assert_eq!((s, one["name"].clone()), (200, json!("ci")));
     assert!(!one.to_string().contains(&key));
-    let (s, _) = gw.admin(reqwest::Method::POST, "/admin/v1/keys", Some(json!({"tenant": "ghost"}))).await;
+    let (s, _) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/keys",
+            Some(json!({"tenant": "ghost"})),
+        )
+        .await;
     assert_eq!(s, 400);
 
     let (s, revoked) = gw
-        .admin(reqwest::Method::POST, &format!("/admin/v1/keys/{id}/revoke"), None)
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/keys/{id}/revoke"),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert!(revoked["revoked_at"].is_string());
@@ -277,10 +342,15 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
         if gw.chat(&key, hi()).await.status() == 401 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "revoked key still works after 2 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked key still works after 2 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let (s, _) = gw.admin(reqwest::Method::GET, "/admin/v1/keys/zzzzzzzzzzzz", None).await;
+    let (s, _) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/keys/zzzzzzzzzzzz", None)
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -303,7 +373,10 @@ async fn tenant_request_limit_answers_429_with_openai_headers() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "rate_limit_error");
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
-    assert!(v["error"]["message"].as_str().unwrap().contains("tenant `limited`"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tenant `limited`"));
     // Other tenants are not affected.
     let other = gw.key_for("team", json!({})).await;
     assert_eq!(gw.chat(&other, hi()).await.status(), 200);
@@ -334,7 +407,9 @@ async fn sixty_four_concurrent_requests_cannot_overspend_a_nearly_spent_budget()
     let db = dir.path().join("gw.db");
     // Tenant `budgeted` has $1.00 total; $0.96 is already spent (as if before a restart).
     {
-        let store = anycloud_store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+        let store = anycloud_store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
         store
             .add_spend(&[("tenant:budgeted".into(), "total".into(), 0.96)])
             .await
@@ -396,9 +471,20 @@ async fn sixty_four_concurrent_requests_cannot_overspend_a_nearly_spent_budget()
         .usage("tenant:budgeted", anycloud_config::BudgetPeriod::Total);
     assert!(reserved.abs() < 1e-9, "reservations released: {reserved}");
     assert!(spent <= 1.0 + 1e-9, "overspent: ${spent}");
-    assert!((spent - (0.96 + 0.012 * ok as f64)).abs() < 1e-9, "charged: ${spent}");
-    let stored = gw.state.store.spend("tenant:budgeted", "total").await.unwrap();
-    assert!((stored - spent).abs() < 1e-9, "store {stored} vs memory {spent}");
+    assert!(
+        (spent - (0.96 + 0.012 * ok as f64)).abs() < 1e-9,
+        "charged: ${spent}"
+    );
+    let stored = gw
+        .state
+        .store
+        .spend("tenant:budgeted", "total")
+        .await
+        .unwrap();
+    assert!(
+        (stored - spent).abs() < 1e-9,
+        "store {stored} vs memory {spent}"
+    );
 
     // After a restart the spend is read back before the first admission.
     let again = start_on(&db).await;
@@ -409,7 +495,10 @@ async fn sixty_four_concurrent_requests_cannot_overspend_a_nearly_spent_budget()
         .governance
         .budgets
         .usage("tenant:budgeted", anycloud_config::BudgetPeriod::Total);
-    assert!(after >= spent - 1e-9, "restart lost spend: {after} < {spent}");
+    assert!(
+        after >= spent - 1e-9,
+        "restart lost spend: {after} < {spent}"
+    );
     if spent + 0.015 > 1.0 {
         assert_eq!(r.status(), 429);
     }
@@ -426,7 +515,10 @@ async fn day_budget_429_carries_retry_after_until_midnight() {
     let retry: u64 = h(&r, "retry-after").parse().unwrap();
     assert!((1..=86_400).contains(&retry));
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("daily budget of key"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("daily budget of key"));
     // Raising the key's budget through the API takes effect.
     let id = &key[6..18];
     let (s, _) = gw
@@ -447,19 +539,33 @@ async fn every_ai_and_admin_action_is_audited_and_the_chain_verifies() {
     let r = gw.chat(&key, hi()).await;
     assert_eq!(r.status(), 200);
     let rid = h(&r, "x-request-id").to_string();
-    assert_eq!(gw.chat(&key, json!({"model": "nope", "messages": []})).await.status(), 400);
+    assert_eq!(
+        gw.chat(&key, json!({"model": "nope", "messages": []}))
+            .await
+            .status(),
+        400
+    );
     gw.state.governance.flush().await;
 
-    let (s, v) = gw.admin(reqwest::Method::GET, "/admin/v1/audit/verify", None).await;
+    let (s, v) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/audit/verify", None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(v["status"], "intact", "{v}");
     assert!(v["count"].as_i64().unwrap() >= 3);
 
     let (_, ai) = gw
-        .admin(reqwest::Method::GET, "/admin/v1/audit?action=ai.chat_completions&tenant=team", None)
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/audit?action=ai.chat_completions&tenant=team",
+            None,
+        )
         .await;
     let entries = ai["data"].as_array().unwrap();
-    let served = entries.iter().find(|e| e["request_id"] == rid.as_str()).unwrap();
+    let served = entries
+        .iter()
+        .find(|e| e["request_id"] == rid.as_str())
+        .unwrap();
     assert_eq!(served["cloud"], "local");
     assert_eq!(served["status"], 200);
     assert_eq!(served["model"], "gpt-4o");
@@ -469,29 +575,56 @@ async fn every_ai_and_admin_action_is_audited_and_the_chain_verifies() {
     assert!(served["actor"].as_str().unwrap().starts_with("key:"));
     assert!(entries.iter().any(|e| e["status"] == 400));
 
-    let (_, by_cloud) = gw.admin(reqwest::Method::GET, "/admin/v1/audit?cloud=local", None).await;
-    assert!(by_cloud["data"].as_array().unwrap().iter().all(|e| e["cloud"] == "local"));
+    let (_, by_cloud) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/audit?cloud=local", None)
+        .await;
+    assert!(by_cloud["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["cloud"] == "local"));
     let (_, admin) = gw
-        .admin(reqwest::Method::GET, "/admin/v1/audit?action=admin.key.create", None)
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/audit?action=admin.key.create",
+            None,
+        )
         .await;
     let created = &admin["data"][0];
     assert_eq!(created["actor"], "admin");
     assert!(created["detail"]["after"]["id"].is_string());
-    assert!(!admin.to_string().contains(&key), "the key itself is never audited");
+    assert!(
+        !admin.to_string().contains(&key),
+        "the key itself is never audited"
+    );
 
-    let (_, page) = gw.admin(reqwest::Method::GET, "/admin/v1/audit?limit=1", None).await;
+    let (_, page) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/audit?limit=1", None)
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     let next = page["next_after"].as_i64().unwrap();
     let (_, page2) = gw
-        .admin(reqwest::Method::GET, &format!("/admin/v1/audit?limit=1&after={next}"), None)
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/v1/audit?limit=1&after={next}"),
+            None,
+        )
         .await;
     assert_eq!(page2["data"][0]["seq"].as_i64().unwrap(), next + 1);
-    let (s, _) = gw.admin(reqwest::Method::GET, "/admin/v1/audit?limit=0", None).await;
+    let (s, _) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/audit?limit=0", None)
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = gw.admin(reqwest::Method::GET, "/admin/v1/audit?from=yesterday", None).await;
+    let (s, _) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/audit?from=yesterday", None)
+        .await;
     assert_eq!(s, 400);
     let (_, future) = gw
-        .admin(reqwest::Method::GET, "/admin/v1/audit?from=2999-01-01T00:00:00Z", None)
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/audit?from=2999-01-01T00:00:00Z",
+            None,
+        )
         .await;
     assert_eq!(future["data"], json!([]));
 }
@@ -513,7 +646,11 @@ async fn captured_payloads_are_encrypted_redacted_and_readable_by_admin() {
     let mut got = (0, Value::Null);
     for _ in 0..50 {
         got = gw
-            .admin(reqwest::Method::GET, &format!("/admin/v1/captures/{rid}"), None)
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/v1/captures/{rid}"),
+                None,
+            )
             .await;
         if got.0 == 200 {
             break;
@@ -537,11 +674,16 @@ async fn captured_payloads_are_encrypted_redacted_and_readable_by_admin() {
     let r = gw.chat(&plain, hi()).await;
     let rid = h(&r, "x-request-id").to_string();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (s, _) = gw.admin(reqwest::Method::GET, &format!("/admin/v1/captures/{rid}"), None).await;
+    let (s, _) = gw
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/v1/captures/{rid}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
-

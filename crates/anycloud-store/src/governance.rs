@@ -167,7 +167,10 @@ pub fn entry_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
         map.insert("seq".into(), Value::from(seq));
         // Timestamps are hashed in the stored (millisecond) form so that what is read
         // back hashes the same as what was written.
-        map.insert("at".into(), Value::String(crate::sqlite::timestamp(entry.at)));
+        map.insert(
+            "at".into(),
+            Value::String(crate::sqlite::timestamp(entry.at)),
+        );
         // SQLite does not keep the sign of -0.0 (an empty f64 sum), so zero hashes as 0.0.
         if entry.cost_usd == Some(0.0) {
             map.insert("cost_usd".into(), Value::from(0.0));

@@ -125,7 +125,10 @@ rate_limit = {{ requests_per_minute = 1000 }}
         let text = stderr.lock().unwrap().clone();
         if let Some(line) = text.lines().find(|l| l.contains("anycloud listening")) {
             let at = line.find("127.0.0.1:").unwrap();
-            let port: String = line[at + 10..].chars().take_while(char::is_ascii_digit).collect();
+            let port: String = line[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             break format!("http://127.0.0.1:{port}");
         }
         assert!(Instant::now() < deadline, "gateway did not start:\n{text}");
@@ -134,7 +137,8 @@ rate_limit = {{ requests_per_minute = 1000 }}
 
     let http = reqwest::Client::new();
     let mut bodies = String::new();
-    let admin = |m: reqwest::Method, p: &str| http.request(m, format!("{url}{p}")).bearer_auth(ADMIN);
+    let admin =
+        |m: reqwest::Method, p: &str| http.request(m, format!("{url}{p}")).bearer_auth(ADMIN);
     let created: Value = admin(reqwest::Method::POST, "/admin/v1/keys")
         .json(&json!({"tenant": "team", "name": "ci"}))
         .send()
@@ -165,10 +169,19 @@ rate_limit = {{ requests_per_minute = 1000 }}
     let mut statuses = Vec::new();
     for (k, body) in [
         (key.as_str(), hello.clone()),
-        (key.as_str(), json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]})),
-        (key.as_str(), json!({"model": "broken", "messages": [{"role": "user", "content": "x"}]})),
+        (
+            key.as_str(),
+            json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            key.as_str(),
+            json!({"model": "broken", "messages": [{"role": "user", "content": "x"}]}),
+        ),
         (key.as_str(), json!({"model": "nope", "messages": []})),
-        ("sk-ac-aaaaaaaaaaaa-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", hello.clone()),
+        (
+            "sk-ac-aaaaaaaaaaaa-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            hello.clone(),
+        ),
         (ADMIN, hello.clone()),
     ] {
         let r = chat(k, body).await.unwrap();
@@ -176,17 +189,44 @@ rate_limit = {{ requests_per_minute = 1000 }}
         bodies.push_str(&r.text().await.unwrap());
     }
     assert_eq!(statuses[0], 200);
-    assert!(statuses[2] >= 400, "the upstream rejection is an error: {statuses:?}");
+    assert!(
+        statuses[2] >= 400,
+        "the upstream rejection is an error: {statuses:?}"
+    );
     assert_eq!(statuses[4], 401);
     assert_eq!(statuses[5], 401);
     for (m, p, body) in [
-        (reqwest::Method::POST, "/admin/v1/tenants".to_string(), Some(json!({"name": "newco"}))),
-        (reqwest::Method::PUT, "/admin/v1/tenants/newco".to_string(), Some(json!({"models": ["gpt-4o"]}))),
-        (reqwest::Method::POST, format!("/admin/v1/keys/{id}/revoke"), None),
+        (
+            reqwest::Method::POST,
+            "/admin/v1/tenants".to_string(),
+            Some(json!({"name": "newco"})),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/admin/v1/tenants/newco".to_string(),
+            Some(json!({"models": ["gpt-4o"]})),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/admin/v1/keys/{id}/revoke"),
+            None,
+        ),
         (reqwest::Method::GET, "/admin/v1/keys".to_string(), None),
-        (reqwest::Method::GET, "/admin/v1/audit?limit=1000".to_string(), None),
-        (reqwest::Method::GET, "/admin/v1/audit/verify".to_string(), None),
-        (reqwest::Method::GET, "/admin/v1/openapi.json".to_string(), None),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/audit?limit=1000".to_string(),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/audit/verify".to_string(),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/openapi.json".to_string(),
+            None,
+        ),
     ] {
         let mut rb = admin(m, &p);
         if let Some(b) = body {
@@ -198,15 +238,30 @@ rate_limit = {{ requests_per_minute = 1000 }}
     }
     // A wrong admin token and a client key on the admin API.
     for t in ["not-the-token", other_key.as_str()] {
-        let r = http.get(format!("{url}/admin/v1/tenants")).bearer_auth(t).send().await.unwrap();
+        let r = http
+            .get(format!("{url}/admin/v1/tenants"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status() == 401 || r.status() == 403);
         bodies.push_str(&r.text().await.unwrap());
     }
-    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("anycloud"), "metrics served");
 
     // SIGTERM: drains the audit writer and exits.
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}");
@@ -232,7 +287,11 @@ rate_limit = {{ requests_per_minute = 1000 }}
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("gw.db") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gw.db")
+        {
             files.push((p.display().to_string(), std::fs::read(&p).unwrap()));
         }
     }
@@ -255,9 +314,11 @@ rate_limit = {{ requests_per_minute = 1000 }}
         ("audit verify output", verify_out.as_bytes()),
     ];
     for (what, secret) in secrets {
-        for (place, hay) in texts.iter().map(|(n, b)| (*n, *b)).chain(
-            files.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
-        ) {
+        for (place, hay) in texts
+            .iter()
+            .map(|(n, b)| (*n, *b))
+            .chain(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+        {
             // The client keys are legitimately in the admin API's create responses.
             if place.starts_with("response bodies") && what.contains("client key") {
                 continue;

@@ -157,7 +157,10 @@ pub async fn query_handler(
             ));
         }
         if p.after.is_some_and(|a| a < 0) {
-            return Err(ApiError::invalid("after must not be negative.", Some("after")));
+            return Err(ApiError::invalid(
+                "after must not be negative.",
+                Some("after"),
+            ));
         }
         let q = AuditQuery {
             from: p.from,
@@ -186,7 +189,6 @@ pub async fn query_handler(
         Err(e) => e.into_response(),
     }
 }
-
 
 #[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "audit",
     security(("admin_token" = [])),

@@ -37,7 +37,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/admin/v1/keys", get(keys::list).post(keys::create))
         .route("/admin/v1/keys/{id}", get(keys::get_one))
-        .route("/admin/v1/keys/{id}/policy", axum::routing::put(keys::set_policy))
+        .route(
+            "/admin/v1/keys/{id}/policy",
+            axum::routing::put(keys::set_policy),
+        )
         .route("/admin/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/admin/v1/audit", get(audit::query_handler))
         .route("/admin/v1/audit/verify", get(audit::verify))
@@ -92,17 +95,24 @@ pub fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // objects, so arrays are refused before typed parsing.
     let v: serde_json::Value = crate::body::parse_json(bytes)?;
     let Some(obj) = v.as_object() else {
-        return Err(ApiError::invalid("The request body must be a JSON object.", None));
+        return Err(ApiError::invalid(
+            "The request body must be a JSON object.",
+            None,
+        ));
     };
     for field in ["budget", "rate_limit"] {
-        if obj.get(field).is_some_and(|f| !(f.is_object() || f.is_null())) {
+        if obj
+            .get(field)
+            .is_some_and(|f| !(f.is_object() || f.is_null()))
+        {
             return Err(ApiError::invalid(
                 format!("`{field}` must be an object or null."),
                 Some(field),
             ));
         }
     }
-    serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("Invalid request body: {e}"), None))
+    serde_json::from_value(v)
+        .map_err(|e| ApiError::invalid(format!("Invalid request body: {e}"), None))
 }
 
 /// `{"data": [...]}`, the list envelope.

@@ -89,12 +89,18 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
     }
     for m in p.models.iter().flatten() {
         if state.routes.model_index(m).is_none() {
-            return Err(ApiError::invalid(format!("Unknown model `{m}`."), Some("models")));
+            return Err(ApiError::invalid(
+                format!("Unknown model `{m}`."),
+                Some("models"),
+            ));
         }
     }
     for c in p.clouds.iter().flatten() {
         if !state.config.clouds.iter().any(|cl| &cl.name == c) {
-            return Err(ApiError::invalid(format!("Unknown cloud `{c}`."), Some("clouds")));
+            return Err(ApiError::invalid(
+                format!("Unknown cloud `{c}`."),
+                Some("clouds"),
+            ));
         }
     }
     if let Some(b) = p.budget {
@@ -142,7 +148,11 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     if let Err(e) = require_admin(&state, &headers) {
         return e.into_response();
     }
-    let data = state.tenants().iter().map(|t| Tenant::from(t.as_ref())).collect();
+    let data = state
+        .tenants()
+        .iter()
+        .map(|t| Tenant::from(t.as_ref()))
+        .collect();
     Json(List { data }).into_response()
 }
 

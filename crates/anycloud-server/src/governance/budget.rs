@@ -140,7 +140,9 @@ impl Budgets {
                     Err(e) => {
                         tracing::error!(error = %e, "budget spend read failed");
                         return Err(Exceeded {
-                            message: "The gateway cannot read budget spend right now; try again shortly.".into(),
+                            message:
+                                "The gateway cannot read budget spend right now; try again shortly."
+                                    .into(),
                             retry_after: Some(1),
                         });
                     }
@@ -238,12 +240,16 @@ impl Budgets {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn periods_and_resets() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap_or_default();
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 31, 23, 0, 0)
+            .single()
+            .unwrap();
         assert_eq!(period_start(BudgetPeriod::Day, now), "2026-12-31");
         assert_eq!(period_start(BudgetPeriod::Month, now), "2026-12-01");
         assert_eq!(period_start(BudgetPeriod::Total, now), "total");

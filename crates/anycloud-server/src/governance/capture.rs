@@ -151,7 +151,11 @@ pub fn store<R: serde::Serialize>(
         "request": serde_json::to_value(request).unwrap_or(Value::Null),
         "response": response.and_then(|r| serde_json::to_value(r).ok()),
     });
-    let record = match state.governance.sealer.seal(request_id, &p.tenant.name, body) {
+    let record = match state
+        .governance
+        .sealer
+        .seal(request_id, &p.tenant.name, body)
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "payload capture failed");
@@ -213,7 +217,7 @@ pub fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    matches!(sum % 10, 0)
 }
 
 /// Masks e-mail addresses, Luhn-valid card numbers and phone numbers in one string.
@@ -304,6 +308,9 @@ mod tests {
             redact: false,
         })
         .unwrap();
-        assert!(matches!(s3.open(&rec), Err(CaptureError::UnknownKey { .. })));
+        assert!(matches!(
+            s3.open(&rec),
+            Err(CaptureError::UnknownKey { .. })
+        ));
     }
 }

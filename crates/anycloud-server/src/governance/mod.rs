@@ -291,11 +291,7 @@ pub struct Ask<'a> {
 }
 
 /// Rate limits, then budget reservation; see the module docs.
-pub async fn admit(
-    state: &AppState,
-    p: &Principal,
-    ask: Ask<'_>,
-) -> Result<Admission, ApiError> {
+pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admission, ApiError> {
     let g = &state.governance;
     let policy = g.key_policy(&p.key_id).await?;
     let tenant_scope = format!("tenant:{}", p.tenant.name);
@@ -303,7 +299,9 @@ pub async fn admit(
     let tenant_label = format!("tenant `{}`", p.tenant.name);
     let key_label = format!("key `{}`", p.key_id);
     let limits: Vec<(&str, &str, RateLimit)> = [
-        p.tenant.rate_limit.map(|r| (tenant_scope.as_str(), tenant_label.as_str(), r)),
+        p.tenant
+            .rate_limit
+            .map(|r| (tenant_scope.as_str(), tenant_label.as_str(), r)),
         policy
             .rate_limit
             .map(|r| (key_scope.as_str(), key_label.as_str(), r.into())),
@@ -325,7 +323,11 @@ pub async fn admit(
     let mut adm = Admission::default();
     // Peek at every limit first so a refusal spends nothing anywhere.
     for (scope, label, kind, limit, cost) in &checks {
-        if let Decision::Limited { state: st, retry_after } = g.limits.peek(scope, *limit, *cost) {
+        if let Decision::Limited {
+            state: st,
+            retry_after,
+        } = g.limits.peek(scope, *limit, *cost)
+        {
             return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm));
         }
     }
@@ -338,9 +340,10 @@ pub async fn admit(
                     adm.tokens = tighter(adm.tokens, st);
                 }
             }
-            Decision::Limited { state: st, retry_after } => {
-                return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm))
-            }
+            Decision::Limited {
+                state: st,
+                retry_after,
+            } => return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm)),
         }
     }
 

@@ -282,6 +282,6 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
 mod governance;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod tamper_tests;
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,11 @@ async fn changing_any_field_is_detected() {
         ("action", "'admin.key.create'"),
     ] {
         let (_dir, store) = chained().await;
-        tamper(&store, &format!("UPDATE audit_log SET {column} = {value} WHERE seq = 3")).await;
+        tamper(
+            &store,
+            &format!("UPDATE audit_log SET {column} = {value} WHERE seq = 3"),
+        )
+        .await;
         let (seq, problem) = broken_at(&store).await;
         assert_eq!(seq, 3, "{column}: {problem}");
         assert!(problem.contains("altered"), "{column}: {problem}");
