@@ -226,15 +226,17 @@ pub fn redact_text(s: &str) -> String {
         return s.to_string();
     };
     let s = p.email.replace_all(s, "[EMAIL]");
-    let s = p.card.replace_all(&s, |c: &regex::Captures<'_>| {
-        let m = &c[0];
-        if luhn(m) {
-            "[CARD]".to_string()
-        } else {
-            m.to_string()
-        }
-    });
-    p.phone.replace_all(&s, "[PHONE]").into_owned()
+    // Long digit runs are cards when Luhn-valid and otherwise left whole (order numbers,
+    // ids): the phone pattern only sees the text between them.
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for m in p.card.find_iter(&s) {
+        out.push_str(&p.phone.replace_all(&s[last..m.start()], "[PHONE]"));
+        out.push_str(if luhn(m.as_str()) { "[CARD]" } else { m.as_str() });
+        last = m.end();
+    }
+    out.push_str(&p.phone.replace_all(&s[last..], "[PHONE]"));
+    out
 }
 
 fn redact_value(v: &mut Value) {
