@@ -68,9 +68,18 @@ set -e
 if [[ $py_rc -ne 0 ]]; then failed+=("sdk(pytest exit $py_rc)"); fi
 py_summary="$(grep -E '[0-9]+ (passed|failed|error)' "$py_log" | tail -1 || true)"
 
+# ---- schemathesis against the admin API's OpenAPI document --------------------------------
+st_log="$LOG_DIR/schemathesis.log"
+step "schemathesis: /admin/v1/openapi.json --checks all"
+set +e
+tests/api/run_schemathesis.sh "$ANYCLOUD_BIN" "$ROOT/.venv/bin" "${ST_MAX_EXAMPLES:-25}" 2>&1 | tee "$st_log"
+st_rc=${PIPESTATUS[0]}
+set -e
+if [[ $st_rc -ne 0 ]]; then failed+=("schemathesis(exit $st_rc)"); fi
+st_summary="$(grep -E '[0-9]+ generated' "$st_log" | tail -1 || true)"
+
 # ---- hooks for later stages ---------------------------------------------------------------
 # Add further suites here, each recording into `failed` instead of exiting early:
-#   - schemathesis against /admin/v1/openapi.json (tests/api)
 #   - browser tests of the /ui dashboard (headless Chromium from Debian)
 #   - Anthropic SDK suite (tests/sdk/test_anthropic_sdk.py is picked up by pytest above)
 
@@ -78,6 +87,7 @@ py_summary="$(grep -E '[0-9]+ (passed|failed|error)' "$py_log" | tail -1 || true
 step "summary"
 echo "rust:   ${rust_summary:-no summary line found (see $rust_log)}"
 echo "python: ${py_summary:-no summary line found (see $py_log)}"
+echo "schemathesis: ${st_summary:-no summary line found (see $st_log)}"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -28,6 +28,9 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     #[serde(default)]
     pub responses: ResponsesConfig,
+    /// Payload capture for tenants with `capture = true`.
+    #[serde(default)]
+    pub capture: CaptureConfig,
 }
 
 /// Stored state of the Responses API.
@@ -51,6 +54,34 @@ impl Default for ResponsesConfig {
     }
 }
 
+/// `[capture]`: the AES-256-GCM key that seals captured bodies, and redaction.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Base64 of 32 bytes; required when any tenant captures.
+    pub key: Option<SecretString>,
+    /// Stored beside each record, so keys can rotate.
+    #[serde(default = "default_capture_key_id")]
+    pub key_id: String,
+    /// Retired keys, still used to decrypt older records.
+    #[serde(default)]
+    pub old_keys: Vec<CaptureKey>,
+    /// Mask e-mail addresses, phone numbers and card numbers before sealing.
+    #[serde(default)]
+    pub redact: bool,
+}
+
+fn default_capture_key_id() -> String {
+    "k1".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureKey {
+    pub id: String,
+    pub key: SecretString,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -62,6 +93,14 @@ pub struct ServerConfig {
     /// Overall deadline for one client request across all attempts.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Output tokens assumed for a request without `max_tokens` when reserving its
+    /// worst-case cost against a budget.
+    #[serde(default = "default_max_output_tokens")]
+    pub default_max_output_tokens: u64,
+}
+
+fn default_max_output_tokens() -> u64 {
+    4096
 }
 
 fn default_listen() -> String {
@@ -81,6 +120,7 @@ impl Default for ServerConfig {
             admin_token: None,
             max_body_bytes: default_max_body(),
             request_timeout_ms: default_request_timeout(),
+            default_max_output_tokens: default_max_output_tokens(),
         }
     }
 }

@@ -380,5 +380,16 @@ impl Validator {
                 }
             }
         }
+        if c.capture.key.is_none() {
+            if let Some((i, t)) = c.tenants.iter().enumerate().find(|(_, t)| t.capture) {
+                self.push(
+                    format!("tenants[{i}].capture"),
+                    format!(
+                        "tenant `{}` captures payloads, so `[capture] key` (base64 of 32 bytes) is required",
+                        t.name
+                    ),
+                );
+            }
+        }
     }
 }

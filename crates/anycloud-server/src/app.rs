@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/admin/v1/ledger/report", get(admin::ledger::report))
+        .merge(crate::admin::routes())
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

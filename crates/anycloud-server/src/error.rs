@@ -37,6 +37,8 @@ pub enum ApiError {
         param: Option<String>,
         code: &'static str,
     },
+    /// 409: the object already exists.
+    Conflict { message: String },
     /// 405 on a known path with the wrong method.
     MethodNotAllowed,
     /// 413: body larger than `server.max_body_bytes`.
@@ -56,6 +58,14 @@ pub enum ApiError {
     },
     /// 500: a bug or an unavailable store. The message is generic.
     Internal { message: String },
+    /// 429: a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) refused
+    /// the request; `headers` are the `x-ratelimit-*` headers.
+    TooManyRequests {
+        message: String,
+        code: &'static str,
+        retry_after: Option<u64>,
+        headers: Vec<(axum::http::HeaderName, HeaderValue)>,
+    },
 }
 
 impl ApiError {
@@ -76,6 +86,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Upstream { error, .. } => error
                 .status
@@ -84,6 +95,7 @@ impl ApiError {
                 .unwrap_or(StatusCode::BAD_REQUEST),
             ApiError::NoCloud { status, .. } => *status,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -96,10 +108,12 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Upstream { .. } => "upstream_rejected",
             ApiError::NoCloud { .. } => "no_cloud",
             ApiError::Internal { .. } => "internal",
+            ApiError::TooManyRequests { code, .. } => code,
         }
     }
 
@@ -153,6 +167,12 @@ impl ApiError {
                 param.clone(),
                 Some(code),
             ),
+            ApiError::Conflict { message } => (
+                message.clone(),
+                "invalid_request_error",
+                None,
+                Some("conflict"),
+            ),
             ApiError::MethodNotAllowed => (
                 "Method not allowed on this path.".into(),
                 "invalid_request_error",
@@ -180,6 +200,9 @@ impl ApiError {
             ),
             ApiError::Internal { message } => {
                 (message.clone(), "api_error", None, Some("internal_error"))
+            }
+            ApiError::TooManyRequests { message, code, .. } => {
+                (message.clone(), "rate_limit_error", None, Some(code))
             }
         };
         json!({"message": message, "type": kind, "param": param, "code": code})
@@ -233,6 +256,20 @@ impl ApiError {
                 resp.headers_mut().insert("x-anycloud-cloud", v);
             }
             let _ = error;
+        }
+        if let ApiError::TooManyRequests {
+            retry_after,
+            headers,
+            ..
+        } = &self
+        {
+            for (h, v) in headers {
+                resp.headers_mut().insert(h.clone(), v.clone());
+            }
+            if let Some(s) = retry_after {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*s));
+            }
         }
         resp.extensions_mut().insert(ErrorKind(self.kind()));
         resp

@@ -11,7 +11,7 @@ use anycloud_providers::Providers;
 use anycloud_router::RoutingTable;
 use anycloud_store::{Store, TenantRecord};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug)]
 pub struct AppState {
@@ -24,7 +24,11 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Where finished requests go (ledger, audit, …).
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
-    tenants: HashMap<String, Arc<TenantConfig>>,
+    /// Budgets, rate limits, audit trail and payload capture.
+    pub governance: crate::governance::Governance,
+    // Live: the admin API creates and updates tenants. std RwLock, read per request and
+    // never held across an await.
+    tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,8 @@ pub enum StartError {
     Provider(#[from] anycloud_providers::ProviderError),
     #[error("store: {0}")]
     Store(#[from] anycloud_store::StoreError),
+    #[error("capture: {0}")]
+    Capture(#[from] crate::governance::capture::CaptureError),
 }
 
 impl AppState {
@@ -57,16 +63,32 @@ impl AppState {
             })
             .collect();
         store.sync_tenants(&records).await?;
+        let governance = crate::governance::Governance::new(store.clone(), &config.capture)?;
+        let mut sinks = sinks;
+        sinks.push(governance.audit.clone());
+        sinks.push(Arc::new(crate::governance::BudgetSettler(
+            governance.budgets.clone(),
+        )));
         let routes = RoutingTable::new(&config);
         let clouds = CloudStates::with_config(
             config.clouds.iter().map(|c| c.name.as_str()),
             config.routing.breaker,
         );
-        let tenants = config
-            .tenants
-            .iter()
-            .map(|t| (t.name.clone(), Arc::new(t.clone())))
-            .collect();
+        // Config tenants as configured; tenants created through the admin API from the store.
+        let mut tenants: HashMap<String, Arc<TenantConfig>> = HashMap::new();
+        for rec in store.list_tenants().await? {
+            match tenant_from_policy(&rec.name, &rec.policy) {
+                Some(t) => {
+                    tenants.insert(rec.name.clone(), Arc::new(t));
+                }
+                None => {
+                    tracing::warn!(tenant = %rec.name, "stored tenant policy is unreadable; tenant skipped")
+                }
+            }
+        }
+        for t in &config.tenants {
+            tenants.insert(t.name.clone(), Arc::new(t.clone()));
+        }
         Ok(Arc::new(AppState {
             config: Arc::new(config),
             routes,
@@ -76,12 +98,37 @@ impl AppState {
             clouds,
             metrics: Metrics::new(),
             sinks: sinks.into(),
-            tenants,
+            governance,
+            tenants: RwLock::new(tenants),
         }))
     }
 
     pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
-        self.tenants.get(name).cloned()
+        self.tenants.read().ok()?.get(name).cloned()
+    }
+
+    /// Every tenant, ordered by name.
+    pub fn tenants(&self) -> Vec<Arc<TenantConfig>> {
+        let mut all: Vec<_> = match self.tenants.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Persists a tenant (created or updated) and makes it live for the next request.
+    pub async fn put_tenant(&self, t: TenantConfig) -> Result<(), anycloud_store::StoreError> {
+        self.store
+            .sync_tenants(&[TenantRecord {
+                name: t.name.clone(),
+                policy: tenant_policy_json(&t),
+            }])
+            .await?;
+        if let Ok(mut m) = self.tenants.write() {
+            m.insert(t.name.clone(), Arc::new(t));
+        }
+        Ok(())
     }
 
     /// The metric label for a model name: itself if configured, else
@@ -93,6 +140,14 @@ impl AppState {
             "unknown".to_string()
         }
     }
+}
+
+/// A tenant from its stored policy (the shape [`tenant_policy_json`] writes).
+pub fn tenant_from_policy(name: &str, policy: &serde_json::Value) -> Option<TenantConfig> {
+    let mut v = policy.clone();
+    v.as_object_mut()?
+        .insert("name".into(), serde_json::Value::String(name.to_string()));
+    serde_json::from_value(v).ok()
 }
 
 /// The tenant's policy as stored (for the admin API and audit later).

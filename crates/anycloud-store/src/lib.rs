@@ -12,6 +12,7 @@
 //! the backend-independent key workflows the CLI, the admin API and the auth middleware use.
 
 pub mod error;
+pub mod governance;
 pub mod keys;
 pub mod sqlite;
 pub mod usage;
@@ -24,12 +25,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use error::StoreError;
+pub use governance::{
+    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus, GovernanceStore,
+};
 pub use sqlite::SqliteStore;
 pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PER_USD};
 
 /// Everything the gateway persists. Implementations must be cheap to share across tasks.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: GovernanceStore + Send + Sync + std::fmt::Debug {
     /// The backend's name, for logs and `/health`: `"sqlite"`.
     fn backend(&self) -> &'static str;
 

@@ -65,6 +65,11 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the cloud emulators alone.
     Emulate {
         #[arg(long, default_value_t = 9100)]
@@ -110,6 +115,15 @@ enum RouteCommand {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the chain: exit 0 with the count when intact, 1 naming the first bad entry.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,6 +219,9 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Audit {
+                command: AuditCommand::Verify { config },
+            } => cmd::audit::verify(&config).await,
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });

@@ -69,6 +69,7 @@ async fn run(
     ));
     *tracker_slot = Some(tracker.clone());
     let wire: ChatCompletionRequest = read_json(body, state.config.server.max_body_bytes).await?;
+    let capture = crate::governance::capture::wants(state, &principal).then(|| wire.clone());
     let include_usage = wire
         .stream_options
         .as_ref()
@@ -86,6 +87,17 @@ async fn run(
         &chat.needs(),
         estimate,
     )?;
+    let admission = crate::governance::admit(
+        state,
+        &principal,
+        crate::governance::Ask {
+            request_id: &rid,
+            plan: &plan,
+            input_tokens: chat.estimate_input_tokens(),
+            max_output_tokens: chat.params.max_tokens.map(u64::from),
+        },
+    )
+    .await?;
     let ctx = CallCtx {
         request_id: rid.clone(),
         traceparent: super::traceparent(&parts.headers),
@@ -113,8 +125,12 @@ async fn run(
         let today = chrono::Utc::now().date_naive();
         state.clouds.record_spend(&served.cloud, today, cost);
         let wire = response_to_wire(&served.value, &chat.model, &id, created);
+        if let Some(req) = &capture {
+            crate::governance::capture::store(state, &rid, &principal, req, Some(&wire));
+        }
         let mut resp = axum::Json(wire).into_response();
         super::stamp(&mut resp, &served.cloud, &served.decisions);
+        admission.stamp(&mut resp);
         return Ok(resp);
     }
 
@@ -153,6 +169,11 @@ async fn run(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     super::stamp(&mut resp, &served.cloud, &served.decisions);
+    admission.stamp(&mut resp);
+    if let Some(req) = &capture {
+        // Streamed responses are not reassembled: the request is captured alone.
+        crate::governance::capture::store::<()>(state, &rid, &principal, req, None);
+    }
     Ok(resp)
 }
 

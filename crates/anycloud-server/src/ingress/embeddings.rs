@@ -82,6 +82,17 @@ async fn run(
         &[Capability::Embeddings],
         estimate,
     )?;
+    let admission = crate::governance::admit(
+        state,
+        &principal,
+        crate::governance::Ask {
+            request_id: &rid,
+            plan: &plan,
+            input_tokens: estimate,
+            max_output_tokens: Some(0),
+        },
+    )
+    .await?;
     let ctx = CallCtx {
         request_id: rid,
         traceparent: super::traceparent(&parts.headers),
@@ -104,5 +115,6 @@ async fn run(
     let wire = embeddings_response_to_wire(&served.value, &emb.model, base64);
     let mut resp = axum::Json(wire).into_response();
     super::stamp(&mut resp, &served.cloud, &served.decisions);
+    admission.stamp(&mut resp);
     Ok(resp)
 }

@@ -94,6 +94,17 @@ async fn run(
         &chat.needs(),
         estimate,
     )?;
+    let admission = crate::governance::admit(
+        state,
+        &principal,
+        crate::governance::Ask {
+            request_id: &rid,
+            plan: &plan,
+            input_tokens: chat.estimate_input_tokens(),
+            max_output_tokens: chat.params.max_tokens.map(u64::from),
+        },
+    )
+    .await?;
     let ctx = CallCtx {
         request_id: rid.clone(),
         traceparent: super::traceparent(&parts.headers),
@@ -119,6 +130,7 @@ async fn run(
         let wire = response_to_wire(&served.value, &chat.model, &id);
         let mut resp = axum::Json(wire).into_response();
         super::stamp(&mut resp, &served.cloud, &served.decisions);
+        admission.stamp(&mut resp);
         return Ok(resp);
     }
 
@@ -152,6 +164,7 @@ async fn run(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     super::stamp(&mut resp, &served.cloud, &served.decisions);
+    admission.stamp(&mut resp);
     Ok(resp)
 }
 

@@ -299,7 +299,7 @@ fn insert_key_error(err: sqlx::Error, tenant: &str) -> StoreError {
     StoreError::Database(err)
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -340,5 +340,9 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     })
 }
 
+mod governance;
+
+#[cfg(test)]
+mod tamper_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: logging, config loading,
 //! and the shutdown signal.
 
+pub mod audit;
 pub mod config_check;
 pub mod demo;
 pub mod emulate;

@@ -272,6 +272,17 @@ async fn run(
         &p.chat.needs(),
         estimate,
     )?;
+    let admission = crate::governance::admit(
+        state,
+        &principal,
+        crate::governance::Ask {
+            request_id: &rid,
+            plan: &plan,
+            input_tokens: p.chat.estimate_input_tokens(),
+            max_output_tokens: p.chat.params.max_tokens.map(u64::from),
+        },
+    )
+    .await?;
     let ctx = CallCtx {
         request_id: rid.clone(),
         traceparent: super::traceparent(&parts.headers),
@@ -318,6 +329,7 @@ async fn run(
         }
         let mut resp = axum::Json(response).into_response();
         super::stamp(&mut resp, &served.cloud, &served.decisions);
+        admission.stamp(&mut resp);
         return Ok(resp);
     }
 
@@ -364,6 +376,7 @@ async fn run(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     super::stamp(&mut resp, &served.cloud, &served.decisions);
+    admission.stamp(&mut resp);
     Ok(resp)
 }
 

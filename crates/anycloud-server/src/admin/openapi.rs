@@ -1,0 +1,108 @@
+//! The admin API's OpenAPI 3.1 document, generated from the handlers' annotations with
+//! `utoipa` and served without auth at `/admin/v1/openapi.json`.
+
+use super::{audit, captures, keys, tenants, ErrorBody, ErrorObject};
+use crate::governance::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "anycloud admin API",
+        description = "Tenants, keys, audit and captures. Every route requires the admin token \
+                       (`Authorization: Bearer <server.admin_token>`) except this document."
+    ),
+    paths(
+        tenants::list, tenants::create, tenants::get_one, tenants::update,
+        keys::list, keys::create, keys::get_one, keys::set_policy, keys::revoke,
+        audit::query_handler, audit::verify,
+        captures::get_one,
+    ),
+    components(schemas(
+        ErrorBody, ErrorObject, BudgetSpec, PeriodSpec, RateLimitSpec, KeyPolicy,
+        tenants::Tenant, tenants::NewTenant, tenants::TenantPolicy,
+        keys::Key, keys::CreatedKey, keys::NewKey,
+        audit::AuditItem, audit::AuditPage, audit::VerifyResult,
+        captures::Capture,
+    )),
+    modifiers(&AdminToken),
+    tags(
+        (name = "tenants", description = "Tenants and their policies"),
+        (name = "keys", description = "Virtual API keys"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "captures", description = "Encrypted request/response captures"),
+    )
+)]
+pub struct AdminApi;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = api.components.as_mut() {
+            c.add_security_scheme(
+                "admin_token",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The document as JSON, as generated from the code.
+pub fn json() -> serde_json::Value {
+    serde_json::to_value(AdminApi::openapi()).unwrap_or_default()
+}
+
+/// The document with this gateway's names filled in: the models, clouds and tenants a
+/// request may name are listed as `enum`s, so clients and fuzzers know which values
+/// are valid here (others get a 400).
+pub fn json_for(state: &AppState) -> serde_json::Value {
+    let mut doc = json();
+    let models: Vec<Value> = state
+        .routes
+        .model_names()
+        .iter()
+        .map(|m| Value::String(m.clone()))
+        .collect();
+    let clouds: Vec<Value> = state
+        .config
+        .clouds
+        .iter()
+        .map(|c| Value::String(c.name.clone()))
+        .collect();
+    let tenants: Vec<Value> = state
+        .tenants()
+        .iter()
+        .map(|t| Value::String(t.name.clone()))
+        .collect();
+    let schemas = doc.pointer_mut("/components/schemas");
+    if let Some(Value::Object(schemas)) = schemas {
+        for name in ["NewTenant", "TenantPolicy"] {
+            for (prop, values) in [("models", &models), ("clouds", &clouds)] {
+                if let Some(items) = schemas
+                    .get_mut(name)
+                    .and_then(|s| s.pointer_mut(&format!("/properties/{prop}/items")))
+                {
+                    items["enum"] = Value::Array(values.clone());
+                }
+            }
+        }
+        if let Some(t) = schemas
+            .get_mut("NewKey")
+            .and_then(|s| s.pointer_mut("/properties/tenant"))
+        {
+            t["enum"] = Value::Array(tenants);
+        }
+    }
+    doc
+}
+
+pub async fn document(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(json_for(&state)).into_response()
+}

@@ -1,0 +1,291 @@
+//! `/admin/v1/tenants`: list, create, get, update policy. Changes are persisted in the
+//! store and live for the next request; each one is audited with before/after.
+//! Tenants named in the config are re-synced from it at start (the config wins).
+
+use super::{body, require_admin, store_error, ErrorBody, List};
+use crate::error::ApiError;
+use crate::governance::{BudgetSpec, RateLimitSpec};
+use crate::state::AppState;
+use anycloud_config::TenantConfig;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A tenant and its policy.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Tenant {
+    pub name: String,
+    /// Jurisdictions its data may go to; `null` = any.
+    pub jurisdictions: Option<Vec<String>>,
+    /// Models it may use; `null` = all.
+    pub models: Option<Vec<String>>,
+    /// Clouds it may use; `null` = all.
+    pub clouds: Option<Vec<String>>,
+    pub budget: Option<BudgetSpec>,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub capture: bool,
+}
+
+/// The policy part of a tenant, for create and update.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    pub jurisdictions: Option<Vec<String>>,
+    pub models: Option<Vec<String>>,
+    pub clouds: Option<Vec<String>>,
+    pub budget: Option<BudgetSpec>,
+    pub rate_limit: Option<RateLimitSpec>,
+    #[serde(default)]
+    pub capture: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// 1–64 characters: letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub name: String,
+    pub jurisdictions: Option<Vec<String>>,
+    pub models: Option<Vec<String>>,
+    pub clouds: Option<Vec<String>>,
+    pub budget: Option<BudgetSpec>,
+    pub rate_limit: Option<RateLimitSpec>,
+    #[serde(default)]
+    pub capture: bool,
+}
+
+impl From<&TenantConfig> for Tenant {
+    fn from(t: &TenantConfig) -> Tenant {
+        Tenant {
+            name: t.name.clone(),
+            jurisdictions: t.jurisdictions.clone(),
+            models: t.models.clone(),
+            clouds: t.clouds.clone(),
+            budget: t.budget.map(Into::into),
+            rate_limit: t.rate_limit.map(Into::into),
+            capture: t.capture,
+        }
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks names against the config; the same rules as `anycloud config check`.
+fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConfig, ApiError> {
+    if !valid_name(name) {
+        return Err(ApiError::invalid(
+            "Tenant names are 1–64 characters: letters, digits, `.`, `_`, `-`.",
+            Some("name"),
+        ));
+    }
+    for m in p.models.iter().flatten() {
+        if state.routes.model_index(m).is_none() {
+            return Err(ApiError::invalid(
+                format!("Unknown model `{m}`."),
+                Some("models"),
+            ));
+        }
+    }
+    for c in p.clouds.iter().flatten() {
+        if !state.config.clouds.iter().any(|cl| &cl.name == c) {
+            return Err(ApiError::invalid(
+                format!("Unknown cloud `{c}`."),
+                Some("clouds"),
+            ));
+        }
+    }
+    if let Some(b) = p.budget {
+        if !(b.usd.is_finite() && b.usd >= 0.0) {
+            return Err(ApiError::invalid(
+                "budget.usd must be a non-negative number.",
+                Some("budget"),
+            ));
+        }
+    }
+    if let Some(r) = p.rate_limit {
+        if let Some(m) = r.problem() {
+            return Err(ApiError::invalid(m, Some("rate_limit")));
+        }
+    }
+    if p.capture && !state.governance.sealer.enabled() {
+        return Err(ApiError::invalid(
+            "Capture needs `[capture] key` in the gateway's config.",
+            Some("capture"),
+        ));
+    }
+    Ok(TenantConfig {
+        name: name.to_string(),
+        jurisdictions: p.jurisdictions,
+        models: p.models,
+        clouds: p.clouds,
+        budget: p.budget.map(Into::into),
+        rate_limit: p.rate_limit.map(Into::into),
+        capture: p.capture,
+    })
+}
+
+fn json_of(t: &Tenant) -> serde_json::Value {
+    serde_json::to_value(t).unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every tenant, by name", body = List<Tenant>),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+    ))]
+pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = require_admin(&state, &headers) {
+        return e.into_response();
+    }
+    let data = state
+        .tenants()
+        .iter()
+        .map(|t| Tenant::from(t.as_ref()))
+        .collect();
+    Json(List { data }).into_response()
+}
+
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants",
+    security(("admin_token" = [])),
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created", body = Tenant),
+        (status = 400, description = "Invalid tenant", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 409, description = "A tenant with this name exists", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    match create_inner(&state, &headers, &bytes).await {
+        Ok(t) => (StatusCode::CREATED, Json(t)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn create_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Tenant, ApiError> {
+    require_admin(state, headers)?;
+    let input: NewTenant = body(bytes)?;
+    let policy = TenantPolicy {
+        jurisdictions: input.jurisdictions,
+        models: input.models,
+        clouds: input.clouds,
+        budget: input.budget,
+        rate_limit: input.rate_limit,
+        capture: input.capture,
+    };
+    let cfg = to_config(state, &input.name, policy)?;
+    if state.tenant(&cfg.name).is_some() {
+        return Err(conflict(&cfg.name));
+    }
+    let out = Tenant::from(&cfg);
+    state.put_tenant(cfg).await.map_err(store_error)?;
+    state.governance.audit.admin(
+        "admin.tenant.create",
+        Some(&out.name),
+        serde_json::Value::Null,
+        json_of(&out),
+    );
+    Ok(out)
+}
+
+fn conflict(name: &str) -> ApiError {
+    ApiError::Conflict {
+        message: format!("Tenant `{name}` already exists; use PUT /admin/v1/tenants/{name} to change its policy."),
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("No tenant named `{name}`."),
+        param: Some("name".into()),
+        code: "tenant_not_found",
+    }
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{name}", tag = "tenants",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "Tenant name")),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(e) = require_admin(&state, &headers) {
+        return e.into_response();
+    }
+    match state.tenant(&name) {
+        Some(t) => Json(Tenant::from(t.as_ref())).into_response(),
+        None => not_found(&name).into_response(),
+    }
+}
+
+#[utoipa::path(put, path = "/admin/v1/tenants/{name}", tag = "tenants",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "Tenant name")),
+    request_body = TenantPolicy,
+    responses(
+        (status = 200, description = "The tenant with its new policy", body = Tenant),
+        (status = 400, description = "Invalid policy", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    match update_inner(&state, &headers, &name, &bytes).await {
+        Ok(t) => Json(t).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn update_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Tenant, ApiError> {
+    require_admin(state, headers)?;
+    let Some(before) = state.tenant(name) else {
+        return Err(not_found(name));
+    };
+    let policy: TenantPolicy = body(bytes)?;
+    let cfg = to_config(state, name, policy)?;
+    let out = Tenant::from(&cfg);
+    state.put_tenant(cfg).await.map_err(store_error)?;
+    state.governance.audit.admin(
+        "admin.tenant.update",
+        Some(name),
+        json_of(&Tenant::from(before.as_ref())),
+        json_of(&out),
+    );
+    Ok(out)
+}

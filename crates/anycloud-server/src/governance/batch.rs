@@ -1,0 +1,87 @@
+//! A batched background writer: the request path pushes items without waiting; one task
+//! writes them at most [`MAX_DELAY`] after the first item of a batch arrived, and
+//! [`BatchWriter::flush`] drains everything pending (used at shutdown).
+
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Product.md §5: batches are written at most 50 ms apart.
+pub const MAX_DELAY: Duration = Duration::from_millis(50);
+const MAX_BATCH: usize = 1000;
+
+enum Msg<T> {
+    Item(T),
+    Flush(oneshot::Sender<()>),
+}
+
+pub type WriteFn<T> = Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub struct BatchWriter<T> {
+    tx: mpsc::UnboundedSender<Msg<T>>,
+}
+
+impl<T> std::fmt::Debug for BatchWriter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchWriter")
+    }
+}
+
+impl<T: Send + 'static> BatchWriter<T> {
+    /// Spawns the writer task; `write` persists one batch (and logs its own failures).
+    pub fn spawn(write: WriteFn<T>) -> BatchWriter<T> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg<T>>();
+        tokio::spawn(async move {
+            loop {
+                let Some(first) = rx.recv().await else { break };
+                let mut batch = Vec::new();
+                let mut acks = Vec::new();
+                match first {
+                    Msg::Item(i) => batch.push(i),
+                    Msg::Flush(a) => acks.push(a),
+                }
+                let deadline = tokio::time::Instant::now() + MAX_DELAY;
+                while acks.is_empty() && batch.len() < MAX_BATCH {
+                    tokio::select! {
+                        m = rx.recv() => match m {
+                            Some(Msg::Item(i)) => batch.push(i),
+                            Some(Msg::Flush(a)) => acks.push(a),
+                            None => break,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                // A flush also takes whatever is already queued behind it.
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        Msg::Item(i) => batch.push(i),
+                        Msg::Flush(a) => acks.push(a),
+                    }
+                }
+                if !batch.is_empty() {
+                    write(batch).await;
+                }
+                for a in acks {
+                    let _ = a.send(());
+                }
+            }
+        });
+        BatchWriter { tx }
+    }
+
+    /// Queues one item; never blocks.
+    pub fn push(&self, item: T) {
+        if self.tx.send(Msg::Item(item)).is_err() {
+            tracing::error!("batch writer has stopped; a record was dropped");
+        }
+    }
+
+    /// Resolves once everything pushed before the call is written.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Payload capture for tenants that opt in (`capture = true`): the request and response
+//! bodies, optionally redacted, sealed with AES-256-GCM and stored in
+//! `captured_payloads` with the sealing key's id, so keys can rotate (`[capture] key_id`
+//! names the current key; `old_keys` still open older records).
+//!
+//! Each record gets a fresh random 96-bit nonce, and the request id is the associated
+//! data, so a sealed body cannot be moved to another record unnoticed.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anycloud_config::CaptureConfig;
+use anycloud_store::CaptureRecord;
+use base64::Engine;
+use rand::RngCore;
+use regex::Regex;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("capture key `{id}` is not base64 of 32 bytes")]
+    BadKey { id: String },
+    #[error("capture record was sealed with key `{id}`, which is not configured")]
+    UnknownKey { id: String },
+    #[error("capture record could not be opened (wrong key or altered record)")]
+    Open,
+    #[error("capture could not be sealed")]
+    Seal,
+}
+
+pub struct Sealer {
+    current: Option<(String, Aes256Gcm)>,
+    all: HashMap<String, Aes256Gcm>,
+    redact: bool,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("current", &self.current.as_ref().map(|c| &c.0))
+            .field("keys", &self.all.keys().collect::<Vec<_>>())
+            .field("redact", &self.redact)
+            .finish()
+    }
+}
+
+fn cipher(id: &str, b64: &str) -> Result<Aes256Gcm, CaptureError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| CaptureError::BadKey { id: id.into() })?;
+    Aes256Gcm::new_from_slice(&bytes).map_err(|_| CaptureError::BadKey { id: id.into() })
+}
+
+impl Sealer {
+    pub fn from_config(c: &CaptureConfig) -> Result<Sealer, CaptureError> {
+        let mut all = HashMap::new();
+        for old in &c.old_keys {
+            all.insert(old.id.clone(), cipher(&old.id, old.key.expose_secret())?);
+        }
+        let current = match &c.key {
+            Some(k) => {
+                let ci = cipher(&c.key_id, k.expose_secret())?;
+                all.insert(c.key_id.clone(), ci.clone());
+                Some((c.key_id.clone(), ci))
+            }
+            None => None,
+        };
+        Ok(Sealer {
+            current,
+            all,
+            redact: c.redact,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Redacts (when configured) and seals `{"request":…,"response":…}`.
+    pub fn seal(
+        &self,
+        request_id: &str,
+        tenant: &str,
+        mut body: Value,
+    ) -> Result<CaptureRecord, CaptureError> {
+        let (id, ci) = self.current.as_ref().ok_or(CaptureError::Seal)?;
+        if self.redact {
+            redact_value(&mut body);
+        }
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let plain = body.to_string();
+        let ciphertext = ci
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: request_id.as_bytes(),
+                },
+            )
+            .map_err(|_| CaptureError::Seal)?;
+        Ok(CaptureRecord {
+            request_id: request_id.to_string(),
+            at: chrono::Utc::now(),
+            tenant: tenant.to_string(),
+            key_id: id.clone(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    pub fn open(&self, r: &CaptureRecord) -> Result<Value, CaptureError> {
+        let ci = self
+            .all
+            .get(&r.key_id)
+            .ok_or_else(|| CaptureError::UnknownKey {
+                id: r.key_id.clone(),
+            })?;
+        if r.nonce.len() != 12 {
+            return Err(CaptureError::Open);
+        }
+        let plain = ci
+            .decrypt(
+                Nonce::from_slice(&r.nonce),
+                Payload {
+                    msg: &r.ciphertext,
+                    aad: r.request_id.as_bytes(),
+                },
+            )
+            .map_err(|_| CaptureError::Open)?;
+        serde_json::from_slice(&plain).map_err(|_| CaptureError::Open)
+    }
+}
+
+/// Whether this principal's tenant captures payloads (and a key is configured).
+pub fn wants(state: &crate::state::AppState, p: &crate::auth::Principal) -> bool {
+    p.tenant.capture && state.governance.sealer.enabled()
+}
+
+/// Seals and stores one request's bodies off the request path.
+pub fn store<R: serde::Serialize>(
+    state: &std::sync::Arc<crate::state::AppState>,
+    request_id: &str,
+    p: &crate::auth::Principal,
+    request: &impl serde::Serialize,
+    response: Option<&R>,
+) {
+    let body = serde_json::json!({
+        "request": serde_json::to_value(request).unwrap_or(Value::Null),
+        "response": response.and_then(|r| serde_json::to_value(r).ok()),
+    });
+    let record = match state
+        .governance
+        .sealer
+        .seal(request_id, &p.tenant.name, body)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "payload capture failed");
+            return;
+        }
+    };
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.insert_capture(&record).await {
+            tracing::error!(error = %e, "payload capture write failed");
+        }
+    });
+}
+
+struct Patterns {
+    email: Regex,
+    card: Regex,
+    phone: Regex,
+}
+
+fn patterns() -> Option<&'static Patterns> {
+    static P: OnceLock<Option<Patterns>> = OnceLock::new();
+    P.get_or_init(|| {
+        Some(Patterns {
+            email: Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+                .ok()?,
+            // 13–19 digits, optionally grouped by spaces or dashes.
+            card: Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").ok()?,
+            // International (+CC …) or grouped national numbers with at least 9 digits.
+            phone: Regex::new(
+                r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]\d{2,4}[ .-]\d{3,4}\b|\+\d{9,15}\b",
+            )
+            .ok()?,
+        })
+    })
+    .as_ref()
+}
+
+/// Luhn checksum, so order numbers and timestamps are not taken for cards.
+pub fn luhn(digits: &str) -> bool {
+    let ds: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
+    if ds.len() < 13 {
+        return false;
+    }
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    matches!(sum % 10, 0)
+}
+
+/// Masks e-mail addresses, Luhn-valid card numbers and phone numbers in one string.
+pub fn redact_text(s: &str) -> String {
+    let Some(p) = patterns() else {
+        return s.to_string();
+    };
+    let s = p.email.replace_all(s, "[EMAIL]");
+    // Long digit runs are cards when Luhn-valid and otherwise left whole (order numbers,
+    // ids): the phone pattern only sees the text between them.
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for m in p.card.find_iter(&s) {
+        out.push_str(&p.phone.replace_all(&s[last..m.start()], "[PHONE]"));
+        out.push_str(if luhn(m.as_str()) {
+            "[CARD]"
+        } else {
+            m.as_str()
+        });
+        last = m.end();
+    }
+    out.push_str(&p.phone.replace_all(&s[last..], "[PHONE]"));
+    out
+}
+
+fn redact_value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = redact_text(s),
+        Value::Array(a) => a.iter_mut().for_each(redact_value),
+        Value::Object(m) => m.values_mut().for_each(redact_value),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use anycloud_config::CaptureKey;
+    use secrecy::SecretString;
+
+    fn key(b: u8) -> SecretString {
+        SecretString::from(base64::engine::general_purpose::STANDARD.encode([b; 32]))
+    }
+
+    #[test]
+    fn redaction() {
+        let out = redact_text(
+            "mail jane.doe@example.co.uk, card 4111 1111 1111 1111, not 4111 1111 1111 1112, call +1 415-555-0100 or 020 7946 0958; order 12345",
+        );
+        assert_eq!(
+            out,
+            "mail [EMAIL], card [CARD], not 4111 1111 1111 1112, call [PHONE] or [PHONE]; order 12345"
+        );
+    }
+
+    #[test]
+    fn seal_open_and_rotate() {
+        let cfg = CaptureConfig {
+            key: Some(key(1)),
+            key_id: "k1".into(),
+            old_keys: vec![],
+            redact: true,
+        };
+        let s1 = Sealer::from_config(&cfg).unwrap();
+        let rec = s1
+            .seal("req_1", "t", serde_json::json!({"request": "a@b.io"}))
+            .unwrap();
+        assert_eq!(rec.key_id, "k1");
+        assert!(!String::from_utf8_lossy(&rec.ciphertext).contains("request"));
+        assert_eq!(s1.open(&rec).unwrap()["request"], "[EMAIL]");
+        // Moved to another request id: refused.
+        let mut moved = rec.clone();
+        moved.request_id = "req_2".into();
+        assert!(s1.open(&moved).is_err());
+        // Rotated: k2 is current, k1 still opens old records.
+        let s2 = Sealer::from_config(&CaptureConfig {
+            key: Some(key(2)),
+            key_id: "k2".into(),
+            old_keys: vec![CaptureKey {
+                id: "k1".into(),
+                key: key(1),
+            }],
+            redact: false,
+        })
+        .unwrap();
+        assert_eq!(s2.open(&rec).unwrap()["request"], "[EMAIL]");
+        assert_eq!(s2.seal("r", "t", Value::Null).unwrap().key_id, "k2");
+        // Without k1, the old record names its key.
+        let s3 = Sealer::from_config(&CaptureConfig {
+            key: Some(key(2)),
+            key_id: "k2".into(),
+            old_keys: vec![],
+            redact: false,
+        })
+        .unwrap();
+        assert!(matches!(
+            s3.open(&rec),
+            Err(CaptureError::UnknownKey { .. })
+        ));
+    }
+}

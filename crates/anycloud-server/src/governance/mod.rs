@@ -1,0 +1,431 @@
+//! Governance on the request path: rate limits and budgets at admission, the audit
+//! trail and payload capture after it. [`Governance`] is built once in `AppState`.
+//!
+//! Admission ([`admit`]), after authentication and routing and before any cloud is
+//! called:
+//! 1. rate limits (`ratelimit`): requests and tokens per minute for the tenant and the
+//!    key → 429 `rate_limit_exceeded`;
+//! 2. budgets (`budget`): the request's worst-case cost — prompt estimate plus
+//!    `max_tokens` (or `server.default_max_output_tokens`) at the most expensive candidate
+//!    deployment's price — reserved against the tenant's and the key's budget → 429
+//!    `budget_exceeded`. The [`BudgetSettler`] sink settles it to the real cost.
+//!
+//! Key policies (budget and limits set on a key through the admin API) are read from the
+//! store and cached for one second, like keys themselves.
+
+pub mod audit;
+pub mod batch;
+pub mod budget;
+pub mod capture;
+pub mod ratelimit;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::outcome::{OutcomeSink, RequestOutcome};
+use crate::state::AppState;
+use anycloud_config::{Budget, RateLimit};
+use anycloud_router::RoutePlan;
+use anycloud_store::Store;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
+use ratelimit::{format_reset, Decision, Gcra, LimitState};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A key's own policy, set through the admin API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicy {
+    pub budget: Option<BudgetSpec>,
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// `{ usd, period }`, as in the config's tenant budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    #[schema(minimum = 0.0)]
+    pub usd: f64,
+    pub period: PeriodSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodSpec {
+    Day,
+    Month,
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000i64)]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub requests_per_minute: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000i64)]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// Upper bound of a per-minute limit (the document's `maximum`).
+pub const MAX_PER_MINUTE: u64 = 1_000_000_000_000;
+
+/// JSON Schema's `integer` includes `210.0`; accept whole floats as serde's `u64` won't.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v: Option<serde_json::Number> = Option::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Some(u));
+            }
+            match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= MAX_PER_MINUTE as f64 => {
+                    Ok(Some(f as u64))
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected a whole number between 1 and {MAX_PER_MINUTE}, got {n}"
+                ))),
+            }
+        }
+    }
+}
+
+impl RateLimitSpec {
+    /// A message when a limit is 0 or above [`MAX_PER_MINUTE`].
+    pub fn problem(&self) -> Option<String> {
+        [self.requests_per_minute, self.tokens_per_minute]
+            .into_iter()
+            .flatten()
+            .any(|n| n == 0 || n > MAX_PER_MINUTE)
+            .then(|| format!("Rate limits must be between 1 and {MAX_PER_MINUTE} per minute."))
+    }
+}
+
+impl From<BudgetSpec> for Budget {
+    fn from(b: BudgetSpec) -> Budget {
+        Budget {
+            usd: b.usd,
+            period: match b.period {
+                PeriodSpec::Day => anycloud_config::BudgetPeriod::Day,
+                PeriodSpec::Month => anycloud_config::BudgetPeriod::Month,
+                PeriodSpec::Total => anycloud_config::BudgetPeriod::Total,
+            },
+        }
+    }
+}
+
+impl From<Budget> for BudgetSpec {
+    fn from(b: Budget) -> BudgetSpec {
+        BudgetSpec {
+            usd: b.usd,
+            period: match b.period {
+                anycloud_config::BudgetPeriod::Day => PeriodSpec::Day,
+                anycloud_config::BudgetPeriod::Month => PeriodSpec::Month,
+                anycloud_config::BudgetPeriod::Total => PeriodSpec::Total,
+            },
+        }
+    }
+}
+
+impl From<RateLimitSpec> for RateLimit {
+    fn from(r: RateLimitSpec) -> RateLimit {
+        RateLimit {
+            requests_per_minute: r.requests_per_minute,
+            tokens_per_minute: r.tokens_per_minute,
+        }
+    }
+}
+
+impl From<RateLimit> for RateLimitSpec {
+    fn from(r: RateLimit) -> RateLimitSpec {
+        RateLimitSpec {
+            requests_per_minute: r.requests_per_minute,
+            tokens_per_minute: r.tokens_per_minute,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Governance {
+    pub budgets: Arc<budget::Budgets>,
+    pub limits: Gcra,
+    pub audit: Arc<audit::AuditLog>,
+    pub sealer: capture::Sealer,
+    store: Arc<dyn Store>,
+    // std RwLock: map reads and inserts only, never across an await.
+    key_policies: RwLock<HashMap<String, (KeyPolicy, Instant)>>,
+}
+
+const POLICY_TTL: Duration = Duration::from_secs(1);
+
+impl Governance {
+    pub fn new(
+        store: Arc<dyn Store>,
+        capture: &anycloud_config::CaptureConfig,
+    ) -> Result<Governance, capture::CaptureError> {
+        Ok(Governance {
+            budgets: Arc::new(budget::Budgets::new(store.clone())),
+            limits: Gcra::default(),
+            audit: Arc::new(audit::AuditLog::new(store.clone())),
+            sealer: capture::Sealer::from_config(capture)?,
+            store,
+            key_policies: RwLock::default(),
+        })
+    }
+
+    /// A key's policy (cached for one second).
+    pub async fn key_policy(&self, key_id: &str) -> Result<KeyPolicy, ApiError> {
+        if let Some((p, at)) = self
+            .key_policies
+            .read()
+            .ok()
+            .and_then(|m| m.get(key_id).copied())
+        {
+            if at.elapsed() < POLICY_TTL {
+                return Ok(p);
+            }
+        }
+        let policy = match self.store.key_policy(key_id).await {
+            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            Ok(None) => KeyPolicy::default(),
+            Err(e) => {
+                tracing::error!(error = %e, "key policy lookup failed");
+                return Err(ApiError::Internal {
+                    message: "The gateway's key store is unavailable.".into(),
+                });
+            }
+        };
+        if let Ok(mut m) = self.key_policies.write() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(key_id.to_string(), (policy, Instant::now()));
+        }
+        Ok(policy)
+    }
+
+    pub fn forget_key_policy(&self, key_id: &str) {
+        if let Ok(mut m) = self.key_policies.write() {
+            m.remove(key_id);
+        }
+    }
+
+    /// Drains every queued audit entry and spend record (shutdown, tests).
+    pub async fn flush(&self) {
+        self.audit.flush().await;
+        self.budgets.flush().await;
+    }
+}
+
+/// Settles budget reservations from finished requests.
+#[derive(Debug)]
+pub struct BudgetSettler(pub Arc<budget::Budgets>);
+
+impl OutcomeSink for BudgetSettler {
+    fn record(&self, o: &RequestOutcome) {
+        self.0.settle(&o.request_id, o.cost_usd());
+    }
+}
+
+/// What admission decided; stamps the `x-ratelimit-*` headers on the response.
+#[derive(Debug, Default, Clone)]
+pub struct Admission {
+    requests: Option<LimitState>,
+    tokens: Option<LimitState>,
+}
+
+impl Admission {
+    pub fn stamp(&self, resp: &mut Response) {
+        for (h, v) in limit_headers(self.requests, self.tokens) {
+            resp.headers_mut().insert(h, v);
+        }
+    }
+}
+
+fn limit_headers(
+    requests: Option<LimitState>,
+    tokens: Option<LimitState>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    for (kind, st) in [("requests", requests), ("tokens", tokens)] {
+        let Some(st) = st else { continue };
+        for (name, value) in [
+            (format!("x-ratelimit-limit-{kind}"), st.limit.to_string()),
+            (
+                format!("x-ratelimit-remaining-{kind}"),
+                st.remaining.to_string(),
+            ),
+            (format!("x-ratelimit-reset-{kind}"), format_reset(st.reset)),
+        ] {
+            if let (Ok(h), Ok(v)) = (
+                HeaderName::try_from(name),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                out.push((h, v));
+            }
+        }
+    }
+    out
+}
+
+/// The tighter of two states (fewer remaining).
+fn tighter(a: Option<LimitState>, b: LimitState) -> Option<LimitState> {
+    match a {
+        Some(a) if a.remaining <= b.remaining => Some(a),
+        _ => Some(b),
+    }
+}
+
+/// What the request asks for, for admission.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub request_id: &'a str,
+    pub plan: &'a RoutePlan,
+    pub input_tokens: u64,
+    /// The request's `max_tokens`, if any.
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Rate limits, then budget reservation; see the module docs.
+pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admission, ApiError> {
+    let g = &state.governance;
+    let policy = g.key_policy(&p.key_id).await?;
+    let tenant_scope = format!("tenant:{}", p.tenant.name);
+    let key_scope = format!("key:{}", p.key_id);
+    let tenant_label = format!("tenant `{}`", p.tenant.name);
+    let key_label = format!("key `{}`", p.key_id);
+    let limits: Vec<(&str, &str, RateLimit)> = [
+        p.tenant
+            .rate_limit
+            .map(|r| (tenant_scope.as_str(), tenant_label.as_str(), r)),
+        policy
+            .rate_limit
+            .map(|r| (key_scope.as_str(), key_label.as_str(), r.into())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let tokens = ask.input_tokens + ask.max_output_tokens.unwrap_or(0);
+    let mut checks: Vec<(String, &str, &'static str, u64, u64)> = Vec::new();
+    for (scope, label, rl) in &limits {
+        if let Some(n) = rl.requests_per_minute {
+            checks.push((format!("{scope}:rpm"), label, "requests", n, 1));
+        }
+        if let Some(n) = rl.tokens_per_minute {
+            checks.push((format!("{scope}:tpm"), label, "tokens", n, tokens));
+        }
+    }
+    let mut adm = Admission::default();
+    // Peek at every limit first so a refusal spends nothing anywhere.
+    for (scope, label, kind, limit, cost) in &checks {
+        if let Decision::Limited {
+            state: st,
+            retry_after,
+        } = g.limits.peek(scope, *limit, *cost)
+        {
+            return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm));
+        }
+    }
+    for (scope, label, kind, limit, cost) in &checks {
+        match g.limits.take(scope, *limit, *cost) {
+            Decision::Allowed(st) => {
+                if *kind == "requests" {
+                    adm.requests = tighter(adm.requests, st);
+                } else {
+                    adm.tokens = tighter(adm.tokens, st);
+                }
+            }
+            Decision::Limited {
+                state: st,
+                retry_after,
+            } => return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm)),
+        }
+    }
+
+    let scopes: Vec<budget::Scope> = [
+        p.tenant.budget.map(|b| budget::Scope {
+            id: tenant_scope.clone(),
+            label: tenant_label.clone(),
+            budget: b,
+        }),
+        policy.budget.map(|b| budget::Scope {
+            id: key_scope.clone(),
+            label: key_label.clone(),
+            budget: b.into(),
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !scopes.is_empty() {
+        let worst = worst_case_cost(state, &ask);
+        if let Err(e) = g.budgets.reserve(ask.request_id, &scopes, worst).await {
+            return Err(ApiError::TooManyRequests {
+                message: e.message,
+                code: "budget_exceeded",
+                retry_after: e.retry_after,
+                headers: limit_headers(adm.requests, adm.tokens),
+            });
+        }
+    }
+    Ok(adm)
+}
+
+fn limited(
+    label: &str,
+    kind: &str,
+    limit: u64,
+    cost: u64,
+    st: LimitState,
+    retry_after: Duration,
+    adm: &Admission,
+) -> ApiError {
+    let (mut req, mut tok) = (adm.requests, adm.tokens);
+    if kind == "requests" {
+        req = Some(st);
+    } else {
+        tok = Some(st);
+    }
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let message = if kind == "tokens" && cost > limit {
+        format!(
+            "This request needs about {cost} tokens, more than the {label} limit of {limit} tokens per minute allows at once; lower max_tokens or the prompt."
+        )
+    } else {
+        format!(
+            "Rate limit reached for {label}: {limit} {kind} per minute (this request: {cost}, remaining: {}). Please try again in {}.",
+            st.remaining,
+            format_reset(retry_after)
+        )
+    };
+    ApiError::TooManyRequests {
+        message,
+        code: "rate_limit_exceeded",
+        retry_after: Some(secs),
+        headers: limit_headers(req, tok),
+    }
+}
+
+/// Prompt estimate plus output cap at the most expensive candidate deployment's price.
+pub fn worst_case_cost(state: &AppState, ask: &Ask<'_>) -> f64 {
+    let out = ask
+        .max_output_tokens
+        .unwrap_or(state.config.server.default_max_output_tokens);
+    let usage = anycloud_types::Usage {
+        input_tokens: ask.input_tokens,
+        output_tokens: out,
+        ..Default::default()
+    };
+    let deployments = state.routes.deployments(ask.plan.model_index);
+    ask.plan
+        .candidates
+        .iter()
+        .filter_map(|&i| deployments.get(i))
+        .map(|d| d.price.cost(&usage))
+        .fold(0.0, f64::max)
+}
