@@ -68,6 +68,7 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
     if let Err(e) = require_admin(state, headers) {
         return e.into_response();
     }
+    let was_drained = anycloud_router::CloudState::is_drained(&state.clouds, name);
     if !state.clouds.set_drained(name, drained) {
         return ApiError::NotFound {
             message: format!("No cloud named `{name}` is configured."),
@@ -77,6 +78,17 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
         .into_response();
     }
     tracing::warn!(cloud = %name, drained, "admin: cloud drain state changed");
+    // Every admin action goes into the hash-chained audit log.
+    state.governance.audit.admin(
+        if drained {
+            "admin.cloud.drain"
+        } else {
+            "admin.cloud.restore"
+        },
+        None,
+        serde_json::json!({"cloud": name, "drained": was_drained}),
+        serde_json::json!({"cloud": name, "drained": drained}),
+    );
     match view(state, name) {
         Some(v) => Json(v).into_response(),
         None => ApiError::Internal {
