@@ -260,6 +260,20 @@ cloud = "local-openai"
 target = "text-embedding-3-small"
 capabilities = ["embeddings"]
 
+# Tests here make clouds fail on purpose, one after another, against one long-lived
+# gateway: keep breakers from carrying one test's failures into the next, and allow one
+# attempt per cloud (plus one same-cloud retry when a model has a single cloud).
+[routing.breaker]
+consecutive_failures = 1000000
+error_rate = 1.0
+window = 1000
+min_requests = 1000
+max_retry_after_ms = 1
+cool_down_ms = 1
+
+[routing.retry]
+max_attempts = 2
+
 [[tenants]]
 name = "team"
 

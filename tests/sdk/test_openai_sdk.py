@@ -692,7 +692,8 @@ def test_all_clouds_failing_is_503_listing_each(gateway):
 
 
 def test_single_cloud_failure_is_503(gateway):
-    gateway.local.faults({"fail_next": {"count": 1, "status": 503}})
+    # The sole cloud is retried once (with backoff) before the client gets a 503.
+    gateway.local.faults({"fail_next": {"count": 2, "status": 503}})
     with pytest.raises(openai.InternalServerError) as ei:
         client(gateway).chat.completions.create(model="local-only", messages=[{"role": "user", "content": "hi"}])
     assert ei.value.status_code == 503
