@@ -7,7 +7,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-SINGLE_CLOUD_MODELS = {"azure-only": "azure-us", "local-only": "local-openai"}
+SINGLE_CLOUD_MODELS = {"azure-only": "azure-us", "local-only": "local-openai", "claude-sonnet": "anthropic"}
 
 
 def client(gateway, key: str | None = None) -> OpenAI:

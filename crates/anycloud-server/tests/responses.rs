@@ -299,3 +299,48 @@ async fn bad_requests_never_reach_a_cloud() {
     assert_eq!(e["code"], "previous_response_not_found");
     assert_eq!(gw.upstream_requests(), 0);
 }
+
+#[tokio::test]
+async fn stored_state_is_encrypted_at_rest_with_the_configured_key() {
+    // 32 bytes of 0x07, base64.
+    let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let gw = start_with(Options {
+        routing: format!("[capture]\nkey = \"{key}\"\nkey_id = \"k-test\"\n"),
+        ..Options::default()
+    })
+    .await;
+    let k = gw.key.clone();
+    let secret = "my-very-distinctive-conversation-marker";
+    let v: Value = create(&gw, &k, json!({"model": "gpt-4o", "input": secret}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap();
+    // Readable through the API, for its tenant …
+    let got: Value = get(&gw, &k, &format!("/v1/responses/{id}/input_items"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["data"][0]["content"], secret);
+    // … and the second turn still replays it …
+    let r = create(
+        &gw,
+        &k,
+        json!({"model": "gpt-4o", "input": "again", "previous_response_id": id}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sent = gw.azure.requests().last().cloned().unwrap().body;
+    assert_eq!(sent["messages"][0]["content"], secret);
+    // … but nowhere in the SQLite files in clear.
+    for entry in std::fs::read_dir(gw.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(
+            !hay.contains(secret),
+            "plaintext conversation found at rest"
+        );
+    }
+}

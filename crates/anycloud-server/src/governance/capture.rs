@@ -85,10 +85,22 @@ impl Sealer {
         tenant: &str,
         mut body: Value,
     ) -> Result<CaptureRecord, CaptureError> {
-        let (id, ci) = self.current.as_ref().ok_or(CaptureError::Seal)?;
         if self.redact {
             redact_value(&mut body);
         }
+        self.seal_exact(request_id, tenant, body)
+    }
+
+    /// Seals without redaction, for state that must round-trip exactly (stored
+    /// Responses API conversations). `aad` binds the record to its id.
+    pub fn seal_exact(
+        &self,
+        aad: &str,
+        tenant: &str,
+        body: Value,
+    ) -> Result<CaptureRecord, CaptureError> {
+        let request_id = aad;
+        let (id, ci) = self.current.as_ref().ok_or(CaptureError::Seal)?;
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let plain = body.to_string();

@@ -18,7 +18,7 @@ pub struct Gateway {
     /// Every finished request, as the ledger and audit log see them.
     pub outcomes: Arc<anycloud_server::outcome::MemorySink>,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -182,7 +182,7 @@ jurisdictions = ["eu"]
         state,
         outcomes,
         http: reqwest::Client::new(),
-        _dir: dir,
+        dir,
         _stop: tx,
     }
 }

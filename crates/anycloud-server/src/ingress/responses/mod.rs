@@ -81,15 +81,54 @@ async fn load(
         .await
         .map_err(store_error)?
         .ok_or_else(|| not_found(id, param))?;
-    serde_json::from_slice(&stored.body).map_err(|_| ApiError::Internal {
+    let unreadable = || ApiError::Internal {
         message: "A stored response could not be read.".into(),
-    })
+    };
+    let plain: Value = match &stored.key_id {
+        // Sealed: 12-byte nonce, then AES-256-GCM ciphertext bound to the id.
+        Some(key_id) if stored.body.len() > 12 => {
+            let record = anycloud_store::CaptureRecord {
+                request_id: stored.id.clone(),
+                at: stored.created_at,
+                tenant: stored.tenant.clone(),
+                key_id: key_id.clone(),
+                nonce: stored.body[..12].to_vec(),
+                ciphertext: stored.body[12..].to_vec(),
+            };
+            state.governance.sealer.open(&record).map_err(|e| {
+                tracing::error!(error = %e, "a stored response could not be unsealed");
+                unreadable()
+            })?
+        }
+        Some(_) => return Err(unreadable()),
+        None => serde_json::from_slice(&stored.body).map_err(|_| unreadable())?,
+    };
+    serde_json::from_value(plain).map_err(|_| unreadable())
 }
 
 async fn save(state: &AppState, tenant: &str, id: &str, doc: &StoredDoc) -> Result<(), ApiError> {
-    let body = serde_json::to_vec(doc).map_err(|_| ApiError::Internal {
-        message: "could not encode".into(),
-    })?;
+    let encode_err = |_| ApiError::Internal {
+        message: "A response could not be stored.".into(),
+    };
+    // Encrypted at rest with the capture key when one is configured.
+    let (key_id, body) = if state.governance.sealer.enabled() {
+        let value = serde_json::to_value(doc).map_err(encode_err)?;
+        let rec = state
+            .governance
+            .sealer
+            .seal_exact(id, tenant, value)
+            .map_err(|e| {
+                tracing::error!(error = %e, "a response could not be sealed");
+                ApiError::Internal {
+                    message: "A response could not be stored.".into(),
+                }
+            })?;
+        let mut body = rec.nonce;
+        body.extend_from_slice(&rec.ciphertext);
+        (Some(rec.key_id), body)
+    } else {
+        (None, serde_json::to_vec(doc).map_err(encode_err)?)
+    };
     let now = chrono::Utc::now();
     let days = i64::from(state.config.responses.retention_days);
     state
@@ -99,7 +138,7 @@ async fn save(state: &AppState, tenant: &str, id: &str, doc: &StoredDoc) -> Resu
             tenant: tenant.to_string(),
             created_at: now,
             expires_at: now + chrono::Duration::days(days),
-            key_id: None,
+            key_id,
             body,
         })
         .await
