@@ -435,3 +435,17 @@ mod tests {
         );
     }
 }
+
+/// Feeds [`CloudStates::record_spend`] from finished requests: the cost of
+/// every attempt that served, whatever the ingress API, streams included.
+#[derive(Debug)]
+pub struct SpendSink(pub std::sync::Arc<CloudStates>);
+
+impl crate::outcome::OutcomeSink for SpendSink {
+    fn record(&self, outcome: &crate::outcome::RequestOutcome) {
+        for a in outcome.attempts.iter().filter(|a| a.usage.is_some()) {
+            self.0
+                .record_spend(&a.cloud, a.at.date_naive(), a.cost_usd());
+        }
+    }
+}

@@ -143,7 +143,7 @@ impl Attempts<'_> {
             if self.state.clouds.admit(&d.cloud) {
                 return Some(i);
             }
-            let reason = if anycloud_router::CloudState::is_drained(&self.state.clouds, &d.cloud) {
+            let reason = if anycloud_router::CloudState::is_drained(&*self.state.clouds, &d.cloud) {
                 Reason::Drained
             } else {
                 Reason::BreakerOpen

@@ -20,7 +20,8 @@ pub struct AppState {
     pub providers: Providers,
     pub store: Arc<dyn Store>,
     pub key_cache: KeyCache,
-    pub clouds: CloudStates,
+    /// Shared with the spend sink, which records every served attempt's cost.
+    pub clouds: Arc<CloudStates>,
     pub metrics: Metrics,
     /// Where finished requests go (ledger, audit, …).
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
@@ -70,10 +71,14 @@ impl AppState {
             governance.budgets.clone(),
         )));
         let routes = RoutingTable::new(&config);
-        let clouds = CloudStates::with_config(
+        let clouds = Arc::new(CloudStates::with_config(
             config.clouds.iter().map(|c| c.name.as_str()),
             config.routing.breaker,
-        );
+        ));
+        // Spend per cloud for the `commitment` strategy, from every finished
+        // request (streams and every ingress API included).
+        let mut sinks = sinks;
+        sinks.push(Arc::new(crate::cloud_state::SpendSink(clouds.clone())));
         // Config tenants as configured; tenants created through the admin API from the store.
         let mut tenants: HashMap<String, Arc<TenantConfig>> = HashMap::new();
         for rec in store.list_tenants().await? {

@@ -32,12 +32,10 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401() {
         401,
     )
     .await;
-    let wrong_secret = format!("{}X{}", &gw.key[..gw.key.len() - 1], "");
-    let wrong_secret = format!(
-        "{}{}",
-        &wrong_secret[..wrong_secret.len() - 1],
-        if gw.key.ends_with('A') { "B" } else { "A" }
-    );
+    // The same key id with its last secret character changed.
+    let last = if gw.key.ends_with('A') { 'B' } else { 'A' };
+    let wrong_secret = format!("{}{last}", &gw.key[..gw.key.len() - 1]);
+    assert_ne!(wrong_secret, gw.key);
     error_of(
         gw.post("/v1/chat/completions", Some(&wrong_secret), body.clone())
             .await,

@@ -114,3 +114,32 @@ async fn rejected_requests_after_auth_are_recorded_without_attempts() {
     assert_eq!(o[0].status, 400);
     assert!(o[0].attempts.is_empty());
 }
+
+#[tokio::test]
+async fn streamed_and_responses_traffic_count_toward_commitment_spend() {
+    use anycloud_router::SpendSource;
+    let gw = start().await;
+    let spent = || {
+        let today = chrono::Utc::now().date_naive();
+        gw.state
+            .clouds
+            .spent_usd("azure-us", today, today + chrono::Days::new(1))
+    };
+    let mut body = hello("gpt-4o");
+    body["stream"] = json!(true);
+    let _ = gw.chat(body).await.text().await.unwrap();
+    gw.outcomes(1).await;
+    let after_stream = spent();
+    assert!(after_stream > 0.0, "a streamed request counts");
+    let key = gw.key.clone();
+    let r = gw
+        .post(
+            "/v1/responses",
+            Some(&key),
+            json!({"model": "gpt-4o", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    gw.outcomes(2).await;
+    assert!(spent() > after_stream, "a Responses request counts");
+}

@@ -68,7 +68,7 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
     if let Err(e) = require_admin(state, headers) {
         return e.into_response();
     }
-    let was_drained = anycloud_router::CloudState::is_drained(&state.clouds, name);
+    let was_drained = anycloud_router::CloudState::is_drained(&*state.clouds, name);
     if !state.clouds.set_drained(name, drained) {
         return ApiError::NotFound {
             message: format!("No cloud named `{name}` is configured."),

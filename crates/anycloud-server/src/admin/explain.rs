@@ -100,7 +100,7 @@ fn run(
         date,
         estimated_tokens: q.tokens.unwrap_or(0),
         seed: q.seed.unwrap_or(0),
-        spend: &state.clouds,
+        spend: &*state.clouds,
     };
-    Ok(explain(&state.routes, &input, &state.clouds).to_json())
+    Ok(explain(&state.routes, &input, &*state.clouds).to_json())
 }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use anycloud_providers::openai::convert::{request_from_wire, response_to_wire};
 use anycloud_providers::openai::wire::ChatCompletionRequest;
 use anycloud_providers::{CallCtx, EventStream};
-use anycloud_types::{ChatRequest, StreamEvent};
+use anycloud_types::StreamEvent;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
@@ -121,9 +121,6 @@ async fn run(
         info.cloud = served.cloud.clone();
         tracker.set_route(&served.decisions);
         tracker.complete_ok_attempt(Some(served.value.usage), false, None);
-        let cost = served.deployment.price.cost(&served.value.usage);
-        let today = chrono::Utc::now().date_naive();
-        state.clouds.record_spend(&served.cloud, today, cost);
         let wire = response_to_wire(&served.value, &chat.model, &id, created);
         if let Some(req) = &capture {
             crate::governance::capture::store(state, &rid, &principal, req, Some(&wire));
@@ -264,9 +261,4 @@ fn sse_body(
         Some((Ok(bytes), st))
     })
     .filter(|r| futures::future::ready(!matches!(r, Ok(b) if b.is_empty())))
-}
-
-/// Parses a request the way the handler does, for tests and `route explain`.
-pub fn parse(wire: ChatCompletionRequest) -> Result<ChatRequest, ApiError> {
-    request_from_wire(wire).map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))
 }

@@ -49,9 +49,9 @@ pub fn plan(
         date: chrono::Utc::now().date_naive(),
         estimated_tokens,
         seed: rand::random(),
-        spend: &state.clouds,
+        spend: &*state.clouds,
     };
-    let result = route(&state.routes, &input, &state.clouds);
+    let result = route(&state.routes, &input, &*state.clouds);
     let declined: &[Decision] = match &result {
         Ok(p) => &p.declined,
         Err(RouteError::NoCandidate { declined, .. }) => declined,
