@@ -130,7 +130,72 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     #[serde(default = "default_store_url")]
     pub url: String,
-    pub redis_url: Option<String>,
+    /// Shared rate limits, budget counters, drain state and revocations for several
+    /// instances (`redis://` or `rediss://`). A secret: it may carry a password.
+    pub redis_url: Option<SecretString>,
+    /// Start of every Redis key and channel the gateway uses, so several deployments can
+    /// share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub redis_prefix: String,
+    /// What each feature does while Redis is unreachable.
+    #[serde(default)]
+    pub redis_down: RedisDownPolicy,
+}
+
+fn default_redis_prefix() -> String {
+    "anycloud:".into()
+}
+
+/// `[store.redis_down]`: per feature, the behaviour while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisDownPolicy {
+    #[serde(default)]
+    pub budgets: BudgetsWhenDown,
+    #[serde(default)]
+    pub rate_limits: RateLimitsWhenDown,
+}
+
+/// Budgets while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetsWhenDown {
+    /// Fail closed: a request that falls under any budget gets 503 `budget_unavailable`;
+    /// requests without a budget are served.
+    #[default]
+    Refuse,
+    /// This instance's own counters, reloaded from the store's settled spend: every
+    /// instance may spend what is left, so N instances can overshoot up to N times.
+    Local,
+}
+
+/// Rate limits while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitsWhenDown {
+    /// Each instance enforces the full limit on its own traffic (N instances: up to N×).
+    #[default]
+    Local,
+    /// No rate limit at all until Redis is back.
+    Open,
+}
+
+impl BudgetsWhenDown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetsWhenDown::Refuse => "refuse",
+            BudgetsWhenDown::Local => "local",
+        }
+    }
+}
+
+impl RateLimitsWhenDown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateLimitsWhenDown::Local => "local",
+            RateLimitsWhenDown::Open => "open",
+        }
+    }
 }
 
 fn default_store_url() -> String {
@@ -142,6 +207,8 @@ impl Default for StoreConfig {
         StoreConfig {
             url: default_store_url(),
             redis_url: None,
+            redis_prefix: default_redis_prefix(),
+            redis_down: RedisDownPolicy::default(),
         }
     }
 }

@@ -159,3 +159,51 @@ fn literal_dollar_brace_survives() {
     let out = interpolate::interpolate("a = \"$${X}\"", &|_| None).unwrap_or_default();
     assert_eq!(out, "a = \"${X}\"");
 }
+
+#[test]
+fn redis_settings_parse_validate_and_stay_secret() {
+    let with = |store: &str| format!("{GOOD}\n[store]\n{store}\n");
+    let env = |name: &str| match name {
+        "REDIS_URL" => Some("redis://:hunter2-redis@10.0.0.7:6379".to_string()),
+        other => env(other),
+    };
+    let text = with(
+        "redis_url = \"${REDIS_URL}\"\nredis_prefix = \"ac:prod:\"\n[store.redis_down]\nbudgets = \"local\"\nrate_limits = \"open\"",
+    );
+    let c = match parse_str(&text, Path::new("a.toml"), &env) {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(c.store.redis_prefix, "ac:prod:");
+    assert_eq!(c.store.redis_down.budgets, BudgetsWhenDown::Local);
+    assert_eq!(c.store.redis_down.rate_limits, RateLimitsWhenDown::Open);
+    assert!(!format!("{c:?}").contains("hunter2-redis"));
+
+    // Defaults: fail closed for budgets, local limits, prefix `anycloud:`.
+    let c = match parse_str(GOOD, Path::new("a.toml"), &env) {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(c.store.redis_prefix, "anycloud:");
+    assert_eq!(c.store.redis_down, RedisDownPolicy::default());
+    assert_eq!(c.store.redis_down.budgets, BudgetsWhenDown::Refuse);
+    assert_eq!(c.store.redis_down.rate_limits, RateLimitsWhenDown::Local);
+
+    let bad = with("redis_url = \"http://:hunter2-redis@x\"\nredis_prefix = \"\"\n[store.redis_down]\nbudgets = \"open\"");
+    let err = match parse_str(&bad, Path::new("a.toml"), &env) {
+        Ok(_) => unreachable!("accepted a bad redis section"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("store.redis_down.budgets") || err.contains("budgets"),
+        "{err}"
+    );
+    let bad = with("redis_url = \"http://:hunter2-redis@x\"\nredis_prefix = \"\"");
+    let err = match parse_str(&bad, Path::new("a.toml"), &env) {
+        Ok(_) => unreachable!("accepted a bad redis url"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("store.redis_url"), "{err}");
+    assert!(err.contains("store.redis_prefix"), "{err}");
+    assert!(!err.contains("hunter2-redis"), "secret leaked: {err}");
+}

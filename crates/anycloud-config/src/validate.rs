@@ -55,6 +55,29 @@ impl Validator {
                 "must start with sqlite:// or postgres://",
             );
         }
+        self.redis(c);
+    }
+
+    fn redis(&mut self, c: &Config) {
+        use secrecy::ExposeSecret;
+        if let Some(url) = &c.store.redis_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                // Never echo the URL: it may carry a password.
+                self.push(
+                    "store.redis_url".into(),
+                    "must start with redis:// or rediss:// (TLS)",
+                );
+            }
+        }
+        let p = &c.store.redis_prefix;
+        if p.is_empty() || p.len() > 64 || p.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            self.push(
+                "store.redis_prefix".into(),
+                "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
+            );
+        }
     }
 
     fn routing(&mut self, c: &Config) {

@@ -58,6 +58,13 @@ pub enum ApiError {
     },
     /// 500: a bug or an unavailable store. The message is generic.
     Internal { message: String },
+    /// 503: the gateway cannot decide right now (e.g. budgets while the shared Redis is
+    /// unreachable and `store.redis_down.budgets = "refuse"`); retry shortly.
+    Unavailable {
+        message: String,
+        code: &'static str,
+        retry_after: u64,
+    },
     /// 429: a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) refused
     /// the request; `headers` are the `x-ratelimit-*` headers.
     TooManyRequests {
@@ -95,6 +102,7 @@ impl ApiError {
                 .unwrap_or(StatusCode::BAD_REQUEST),
             ApiError::NoCloud { status, .. } => *status,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -113,6 +121,7 @@ impl ApiError {
             ApiError::Upstream { .. } => "upstream_rejected",
             ApiError::NoCloud { .. } => "no_cloud",
             ApiError::Internal { .. } => "internal",
+            ApiError::Unavailable { code, .. } => code,
             ApiError::TooManyRequests { code, .. } => code,
         }
     }
@@ -201,6 +210,9 @@ impl ApiError {
             ApiError::Internal { message } => {
                 (message.clone(), "api_error", None, Some("internal_error"))
             }
+            ApiError::Unavailable { message, code, .. } => {
+                (message.clone(), "api_error", None, Some(code))
+            }
             ApiError::TooManyRequests { message, code, .. } => {
                 (message.clone(), "rate_limit_error", None, Some(code))
             }
@@ -270,6 +282,12 @@ impl ApiError {
                 resp.headers_mut()
                     .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*s));
             }
+        }
+        if let ApiError::Unavailable { retry_after, .. } = &self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after),
+            );
         }
         resp.extensions_mut().insert(ErrorKind(self.kind()));
         resp

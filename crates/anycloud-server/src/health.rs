@@ -13,17 +13,25 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// Ready when the config is loaded (it is, or we would not be serving) and
-/// the store answers.
+/// the store answers. With Redis, `redis` says whether it answers and which
+/// mode each feature is in; an unreachable Redis does not make the instance
+/// unready (it keeps serving with its fallbacks, see `shared::link`).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let redis = match &state.broadcast {
+        Some(b) => b.link().status(),
+        None => json!({"state": "not_configured"}),
+    };
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "store": state.store.backend(), "config": "loaded"})),
+            Json(
+                json!({"status": "ready", "store": state.store.backend(), "config": "loaded", "redis": redis}),
+            ),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(
-                json!({"status": "not_ready", "store": format!("unreachable: {}", e.kind()), "config": "loaded"}),
+                json!({"status": "not_ready", "store": format!("unreachable: {}", e.kind()), "config": "loaded", "redis": redis}),
             ),
         ),
     }

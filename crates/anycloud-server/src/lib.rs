@@ -22,6 +22,7 @@ pub mod ledger_sink;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
+pub mod shared;
 pub mod state;
 
 pub use error::ApiError;

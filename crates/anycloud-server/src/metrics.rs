@@ -173,3 +173,51 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+// --- Redis (shared state across instances) -------------------------------------------
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub feature: &'static str,
+    pub action: &'static str,
+}
+
+/// The Redis link's health, shared with [`crate::shared::link::RedisLink`].
+#[derive(Clone, Debug, Default)]
+pub struct RedisMetrics {
+    /// 1 while Redis answers, 0 while it does not; absent without `store.redis_url`.
+    pub up: Gauge,
+    /// Decisions taken without Redis, by feature and what was done.
+    pub fallbacks: Family<FallbackLabels, Counter>,
+}
+
+impl Metrics {
+    /// Registers the Redis series (only when `store.redis_url` is set, so a deployment
+    /// without Redis shows no `anycloud_redis_up 0`).
+    pub fn register_redis(&mut self) -> RedisMetrics {
+        RedisMetrics::register(&mut self.registry)
+    }
+}
+
+impl RedisMetrics {
+    fn register(registry: &mut Registry) -> RedisMetrics {
+        let m = RedisMetrics::default();
+        registry.register(
+            "redis_up",
+            "1 while the shared Redis answers, 0 while it does not (only with store.redis_url)",
+            m.up.clone(),
+        );
+        registry.register(
+            "redis_fallbacks",
+            "Requests decided without Redis, by feature (budgets, rate_limits) and action (local, open, refused)",
+            m.fallbacks.clone(),
+        );
+        m
+    }
+
+    pub fn fallback(&self, feature: &'static str, action: &'static str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels { feature, action })
+            .inc();
+    }
+}

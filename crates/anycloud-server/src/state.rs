@@ -27,6 +27,8 @@ pub struct AppState {
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
     pub governance: crate::governance::Governance,
+    /// Broadcasts to the other instances through Redis (`store.redis_url`).
+    pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -40,6 +42,8 @@ pub enum StartError {
     Store(#[from] anycloud_store::StoreError),
     #[error("capture: {0}")]
     Capture(#[from] crate::governance::capture::CaptureError),
+    #[error("redis: {0}")]
+    Redis(#[from] crate::shared::link::LinkError),
 }
 
 impl AppState {
@@ -64,7 +68,25 @@ impl AppState {
             })
             .collect();
         store.sync_tenants(&records).await?;
-        let governance = crate::governance::Governance::new(store.clone(), &config.capture)?;
+        let mut metrics = Metrics::new();
+        let link = match &config.store.redis_url {
+            Some(url) => Some(Arc::new(
+                crate::shared::link::RedisLink::connect(
+                    url,
+                    &config.store.redis_prefix,
+                    config.store.redis_down,
+                    metrics.register_redis(),
+                )
+                .await?,
+            )),
+            None => None,
+        };
+        let governance = crate::governance::Governance::new(
+            store.clone(),
+            &config.capture,
+            link.clone(),
+            std::time::Duration::from_millis(config.server.request_timeout_ms),
+        )?;
         let mut sinks = sinks;
         sinks.push(governance.audit.clone());
         sinks.push(Arc::new(crate::governance::BudgetSettler(
@@ -94,18 +116,42 @@ impl AppState {
         for t in &config.tenants {
             tenants.insert(t.name.clone(), Arc::new(t.clone()));
         }
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             config: Arc::new(config),
             routes,
             providers,
             store,
             key_cache: KeyCache::default(),
             clouds,
-            metrics: Metrics::new(),
+            metrics,
             sinks: sinks.into(),
             governance,
+            broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             tenants: RwLock::new(tenants),
-        }))
+        });
+        if let Some(b) = &state.broadcast {
+            // Drains made on other instances before this one started.
+            crate::shared::events::resync_drains(&state, b).await;
+        }
+        crate::shared::spawn(&state);
+        Ok(state)
+    }
+
+    /// Re-reads a tenant from the store (another instance changed it through the admin API).
+    pub async fn reload_tenant(&self, name: &str) {
+        let stored = match self.store.list_tenants().await {
+            Ok(all) => all.into_iter().find(|r| r.name == name),
+            Err(e) => {
+                tracing::error!(error = %e, tenant = %name, "tenant reload failed");
+                return;
+            }
+        };
+        let Some(t) = stored.and_then(|r| tenant_from_policy(&r.name, &r.policy)) else {
+            return;
+        };
+        if let Ok(mut m) = self.tenants.write() {
+            m.insert(t.name.clone(), Arc::new(t));
+        }
     }
 
     pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
@@ -130,8 +176,13 @@ impl AppState {
                 policy: tenant_policy_json(&t),
             }])
             .await?;
+        let name = t.name.clone();
         if let Ok(mut m) = self.tenants.write() {
             m.insert(t.name.clone(), Arc::new(t));
+        }
+        if let Some(b) = &self.broadcast {
+            b.publish(&crate::shared::events::Event::Tenant { name })
+                .await;
         }
         Ok(())
     }

@@ -1,11 +1,14 @@
 //! `GET /admin/v1/clouds`, `POST /admin/v1/clouds/{name}/drain` and
 //! `/restore`: the kill switch. A drain flips an atomic the router and the
 //! dispatcher read on every request, so it is effective at once on this
-//! instance (sharing it across instances waits for the Redis issue).
+//! instance; with Redis it is also written to the shared drain hash and
+//! published, so every other instance applies it within a second
+//! (`shared::events`). The answer's `applies_to` says which happened.
 
 use super::require_admin;
 use crate::cloud_state::CloudSnapshot;
 use crate::error::ApiError;
+use crate::shared::events::Reach;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -22,6 +25,15 @@ pub struct CloudView {
     pub jurisdiction: Option<String>,
     #[serde(flatten)]
     pub state: CloudSnapshot,
+}
+
+/// A drain or restore's answer: the cloud's new state and where it took effect.
+#[derive(Debug, Serialize)]
+struct Changed {
+    #[serde(flatten)]
+    cloud: CloudView,
+    /// `all_instances` (shared through Redis) or `this_instance`.
+    applies_to: Reach,
 }
 
 fn view(state: &AppState, name: &str) -> Option<CloudView> {
@@ -53,7 +65,7 @@ pub async fn drain(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    set(&state, &headers, &name, true)
+    set(&state, &headers, &name, true).await
 }
 
 pub async fn restore(
@@ -61,10 +73,10 @@ pub async fn restore(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    set(&state, &headers, &name, false)
+    set(&state, &headers, &name, false).await
 }
 
-fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Response {
+async fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Response {
     if let Err(e) = require_admin(state, headers) {
         return e.into_response();
     }
@@ -78,6 +90,10 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
         .into_response();
     }
     tracing::warn!(cloud = %name, drained, "admin: cloud drain state changed");
+    let reach = match &state.broadcast {
+        Some(b) => b.drain(name, drained).await,
+        None => Reach::ThisInstance,
+    };
     // Every admin action goes into the hash-chained audit log.
     state.governance.audit.admin(
         if drained {
@@ -90,7 +106,11 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
         serde_json::json!({"cloud": name, "drained": drained}),
     );
     match view(state, name) {
-        Some(v) => Json(v).into_response(),
+        Some(v) => Json(Changed {
+            cloud: v,
+            applies_to: reach,
+        })
+        .into_response(),
         None => ApiError::Internal {
             message: "cloud state unavailable".into(),
         }

@@ -1,11 +1,14 @@
 //! `/admin/v1/keys`: create (the key is returned once, never again), list, get, set a
 //! key's own budget and rate limits, revoke. Revocation drops this instance's cached
-//! entry at once; other instances refuse the key within two seconds (their one-second
-//! key cache). Every change is audited with the key's id — never the key.
+//! entry at once and, with Redis, is published so every other instance drops its own
+//! within milliseconds; without Redis (or while it is unreachable) they refuse the key
+//! within two seconds (their one-second key cache). Every change is audited with the
+//! key's id — never the key.
 
 use super::{body, query, require_admin, store_error, ErrorBody, List};
 use crate::error::ApiError;
 use crate::governance::{BudgetSpec, KeyPolicy, RateLimitSpec};
+use crate::shared::events::Event;
 use crate::state::AppState;
 use anycloud_store::{keys as keygen, KeyRecord, StoreError};
 use axum::body::Bytes;
@@ -259,6 +262,12 @@ pub async fn set_policy(
             .await
             .map_err(store_error)?;
         state.governance.forget_key_policy(&rec.id);
+        if let Some(b) = &state.broadcast {
+            b.publish(&Event::KeyPolicy {
+                key_id: rec.id.clone(),
+            })
+            .await;
+        }
         state.governance.audit.admin(
             "admin.key.policy",
             Some(&rec.tenant),
@@ -295,6 +304,12 @@ pub async fn revoke(
             .map_err(store_error)?
             .ok_or_else(|| not_found(&id))?;
         state.key_cache.invalidate(&rec.id);
+        if let Some(b) = &state.broadcast {
+            b.publish(&Event::Revoke {
+                key_id: rec.id.clone(),
+            })
+            .await;
+        }
         let p = state.governance.key_policy(&rec.id).await?;
         let key = key_of(&rec, p);
         state.governance.audit.admin(

@@ -15,13 +15,28 @@
 //! Settled spend is persisted per `(scope, period_start)` in the store's `budget_spend`
 //! table through a batched writer, and read back the first time a scope is seen after a
 //! restart.
+//!
+//! With `store.redis_url` the counters live in Redis instead, shared by every instance
+//! ([`super::redis_budget`]); this module then keeps only the reservations it made and,
+//! while Redis is unreachable, applies `store.redis_down.budgets`: `refuse` (default)
+//! answers 503 `budget_unavailable` to every request under a budget; `local` uses the
+//! counters here, reloading settled spend from the store at most [`LOCAL_REFRESH`] apart
+//! so other instances' spend is seen (each instance may then spend what is left: N
+//! instances can overshoot up to N times).
 
 use super::batch::BatchWriter;
-use anycloud_config::{Budget, BudgetPeriod};
+use super::redis_budget::{nanos, Settle, SharedBudgets};
+use crate::shared::link::Feature;
+use anycloud_config::{Budget, BudgetPeriod, BudgetsWhenDown};
 use anycloud_store::Store;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// In the local fallback beside Redis, settled spend is reloaded from the store at most
+/// this far apart, so spend by other instances counts.
+pub const LOCAL_REFRESH: Duration = Duration::from_secs(2);
 
 /// One budget a request falls under.
 #[derive(Debug, Clone)]
@@ -33,6 +48,15 @@ pub struct Scope {
     pub budget: Budget,
 }
 
+/// Why a reservation was refused.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// 429 `budget_exceeded`.
+    Exceeded(Exceeded),
+    /// 503 `budget_unavailable`: spend cannot be checked right now.
+    Unavailable { message: String },
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone)]
 pub struct Exceeded {
@@ -41,16 +65,30 @@ pub struct Exceeded {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Counter {
     spent: f64,
     reserved: f64,
+    /// When `spent` was last read from the store.
+    loaded: Instant,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter {
+            spent: 0.0,
+            reserved: 0.0,
+            loaded: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Reservation {
     parts: Vec<(String, String)>,
     amount: f64,
+    /// Made in Redis (settled there) rather than in the local counters.
+    shared: bool,
 }
 
 #[derive(Debug)]
@@ -60,6 +98,8 @@ pub struct Budgets {
     counters: Mutex<HashMap<(String, String), Counter>>,
     reservations: Mutex<HashMap<String, Reservation>>,
     writer: BatchWriter<(String, String, f64)>,
+    /// Redis counters and their settle writer, with `store.redis_url`.
+    shared: Option<(Arc<SharedBudgets>, BatchWriter<Settle>)>,
 }
 
 pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
@@ -88,6 +128,45 @@ pub fn seconds_to_reset(period: BudgetPeriod, now: DateTime<Utc>) -> Option<u64>
     Some((at - now).num_seconds().max(1) as u64)
 }
 
+/// How long a live counter for `period` is worth keeping (Redis TTL, seconds).
+pub fn period_ttl(period: BudgetPeriod, now: DateTime<Utc>) -> u64 {
+    const DAY: u64 = 86_400;
+    match seconds_to_reset(period, now) {
+        Some(s) => s + DAY,
+        // A total budget: kept while in use, reloaded from the store after a quiet week.
+        None => 7 * DAY,
+    }
+}
+
+/// The refusal for `scope` holding `spent` + `reserved` when a request may cost `worst_case`.
+pub fn exceeded(
+    scope: &Scope,
+    spent: f64,
+    reserved: f64,
+    worst_case: f64,
+    now: DateTime<Utc>,
+) -> Exceeded {
+    let left = (scope.budget.usd - spent - reserved).max(0.0);
+    let retry_after = seconds_to_reset(scope.budget.period, now);
+    let when = match retry_after {
+        Some(s) => format!("; it resets in {s} s"),
+        None => "; a total budget does not reset".into(),
+    };
+    Exceeded {
+        message: format!(
+            "The {} budget of {} (${:.2}) would be exceeded: ${:.6} spent, ${:.6} reserved by requests in flight, ${:.6} left, and this request may cost up to ${:.6}{when}.",
+            period_name(scope.budget.period),
+            scope.label,
+            scope.budget.usd,
+            spent,
+            reserved,
+            left,
+            worst_case,
+        ),
+        retry_after,
+    }
+}
+
 fn period_name(p: BudgetPeriod) -> &'static str {
     match p {
         BudgetPeriod::Day => "daily",
@@ -97,7 +176,7 @@ fn period_name(p: BudgetPeriod) -> &'static str {
 }
 
 impl Budgets {
-    pub fn new(store: Arc<dyn Store>) -> Budgets {
+    pub fn new(store: Arc<dyn Store>, shared: Option<Arc<SharedBudgets>>) -> Budgets {
         let s = store.clone();
         let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<(String, String, f64)>| {
             let s = s.clone();
@@ -107,22 +186,30 @@ impl Budgets {
                 }
             })
         }));
+        let shared = shared.map(|sh| {
+            let for_writer = sh.clone();
+            let settler = BatchWriter::spawn(Arc::new(move |batch: Vec<Settle>| {
+                let sh = for_writer.clone();
+                Box::pin(async move { sh.settle_batch(batch).await })
+            }));
+            (sh, settler)
+        });
         Budgets {
             store,
             counters: Mutex::default(),
             reservations: Mutex::default(),
             writer,
+            shared,
         }
     }
 
-    /// Reserves `worst_case` USD for `request_id` under every scope, or says which budget
-    /// would be exceeded.
+    /// Reserves `worst_case` USD for `request_id` under every scope, or says why not.
     pub async fn reserve(
         &self,
         request_id: &str,
         scopes: &[Scope],
         worst_case: f64,
-    ) -> Result<(), Exceeded> {
+    ) -> Result<(), Refusal> {
         if scopes.is_empty() {
             return Ok(());
         }
@@ -131,68 +218,105 @@ impl Budgets {
             .iter()
             .map(|s| (s.id.clone(), period_start(s.budget.period, now)))
             .collect();
-        // Load settled spend for scopes not seen since start (outside the lock).
-        for k in &keys {
-            let known = self.lock_counters().contains_key(k);
-            if !known {
-                let spent = match self.store.spend(&k.0, &k.1).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::error!(error = %e, "budget spend read failed");
-                        return Err(Exceeded {
-                            message:
-                                "The gateway cannot read budget spend right now; try again shortly."
-                                    .into(),
-                            retry_after: Some(1),
-                        });
-                    }
-                };
-                self.lock_counters().entry(k.clone()).or_insert(Counter {
-                    spent,
-                    reserved: 0.0,
-                });
+        let mut refresh = None;
+        if let Some((sh, _)) = &self.shared {
+            match sh
+                .reserve(
+                    self.store.as_ref(),
+                    request_id,
+                    scopes,
+                    &keys,
+                    worst_case,
+                    now,
+                )
+                .await
+            {
+                Some(Ok(())) => {
+                    self.remember(request_id, keys, worst_case, true);
+                    return Ok(());
+                }
+                Some(Err(r)) => return Err(r),
+                None => {}
             }
+            let link = sh.link();
+            match link.policy().budgets {
+                BudgetsWhenDown::Refuse => {
+                    link.count_fallback(Feature::Budgets, "refused");
+                    return Err(Refusal::Unavailable {
+                        message: "Budgets cannot be checked right now (the gateway's shared state is unreachable), so requests under a budget are refused; try again shortly.".into(),
+                    });
+                }
+                BudgetsWhenDown::Local => {
+                    link.count_fallback(Feature::Budgets, "local");
+                    refresh = Some(LOCAL_REFRESH);
+                }
+            }
+        }
+        self.reserve_local(request_id, scopes, keys, worst_case, now, refresh)
+            .await
+    }
+
+    /// The local counters; `refresh` reloads settled spend older than that from the store.
+    async fn reserve_local(
+        &self,
+        request_id: &str,
+        scopes: &[Scope],
+        keys: Vec<(String, String)>,
+        worst_case: f64,
+        now: DateTime<Utc>,
+        refresh: Option<Duration>,
+    ) -> Result<(), Refusal> {
+        // Load settled spend for scopes not seen since start, or stale (outside the lock).
+        for k in &keys {
+            let fresh = self.lock_counters().get(k).map(|c| match refresh {
+                Some(r) => c.loaded.elapsed() < r,
+                None => true,
+            });
+            if fresh == Some(true) {
+                continue;
+            }
+            let spent = self.store.spend(&k.0, &k.1).await.map_err(|e| {
+                tracing::error!(error = %e, "budget spend read failed");
+                Refusal::Unavailable {
+                    message: "The gateway cannot read budget spend right now; try again shortly."
+                        .into(),
+                }
+            })?;
+            let mut counters = self.lock_counters();
+            let c = counters.entry(k.clone()).or_default();
+            // The store may lag this instance's own batched writes: never go backwards.
+            c.spent = c.spent.max(spent);
+            c.loaded = Instant::now();
         }
         {
             let mut counters = self.lock_counters();
             for (scope, k) in scopes.iter().zip(&keys) {
                 let c = counters.get(k).copied().unwrap_or_default();
-                let left = (scope.budget.usd - c.spent - c.reserved).max(0.0);
                 if c.spent + c.reserved + worst_case > scope.budget.usd {
-                    let retry_after = seconds_to_reset(scope.budget.period, now);
-                    let when = match retry_after {
-                        Some(s) => format!("; it resets in {s} s"),
-                        None => "; a total budget does not reset".into(),
-                    };
-                    return Err(Exceeded {
-                        message: format!(
-                            "The {} budget of {} (${:.2}) would be exceeded: ${:.6} spent, ${:.6} reserved by requests in flight, ${:.6} left, and this request may cost up to ${:.6}{when}.",
-                            period_name(scope.budget.period),
-                            scope.label,
-                            scope.budget.usd,
-                            c.spent,
-                            c.reserved,
-                            left,
-                            worst_case,
-                        ),
-                        retry_after,
-                    });
+                    return Err(Refusal::Exceeded(exceeded(
+                        scope, c.spent, c.reserved, worst_case, now,
+                    )));
                 }
             }
             for k in &keys {
                 counters.entry(k.clone()).or_default().reserved += worst_case;
             }
         }
+        self.remember(request_id, keys, worst_case, false);
+        Ok(())
+    }
+
+    fn remember(&self, request_id: &str, parts: Vec<(String, String)>, amount: f64, shared: bool) {
         if let Ok(mut r) = self.reservations.lock() {
             r.insert(
                 request_id.to_string(),
                 Reservation {
-                    parts: keys,
-                    amount: worst_case,
+                    parts,
+                    amount,
+                    shared,
                 },
             );
         }
-        Ok(())
     }
 
     /// Settles a request's reservation to its real cost (0 if it failed).
@@ -205,18 +329,37 @@ impl Budgets {
         else {
             return;
         };
-        {
-            let mut counters = self.lock_counters();
-            for k in &res.parts {
-                let c = counters.entry(k.clone()).or_default();
-                c.reserved = (c.reserved - res.amount).max(0.0);
-                c.spent += real_cost;
+        match (&self.shared, res.shared) {
+            (Some((_, settler)), true) => settler.push(Settle {
+                request_id: request_id.to_string(),
+                parts: res.parts.clone(),
+                nanos: nanos(real_cost),
+            }),
+            (shared, _) => {
+                let mut counters = self.lock_counters();
+                for k in &res.parts {
+                    let c = counters.entry(k.clone()).or_default();
+                    c.reserved = (c.reserved - res.amount).max(0.0);
+                    c.spent += real_cost;
+                }
+                // Spent without Redis: add it to the shared counters once Redis is back.
+                if let Some((sh, _)) = shared {
+                    sh.remember(&res.parts, nanos(real_cost));
+                }
             }
         }
         if real_cost > 0.0 {
             for (scope, period) in res.parts {
                 self.writer.push((scope, period, real_cost));
             }
+        }
+    }
+
+    /// After a Redis outage: hand the spend settled meanwhile to the shared counters.
+    pub async fn replay(&self) {
+        if let Some((sh, settler)) = &self.shared {
+            settler.flush().await;
+            sh.replay().await;
         }
     }
 
@@ -228,6 +371,9 @@ impl Budgets {
     }
 
     pub async fn flush(&self) {
+        if let Some((_, settler)) = &self.shared {
+            settler.flush().await;
+        }
         self.writer.flush().await;
     }
 

@@ -17,18 +17,22 @@ pub mod audit;
 pub mod batch;
 pub mod budget;
 pub mod capture;
+pub mod limits;
 pub mod ratelimit;
+pub mod redis_budget;
+pub mod redis_ratelimit;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::outcome::{OutcomeSink, RequestOutcome};
+use crate::shared::link::RedisLink;
 use crate::state::AppState;
 use anycloud_config::{Budget, RateLimit};
 use anycloud_router::RoutePlan;
 use anycloud_store::Store;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
-use ratelimit::{format_reset, Decision, Gcra, LimitState};
+use ratelimit::{format_reset, LimitState};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -152,7 +156,7 @@ impl From<RateLimit> for RateLimitSpec {
 #[derive(Debug)]
 pub struct Governance {
     pub budgets: Arc<budget::Budgets>,
-    pub limits: Gcra,
+    pub limits: limits::RateLimiter,
     pub audit: Arc<audit::AuditLog>,
     pub sealer: capture::Sealer,
     store: Arc<dyn Store>,
@@ -163,13 +167,20 @@ pub struct Governance {
 const POLICY_TTL: Duration = Duration::from_secs(1);
 
 impl Governance {
+    /// `link`: the shared Redis, when `store.redis_url` is set; budgets and rate limits
+    /// then hold across every instance.
     pub fn new(
         store: Arc<dyn Store>,
         capture: &anycloud_config::CaptureConfig,
+        link: Option<Arc<RedisLink>>,
+        request_timeout: Duration,
     ) -> Result<Governance, capture::CaptureError> {
+        let shared_budgets = link
+            .clone()
+            .map(|l| Arc::new(redis_budget::SharedBudgets::new(l, request_timeout)));
         Ok(Governance {
-            budgets: Arc::new(budget::Budgets::new(store.clone())),
-            limits: Gcra::default(),
+            budgets: Arc::new(budget::Budgets::new(store.clone(), shared_budgets)),
+            limits: limits::RateLimiter::new(link.map(redis_ratelimit::SharedGcra::new)),
             audit: Arc::new(audit::AuditLog::new(store.clone())),
             sealer: capture::Sealer::from_config(capture)?,
             store,
@@ -311,39 +322,49 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     .collect();
 
     let tokens = ask.input_tokens + ask.max_output_tokens.unwrap_or(0);
-    let mut checks: Vec<(String, &str, &'static str, u64, u64)> = Vec::new();
+    let mut checks: Vec<limits::Check> = Vec::new();
+    let mut about: Vec<(&str, &'static str)> = Vec::new();
     for (scope, label, rl) in &limits {
         if let Some(n) = rl.requests_per_minute {
-            checks.push((format!("{scope}:rpm"), label, "requests", n, 1));
+            checks.push(limits::Check {
+                scope: format!("{scope}:rpm"),
+                limit: n,
+                cost: 1,
+            });
+            about.push((label, "requests"));
         }
         if let Some(n) = rl.tokens_per_minute {
-            checks.push((format!("{scope}:tpm"), label, "tokens", n, tokens));
+            checks.push(limits::Check {
+                scope: format!("{scope}:tpm"),
+                limit: n,
+                cost: tokens,
+            });
+            about.push((label, "tokens"));
         }
     }
     let mut adm = Admission::default();
-    // Peek at every limit first so a refusal spends nothing anywhere.
-    for (scope, label, kind, limit, cost) in &checks {
-        if let Decision::Limited {
-            state: st,
-            retry_after,
-        } = g.limits.peek(scope, *limit, *cost)
-        {
-            return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm));
-        }
-    }
-    for (scope, label, kind, limit, cost) in &checks {
-        match g.limits.take(scope, *limit, *cost) {
-            Decision::Allowed(st) => {
+    match g.limits.check(&checks).await {
+        limits::Verdict::Allowed(states) => {
+            for ((_, kind), st) in about.iter().zip(states) {
+                let Some(st) = st else { continue };
                 if *kind == "requests" {
                     adm.requests = tighter(adm.requests, st);
                 } else {
                     adm.tokens = tighter(adm.tokens, st);
                 }
             }
-            Decision::Limited {
-                state: st,
-                retry_after,
-            } => return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm)),
+        }
+        limits::Verdict::Limited {
+            index,
+            state: st,
+            retry_after,
+        } => {
+            let (label, kind) = about
+                .get(index)
+                .copied()
+                .unwrap_or(("this key", "requests"));
+            let (limit, cost) = checks.get(index).map_or((0, 0), |c| (c.limit, c.cost));
+            return Err(limited(label, kind, limit, cost, st, retry_after, &adm));
         }
     }
 
@@ -364,13 +385,23 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     .collect();
     if !scopes.is_empty() {
         let worst = worst_case_cost(state, &ask);
-        if let Err(e) = g.budgets.reserve(ask.request_id, &scopes, worst).await {
-            return Err(ApiError::TooManyRequests {
-                message: e.message,
-                code: "budget_exceeded",
-                retry_after: e.retry_after,
-                headers: limit_headers(adm.requests, adm.tokens),
-            });
+        match g.budgets.reserve(ask.request_id, &scopes, worst).await {
+            Ok(()) => {}
+            Err(budget::Refusal::Exceeded(e)) => {
+                return Err(ApiError::TooManyRequests {
+                    message: e.message,
+                    code: "budget_exceeded",
+                    retry_after: e.retry_after,
+                    headers: limit_headers(adm.requests, adm.tokens),
+                })
+            }
+            Err(budget::Refusal::Unavailable { message }) => {
+                return Err(ApiError::Unavailable {
+                    message,
+                    code: "budget_unavailable",
+                    retry_after: 1,
+                })
+            }
         }
     }
     Ok(adm)

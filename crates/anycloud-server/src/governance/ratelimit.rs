@@ -85,6 +85,13 @@ impl Gcra {
     }
 }
 
+/// What a scope with `limit` per minute has left when its `tat` is `used` ahead of now
+/// (also for the shared limiter, which gets `used` from Redis).
+pub fn state_after(limit: u64, used: Duration) -> LimitState {
+    let limit = limit.max(1);
+    state(limit, PERIOD.as_secs_f64() / limit as f64, used)
+}
+
 /// Remaining capacity when the scope's `tat` is `used` ahead of now.
 fn state(limit: u64, t: f64, used: Duration) -> LimitState {
     let free = (PERIOD.as_secs_f64() - used.as_secs_f64()).max(0.0);

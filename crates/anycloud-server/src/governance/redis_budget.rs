@@ -1,0 +1,274 @@
+//! Budget reservations shared by every instance: the live counters of
+//! [`super::budget`] kept in Redis and changed only by Lua scripts, so check-and-reserve
+//! is one atomic step across all instances.
+//!
+//! Design:
+//! - **The store stays the durable record.** Every settled cost is written to the
+//!   store's `budget_spend` (batched, as without Redis); Redis holds the *live* counter
+//!   that all instances check against. A counter is loaded from the store the first time
+//!   any instance needs it (and again after Redis lost it: restart, eviction, expiry), so
+//!   settled spend survives restarts of the gateway and of Redis alike.
+//! - **Counters**: `<prefix>budget:<scope>:<period start>` is a hash `{spent, reserved,
+//!   r:<request id> = amount held}` in integer nano-USD (exact sums);
+//!   `…:leases` is a sorted set of request ids scored by when their reservation expires
+//!   (`server.request_timeout_ms` + 60 s). A request whose instance died never settles;
+//!   the next reservation on that budget sweeps its expired lease and frees its headroom.
+//! - **Reserve** (`lua/budget_reserve.lua`): for every budget the request falls under,
+//!   `spent + reserved + worst case ≤ limit`, then `reserved += worst case` everywhere —
+//!   or nothing anywhere. Overspend can come only from requests whose real cost exceeded
+//!   their reservation, never from concurrency, whichever instance served them.
+//! - **Settle** (`lua/budget_settle.lua`, off the request path through a batched
+//!   writer): release the reservation, `spent += real cost`.
+//! - **Outage**: a settle that cannot reach Redis, and every cost settled by the local
+//!   fallback, is remembered per counter and added to Redis when it answers again
+//!   ([`SharedBudgets::replay`]); a counter Redis no longer has is skipped, since it will
+//!   be loaded from the store, which has that spend.
+//!
+//! Known limit: a counter loaded from the store within ~50 ms of another instance
+//! settling on it may miss that one cost (the store write is batched); it is there
+//! again at the next load.
+
+use super::budget::{exceeded, period_ttl, Refusal, Scope};
+use crate::shared::link::RedisLink;
+use anycloud_store::Store;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How long an unsettled reservation holds its headroom beyond the request deadline.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// Attempts at reserving when counters had to be loaded first.
+const LOAD_ROUNDS: usize = 3;
+
+/// One settled request for the writer.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub request_id: String,
+    /// `(scope, period start)` per budget.
+    pub parts: Vec<(String, String)>,
+    pub nanos: i64,
+}
+
+#[derive(Debug)]
+pub struct SharedBudgets {
+    link: Arc<RedisLink>,
+    reserve: redis::Script,
+    settle: redis::Script,
+    lease_ms: u64,
+    // std Mutex: map updates only, never across an await.
+    unsynced: Mutex<HashMap<(String, String), i64>>,
+}
+
+/// USD as integer nano-USD (the ledger's unit), clamped to what Lua's doubles hold exactly.
+pub fn nanos(usd: f64) -> i64 {
+    const MAX: f64 = 9.0e15;
+    if usd.is_nan() || usd <= 0.0 {
+        return 0;
+    }
+    (usd * 1e9).round().min(MAX) as i64
+}
+
+fn usd(nanos: i64) -> f64 {
+    nanos as f64 / 1e9
+}
+
+impl SharedBudgets {
+    pub fn new(link: Arc<RedisLink>, request_timeout: Duration) -> SharedBudgets {
+        SharedBudgets {
+            link,
+            reserve: redis::Script::new(include_str!("lua/budget_reserve.lua")),
+            settle: redis::Script::new(include_str!("lua/budget_settle.lua")),
+            lease_ms: (request_timeout + LEASE_MARGIN).as_millis() as u64,
+            unsynced: Mutex::default(),
+        }
+    }
+
+    pub fn link(&self) -> &RedisLink {
+        &self.link
+    }
+
+    fn keys(&self, scope: &str, period: &str) -> (String, String) {
+        let h = self.link.key(&["budget", scope, period]);
+        let z = format!("{h}:leases");
+        (h, z)
+    }
+
+    /// Reserves `worst_case` under every scope. `None` when Redis could not decide (the
+    /// caller applies `store.redis_down.budgets`).
+    pub async fn reserve(
+        &self,
+        store: &dyn Store,
+        request_id: &str,
+        scopes: &[Scope],
+        parts: &[(String, String)],
+        worst_case: f64,
+        now: DateTime<Utc>,
+    ) -> Option<Result<(), Refusal>> {
+        let amount = nanos(worst_case);
+        let ttl = scopes
+            .iter()
+            .map(|s| period_ttl(s.budget.period, now))
+            .max()
+            .unwrap_or(86_400);
+        for _ in 0..LOAD_ROUNDS {
+            let mut inv = self.reserve.prepare_invoke();
+            for (scope, period) in parts {
+                let (h, z) = self.keys(scope, period);
+                inv.key(h).key(z);
+            }
+            inv.arg(request_id).arg(amount).arg(self.lease_ms).arg(ttl);
+            for s in scopes {
+                inv.arg(format!("{:.0}", s.budget.usd.max(0.0) * 1e9));
+            }
+            let out: Vec<i64> = self
+                .link
+                .call("budget_reserve", |mut conn| async move {
+                    inv.invoke_async(&mut conn).await
+                })
+                .await?;
+            match out.as_slice() {
+                [0] => return Some(Ok(())),
+                [1, missing @ ..] => {
+                    if let Err(r) = self.load(store, parts, missing, ttl).await? {
+                        return Some(Err(r));
+                    }
+                }
+                [2, i, spent, reserved] => {
+                    let scope = scopes.get((*i as usize).checked_sub(1)?)?;
+                    return Some(Err(Refusal::Exceeded(exceeded(
+                        scope,
+                        usd(*spent),
+                        usd(*reserved),
+                        worst_case,
+                        now,
+                    ))));
+                }
+                other => {
+                    tracing::error!(answer = ?other, "budget script answered in an unexpected shape");
+                    return None;
+                }
+            }
+        }
+        tracing::error!("budget counters kept disappearing while loading them");
+        None
+    }
+
+    /// Seeds the counters Redis does not have from the store's settled spend.
+    async fn load(
+        &self,
+        store: &dyn Store,
+        parts: &[(String, String)],
+        missing: &[i64],
+        ttl: u64,
+    ) -> Option<Result<(), Refusal>> {
+        let mut pipe = redis::pipe();
+        for i in missing {
+            let (scope, period) = parts.get((*i as usize).checked_sub(1)?)?;
+            let spent = match store.spend(scope, period).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "budget spend read failed");
+                    return Some(Err(Refusal::Unavailable {
+                        message:
+                            "The gateway cannot read budget spend right now; try again shortly."
+                                .into(),
+                    }));
+                }
+            };
+            let (h, _) = self.keys(scope, period);
+            pipe.hset_nx(&h, "spent", nanos(spent))
+                .ignore()
+                .expire(&h, ttl as i64)
+                .ignore();
+        }
+        self.link
+            .call("budget_load", |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await?;
+        Some(Ok(()))
+    }
+
+    /// Settles a batch (the writer calls this off the request path). What Redis cannot
+    /// take now is remembered for [`SharedBudgets::replay`].
+    pub async fn settle_batch(&self, batch: Vec<Settle>) {
+        for s in batch {
+            if !self.settle_one(&s).await {
+                self.remember(&s.parts, s.nanos);
+            }
+        }
+    }
+
+    async fn settle_one(&self, s: &Settle) -> bool {
+        let mut inv = self.settle.prepare_invoke();
+        for (scope, period) in &s.parts {
+            let (h, z) = self.keys(scope, period);
+            inv.key(h).key(z);
+        }
+        inv.arg(&s.request_id).arg(s.nanos);
+        self.link
+            .call("budget_settle", |mut conn| async move {
+                inv.invoke_async::<i64>(&mut conn).await
+            })
+            .await
+            .is_some()
+    }
+
+    /// Spend Redis has not seen (settled while it was down): added when it is back.
+    pub fn remember(&self, parts: &[(String, String)], nanos: i64) {
+        if nanos <= 0 {
+            return;
+        }
+        let mut u = self.lock_unsynced();
+        for p in parts {
+            *u.entry(p.clone()).or_default() += nanos;
+        }
+    }
+
+    /// Adds the remembered spend to Redis' counters (when the link is back up).
+    pub async fn replay(&self) {
+        let pending: Vec<((String, String), i64)> = self.lock_unsynced().drain().collect();
+        if pending.is_empty() {
+            return;
+        }
+        let count = pending.len();
+        let mut failed = 0;
+        for (part, n) in pending {
+            let s = Settle {
+                request_id: "replay".into(),
+                parts: vec![part],
+                nanos: n,
+            };
+            if !self.settle_one(&s).await {
+                self.remember(&s.parts, n);
+                failed += 1;
+            }
+        }
+        tracing::info!(
+            counters = count,
+            failed,
+            "budget spend settled during the redis outage added to the shared counters"
+        );
+    }
+
+    fn lock_unsynced(&self) -> MutexGuard<'_, HashMap<(String, String), i64>> {
+        self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nano_dollars_are_exact_and_bounded() {
+        assert_eq!(nanos(0.000_001), 1_000);
+        assert_eq!(nanos(1.5), 1_500_000_000);
+        assert_eq!(nanos(-1.0), 0);
+        assert_eq!(nanos(f64::NAN), 0);
+        assert_eq!(nanos(f64::INFINITY), 9_000_000_000_000_000);
+        assert_eq!(nanos(1e12), 9_000_000_000_000_000);
+        assert_eq!(usd(nanos(12.345_678_9)), 12.345_678_9);
+    }
+}
