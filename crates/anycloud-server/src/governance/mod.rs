@@ -175,9 +175,10 @@ impl Governance {
         link: Option<Arc<RedisLink>>,
         request_timeout: Duration,
     ) -> Result<Governance, capture::CaptureError> {
-        let shared_budgets = link
-            .clone()
-            .map(|l| Arc::new(redis_budget::SharedBudgets::new(l, request_timeout)));
+        let shared_budgets = link.clone().map(|l| {
+            let lease = request_timeout + redis_budget::LEASE_MARGIN;
+            Arc::new(redis_budget::SharedBudgets::new(l, lease))
+        });
         Ok(Governance {
             budgets: Arc::new(budget::Budgets::new(store.clone(), shared_budgets)),
             limits: limits::RateLimiter::new(link.map(redis_ratelimit::SharedGcra::new)),

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How long an unsettled reservation holds its headroom beyond the request deadline.
-const LEASE_MARGIN: Duration = Duration::from_secs(60);
+pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// Attempts at reserving when counters had to be loaded first.
 const LOAD_ROUNDS: usize = 3;
 
@@ -74,12 +74,14 @@ fn usd(nanos: i64) -> f64 {
 }
 
 impl SharedBudgets {
-    pub fn new(link: Arc<RedisLink>, request_timeout: Duration) -> SharedBudgets {
+    /// `lease`: how long a reservation holds its headroom without being settled (the
+    /// gateway uses `server.request_timeout_ms` + [`LEASE_MARGIN`]).
+    pub fn new(link: Arc<RedisLink>, lease: Duration) -> SharedBudgets {
         SharedBudgets {
             link,
             reserve: redis::Script::new(include_str!("lua/budget_reserve.lua")),
             settle: redis::Script::new(include_str!("lua/budget_settle.lua")),
-            lease_ms: (request_timeout + LEASE_MARGIN).as_millis() as u64,
+            lease_ms: lease.as_millis().max(1) as u64,
             unsynced: Mutex::default(),
         }
     }

@@ -69,19 +69,39 @@ pub async fn list(path: &Path, tenant: Option<&str>) -> anyhow::Result<ExitCode>
 }
 
 pub async fn revoke(path: &Path, key_or_id: &str) -> anyhow::Result<ExitCode> {
-    let (_, store) = store_for(path).await?;
+    let (config, store) = store_for(path).await?;
     let Some(id) = anycloud_store::keys::id_from_key_or_id(key_or_id) else {
         anyhow::bail!("`{}` is neither a key nor a key id", redact(key_or_id));
     };
     match store.revoke_key(id).await? {
         Some(k) => {
             println!("revoked key {} (tenant {})", k.id, k.tenant);
+            tell_instances(&config, &k.id).await;
             Ok(ExitCode::SUCCESS)
         }
         None => {
             eprintln!("no key with id {id}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// With Redis, running gateways drop the key from their caches at once; without it they
+/// refuse it within two seconds anyway (one-second key cache, then the store).
+async fn tell_instances(config: &anycloud_config::Config, key_id: &str) {
+    let Some(url) = &config.store.redis_url else {
+        return;
+    };
+    let event = anycloud_server::shared::events::Event::Revoke {
+        key_id: key_id.to_string(),
+    };
+    match anycloud_server::shared::events::publish_once(url, &config.store.redis_prefix, &event)
+        .await
+    {
+        Ok(()) => println!("every running instance was told through redis"),
+        Err(e) => eprintln!(
+            "warning: redis unreachable ({e}); running instances refuse the key within 2 s anyway"
+        ),
     }
 }
 
