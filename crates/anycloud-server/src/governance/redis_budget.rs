@@ -19,10 +19,11 @@
 //!   their reservation, never from concurrency, whichever instance served them.
 //! - **Settle** (`lua/budget_settle.lua`, off the request path through a batched
 //!   writer): release the reservation, `spent += real cost`.
-//! - **Outage**: a settle that cannot reach Redis, and every cost settled by the local
-//!   fallback, is remembered per counter and added to Redis when it answers again
-//!   ([`SharedBudgets::replay`]); a counter Redis no longer has is skipped, since it will
-//!   be loaded from the store, which has that spend.
+//! - **Outage**: a settle that cannot reach Redis is kept and run again when Redis
+//!   answers (releasing its reservation then), and every cost settled by the local
+//!   fallback is summed per counter and added likewise ([`SharedBudgets::replay`]); a
+//!   counter Redis no longer has is skipped, since it will be loaded from the store,
+//!   which has that spend.
 //!
 //! Known limit: a counter loaded from the store within ~50 ms of another instance
 //! settling on it may miss that one cost (the store write is batched); it is there
@@ -56,8 +57,12 @@ pub struct SharedBudgets {
     reserve: redis::Script,
     settle: redis::Script,
     lease_ms: u64,
-    // std Mutex: map updates only, never across an await.
+    // std Mutexes: updates only, never across an await.
+    /// Spend settled by the local fallback, per counter.
     unsynced: Mutex<HashMap<(String, String), i64>>,
+    /// Settles of shared reservations that could not reach Redis: replayed as they were,
+    /// so their reservations are released too (not held until their lease ends).
+    failed: Mutex<Vec<Settle>>,
 }
 
 /// USD as integer nano-USD (the ledger's unit), clamped to what Lua's doubles hold exactly.
@@ -83,6 +88,7 @@ impl SharedBudgets {
             settle: redis::Script::new(include_str!("lua/budget_settle.lua")),
             lease_ms: lease.as_millis().max(1) as u64,
             unsynced: Mutex::default(),
+            failed: Mutex::default(),
         }
     }
 
@@ -197,7 +203,7 @@ impl SharedBudgets {
     pub async fn settle_batch(&self, batch: Vec<Settle>) {
         for s in batch {
             if !self.settle_one(&s).await {
-                self.remember(&s.parts, s.nanos);
+                lock(&self.failed).push(s);
             }
         }
     }
@@ -222,7 +228,7 @@ impl SharedBudgets {
         if nanos <= 0 {
             return;
         }
-        let mut u = self.lock_unsynced();
+        let mut u = lock(&self.unsynced);
         for p in parts {
             *u.entry(p.clone()).or_default() += nanos;
         }
@@ -230,33 +236,35 @@ impl SharedBudgets {
 
     /// Adds the remembered spend to Redis' counters (when the link is back up).
     pub async fn replay(&self) {
-        let pending: Vec<((String, String), i64)> = self.lock_unsynced().drain().collect();
+        let mut pending: Vec<Settle> = std::mem::take(&mut *lock(&self.failed));
+        pending.extend(lock(&self.unsynced).drain().map(|(part, nanos)| Settle {
+            // No reservation by this id: the settle only adds the spend.
+            request_id: "replay".into(),
+            parts: vec![part],
+            nanos,
+        }));
         if pending.is_empty() {
             return;
         }
         let count = pending.len();
-        let mut failed = 0;
-        for (part, n) in pending {
-            let s = Settle {
-                request_id: "replay".into(),
-                parts: vec![part],
-                nanos: n,
-            };
+        let mut left = Vec::new();
+        for s in pending {
             if !self.settle_one(&s).await {
-                self.remember(&s.parts, n);
-                failed += 1;
+                left.push(s);
             }
         }
+        let failed = left.len();
+        lock(&self.failed).extend(left);
         tracing::info!(
-            counters = count,
+            settles = count,
             failed,
             "budget spend settled during the redis outage added to the shared counters"
         );
     }
+}
 
-    fn lock_unsynced(&self) -> MutexGuard<'_, HashMap<(String, String), i64>> {
-        self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
