@@ -9,10 +9,12 @@
     clippy::print_stdout
 )]
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,36 +84,10 @@ name = "t"
         .last()
         .unwrap()
         .to_string();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("ANYCLOUD_LOG", "info")
-        .env("ANYCLOUD_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The listening address is in the log; keep draining stderr afterwards.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("anycloud listening") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("gateway did not start");
-    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let addr = log["fields"]["addr"].as_str().unwrap().to_string();
+    let (child, url) = serve::serve(BIN, &config);
     Gateway {
         child,
-        url: format!("http://{addr}"),
+        url,
         key,
         db,
         _dir: dir,

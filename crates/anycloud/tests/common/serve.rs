@@ -1,0 +1,41 @@
+//! Starts the real `anycloud serve` binary on the port 0 its config asks for and learns the
+//! address from its JSON log; stderr keeps being drained so the child never blocks.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The child and its base URL (`http://127.0.0.1:<port>`).
+pub fn serve(bin: &str, config: &Path) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("ANYCLOUD_LOG", "info")
+        .env("ANYCLOUD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The listening address is in the log; keep draining stderr afterwards.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("anycloud listening") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gateway did not start");
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = log["fields"]["addr"].as_str().unwrap().to_string();
+    (child, format!("http://{addr}"))
+}
