@@ -369,11 +369,22 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
         && failures
             .iter()
             .all(|(_, e)| e.kind == ProviderErrorKind::Timeout);
+    let all_rate_limited =
+        !failures.is_empty() && failures.iter().all(|(_, e)| e.status == Some(429));
     let status = if all_timeouts {
         StatusCode::GATEWAY_TIMEOUT
+    } else if all_rate_limited {
+        StatusCode::TOO_MANY_REQUESTS
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // The soonest any rate-limited cloud said it would take requests again, rounded up.
+    let retry_after = failures
+        .iter()
+        .filter_map(|(_, e)| e.retry_after)
+        .min()
+        .filter(|_| all_rate_limited)
+        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
     let mut message = format!("No cloud could serve model `{model}`.");
     for (cloud, e) in &failures {
         message.push_str(&format!(" {cloud}: {} ({});", e.reason_code(), e.message));
@@ -390,6 +401,7 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
         status,
         message: message.trim_end_matches(';').to_string(),
         route,
+        retry_after,
     }
 }
 
