@@ -1,10 +1,14 @@
 //! A batched background writer: the request path pushes items without waiting; one task
 //! writes them at most [`MAX_DELAY`] after the first item of a batch arrived, and
 //! [`BatchWriter::flush`] drains everything pending (used at shutdown).
+//!
+//! For metrics it counts what is pending (an atomic, no lock on the push path) and
+//! reports each batch's write time to an optional [`FlushHook`].
 
 use futures::future::BoxFuture;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Product.md §5: batches are written at most 50 ms apart.
@@ -18,8 +22,18 @@ enum Msg<T> {
 
 pub type WriteFn<T> = Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Told how long each batch took to write (metrics).
+pub type FlushHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
+#[derive(Default)]
+struct Stats {
+    pending: AtomicU64,
+    on_flush: OnceLock<FlushHook>,
+}
+
 pub struct BatchWriter<T> {
     tx: mpsc::UnboundedSender<Msg<T>>,
+    stats: Arc<Stats>,
 }
 
 impl<T> std::fmt::Debug for BatchWriter<T> {
@@ -32,6 +46,8 @@ impl<T: Send + 'static> BatchWriter<T> {
     /// Spawns the writer task; `write` persists one batch (and logs its own failures).
     pub fn spawn(write: WriteFn<T>) -> BatchWriter<T> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg<T>>();
+        let stats = Arc::new(Stats::default());
+        let st = stats.clone();
         tokio::spawn(async move {
             loop {
                 let Some(first) = rx.recv().await else { break };
@@ -60,21 +76,39 @@ impl<T: Send + 'static> BatchWriter<T> {
                     }
                 }
                 if !batch.is_empty() {
+                    let n = batch.len() as u64;
+                    let started = Instant::now();
                     write(batch).await;
+                    st.pending.fetch_sub(n, Ordering::Relaxed);
+                    if let Some(hook) = st.on_flush.get() {
+                        hook(started.elapsed());
+                    }
                 }
                 for a in acks {
                     let _ = a.send(());
                 }
             }
         });
-        BatchWriter { tx }
+        BatchWriter { tx, stats }
     }
 
     /// Queues one item; never blocks.
     pub fn push(&self, item: T) {
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Item(item)).is_err() {
+            self.stats.pending.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("batch writer has stopped; a record was dropped");
         }
+    }
+
+    /// Items pushed and not yet written.
+    pub fn pending(&self) -> u64 {
+        self.stats.pending.load(Ordering::Relaxed)
+    }
+
+    /// Reports every later batch's write time to `hook` (set once).
+    pub fn on_flush(&self, hook: FlushHook) {
+        let _ = self.stats.on_flush.set(hook);
     }
 
     /// Resolves once everything pushed before the call is written.
