@@ -45,8 +45,10 @@ pub struct Exceeded {
 struct Counter {
     spent: f64,
     reserved: f64,
-    /// The scope's budget when last reserved against (for the metrics' key aggregate).
+    /// The scope's budget when last reserved against, and whether it refused a request
+    /// this period (for the metrics' key aggregate).
     budget: Option<Budget>,
+    refused: bool,
 }
 
 #[derive(Debug)]
@@ -153,6 +155,7 @@ impl Budgets {
                     spent,
                     reserved: 0.0,
                     budget: None,
+                    refused: false,
                 });
             }
         }
@@ -162,6 +165,11 @@ impl Budgets {
                 let c = counters.get(k).copied().unwrap_or_default();
                 let left = (scope.budget.usd - c.spent - c.reserved).max(0.0);
                 if c.spent + c.reserved + worst_case > scope.budget.usd {
+                    // Remembered so the metrics' key aggregate counts a refused key.
+                    if let Some(c) = counters.get_mut(k) {
+                        c.budget = Some(scope.budget);
+                        c.refused = true;
+                    }
                     let retry_after = seconds_to_reset(scope.budget.period, now);
                     let when = match retry_after {
                         Some(s) => format!("; it resets in {s} s"),
@@ -245,7 +253,8 @@ impl Budgets {
         self.writer.on_flush(hook);
     }
 
-    /// Key budgets used in their current period: `(ok, exhausted)`. An aggregate, so
+    /// Key budgets used in their current period: `(ok, exhausted)`, exhausted meaning
+    /// fully spent or refused a request this period. An aggregate, so
     /// metrics never carry one series per key.
     pub fn key_budget_counts(&self) -> (u64, u64) {
         let now = Utc::now();
@@ -255,7 +264,7 @@ impl Budgets {
             if !scope.starts_with("key:") || *period != period_start(b.period, now) {
                 continue;
             }
-            if c.spent + c.reserved >= b.usd {
+            if c.refused || c.spent + c.reserved >= b.usd {
                 exhausted += 1;
             } else {
                 ok += 1;
