@@ -100,6 +100,7 @@ pub(crate) fn validate(c: &Config, problems: &mut Vec<Problem>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use crate::parse_str;
     use std::path::Path;
