@@ -170,17 +170,17 @@ fn main() -> ExitCode {
     let export = match &cli.command {
         Command::Serve { config, log_format } => {
             let loaded = anycloud_config::load(config).ok();
-            let format = match log_format {
-                Some(LogFormatArg::Json) => anycloud_config::LogFormat::Json,
-                Some(LogFormatArg::Text) => anycloud_config::LogFormat::Text,
-                None => loaded
-                    .as_ref()
-                    .map(|c| c.server.log_format)
-                    .unwrap_or_default(),
-            };
-            cmd::init_logging(format, loaded.as_ref().map(|c| &c.telemetry))
+            let flag = log_format.map(|f| match f {
+                LogFormatArg::Json => anycloud_config::LogFormat::Json,
+                LogFormatArg::Text => anycloud_config::LogFormat::Text,
+            });
+            let configured = loaded
+                .as_ref()
+                .map(|c| c.server.log_format)
+                .unwrap_or_default();
+            cmd::init_logging(flag, configured, loaded.as_ref().map(|c| &c.telemetry))
         }
-        _ => cmd::init_logging(anycloud_config::LogFormat::Text, None),
+        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -21,7 +21,8 @@ use std::path::Path;
 /// With `[telemetry] otlp_endpoint` set (serve only), spans are exported over
 /// OTLP/HTTP too; the returned exporter must be shut down to flush them.
 pub fn init_logging(
-    format: anycloud_config::LogFormat,
+    flag: Option<anycloud_config::LogFormat>,
+    configured: anycloud_config::LogFormat,
     telemetry: Option<&anycloud_config::TelemetryConfig>,
 ) -> Option<anycloud_server::telemetry::export::TraceExport> {
     use anycloud_config::LogFormat;
@@ -29,11 +30,12 @@ pub fn init_logging(
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = match std::env::var("ANYCLOUD_LOG_FORMAT").as_deref() {
-        Ok("json") => LogFormat::Json,
-        Ok("text") => LogFormat::Text,
-        _ => format,
+    let env = match std::env::var("ANYCLOUD_LOG_FORMAT").as_deref() {
+        Ok("json") => Some(LogFormat::Json),
+        Ok("text") => Some(LogFormat::Text),
+        _ => None,
     };
+    let format = flag.or(env).unwrap_or(configured);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
         LogFormat::Json => fmt
