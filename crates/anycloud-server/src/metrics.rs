@@ -40,6 +40,9 @@ pub struct LatencyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub api: &'static str,
+    /// The cloud that rejected the request (`upstream_rejected`), else `none`.
+    pub cloud: String,
+    pub model: String,
     pub kind: &'static str,
     pub status: u16,
 }
@@ -234,7 +237,7 @@ impl Metrics {
         );
         r.register(
             "errors",
-            "Client-visible errors by API, kind and status",
+            "Client-visible errors by API, cloud, model, kind and status",
             m.errors.clone(),
         );
         r.register(

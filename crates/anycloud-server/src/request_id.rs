@@ -72,11 +72,16 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let info = resp.extensions().get::<RouteInfo>();
     let kind = resp.extensions().get::<ErrorKind>();
     if let (Some(info), Some(kind)) = (info, kind) {
-        state
-            .metrics
-            .errors
+        let m = &state.metrics;
+        let cloud = resp
+            .headers()
+            .get("x-anycloud-cloud")
+            .and_then(|v| v.to_str().ok());
+        m.errors
             .get_or_create(&ErrorLabels {
                 api: info.api,
+                cloud: m.labels.cloud(cloud),
+                model: m.labels.model(&info.model),
                 kind: kind.0,
                 status,
             })
