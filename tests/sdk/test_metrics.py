@@ -156,6 +156,16 @@ def known_traffic(gw: Gw) -> None:
     assert r.status_code == 200, r.text
     r = httpx.post(f"{gw.base}/v1/responses", headers=h, json={"model": "gpt-4o", "input": "hi"}, timeout=20)
     assert r.status_code == 200, r.text
+    # Streams of the other two APIs (time to first token for each).
+    r = httpx.post(
+        f"{gw.base}/v1/messages",
+        headers={"x-api-key": team, "anthropic-version": "2023-06-01"},
+        json={"model": "claude-sonnet", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=20,
+    )
+    assert r.status_code == 200 and "message_stop" in r.text, r.text
+    r = httpx.post(f"{gw.base}/v1/responses", headers=h, json={"model": "gpt-4o", "input": "hi", "stream": True}, timeout=20)
+    assert r.status_code == 200 and "response.completed" in r.text, r.text
     tight = gw.key("tight")
     # 1 request per minute for the tenant: the second is refused (both, on a second run).
     assert [gw.chat(tight, "gpt-4o") for _ in range(2)][-1] == 429
@@ -217,12 +227,13 @@ def test_every_documented_metric_is_served_with_its_labels(gw: Gw):
     def v(name, **labels):
         return values.get((name, tuple(sorted(labels.items()))), 0)
 
-    assert sum(
-        s.value
+    ok_apis = {
+        s.labels["api"]
         for f in fams
         for s in f.samples
-        if s.name == "anycloud_requests_total" and s.labels["api"] == "embeddings" and s.labels["status"] == "200"
-    ) >= 1
+        if s.name == "anycloud_requests_total" and s.labels["status"] == "200" and s.value > 0
+    }
+    assert ok_apis == APIS, f"every ingress API is counted: {ok_apis}"
     assert v("anycloud_rate_limited_total", scope="tenant", limit="requests") >= 1
     assert v("anycloud_key_budgets", state="exhausted") >= 1
     assert v("anycloud_route_declines_total", cloud="azure-us", reason="jurisdiction") >= 1
@@ -239,7 +250,7 @@ def test_every_documented_metric_is_served_with_its_labels(gw: Gw):
     assert cost == pytest.approx(spent)
     assert v("anycloud_budget_limit_usd", tenant="spender", period="month") == 100
     ttft = [s for f in fams if f.name == "anycloud_time_to_first_token_seconds" for s in f.samples if s.name.endswith("_count")]
-    assert any(s.labels["api"] == "chat_completions" and s.value >= 1 for s in ttft)
+    assert {s.labels["api"] for s in ttft if s.value >= 1} == {"chat_completions", "messages", "responses"}
 
 
 def test_label_cardinality_stays_bounded_under_random_names(gw: Gw):
