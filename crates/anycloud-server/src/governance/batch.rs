@@ -119,3 +119,36 @@ impl<T: Send + 'static> BatchWriter<T> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn pending_counts_unwritten_items_and_the_hook_sees_each_batch() {
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let written = Arc::new(Mutex::new(0usize));
+        let w = written.clone();
+        let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<u32>| {
+            let (mut gate, w) = (gate.clone(), w.clone());
+            Box::pin(async move {
+                let _ = gate.wait_for(|open| *open).await;
+                *w.lock().unwrap() += batch.len();
+            })
+        }));
+        let batches = Arc::new(Mutex::new(0usize));
+        let b = batches.clone();
+        writer.on_flush(Arc::new(move |_| *b.lock().unwrap() += 1));
+        for i in 0..5 {
+            writer.push(i);
+        }
+        assert_eq!(writer.pending(), 5);
+        release.send(true).unwrap();
+        writer.flush().await;
+        assert_eq!(writer.pending(), 0);
+        assert_eq!(*written.lock().unwrap(), 5);
+        assert!(*batches.lock().unwrap() >= 1);
+    }
+}
