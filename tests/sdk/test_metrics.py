@@ -20,16 +20,7 @@ import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import (
-    REPO_ROOT,
-    STARTUP_TIMEOUT_S,
-    Proc,
-    binary_path,
-    free_port,
-    parse_emulators,
-    wait_healthy,
-    write_config,
-)
+from conftest import REPO_ROOT, Proc, binary_path, free_port, start_emulators, wait_healthy, write_config
 
 ADMIN = "metrics-admin-token-0123456789"
 CLOUDS = {"azure-us", "local-openai", "anthropic"}
@@ -95,14 +86,10 @@ def gw():
     workdir = Path(tempfile.mkdtemp(prefix="anycloud-metrics-"))
     procs: list[Proc] = []
     try:
-        emu = Proc("anycloud emulate", [str(binary), "emulate", "--port", "0"], workdir)
-        procs.append(emu)
-        lines = emu.wait_for_lines(
-            lambda ls: {"openai_compatible", "azure_openai", "anthropic"} <= set(parse_emulators(ls)), STARTUP_TIMEOUT_S
-        )
+        emus = start_emulators(binary, workdir, procs)
         port = free_port()
         cfg = workdir / "anycloud.toml"
-        write_metrics_config(cfg, f"127.0.0.1:{port}", workdir / "gw.db", parse_emulators(lines))
+        write_metrics_config(cfg, f"127.0.0.1:{port}", workdir / "gw.db", emus)
         server = Proc("anycloud serve", [str(binary), "serve", "--config", str(cfg)], workdir)
         procs.append(server)
         base = f"http://127.0.0.1:{port}"
