@@ -46,9 +46,9 @@ async fn emulator(name: &str) -> EmulatorHandle {
     .unwrap()
 }
 
-fn config(dir: &Path, clouds: &[&EmulatorHandle], extra: &str) -> std::path::PathBuf {
+fn config(dir: &Path, clouds: &[&EmulatorHandle], server: &str, extra: &str) -> std::path::PathBuf {
     let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite://{}\"\n[routing]\nstrategy = \"priority\"\n[routing.retry]\nmax_attempts = 2\n{extra}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n[store]\nurl = \"sqlite://{}\"\n[routing]\nstrategy = \"priority\"\n[routing.retry]\nmax_attempts = 2\n{extra}\n",
         dir.join("gw.db").display()
     );
     for (i, c) in clouds.iter().enumerate() {
@@ -245,6 +245,7 @@ async fn request_and_attempt_spans_reach_otlp_in_the_clients_trace() {
     let cfg = config(
         dir.path(),
         &[&failing, &good],
+        "log_format = \"json\"",
         &format!("[telemetry]\notlp_endpoint = \"{otlp}\"\nservice_name = \"gw-test\"\n"),
     );
     let g = start(dir, &cfg, &[], &[]);
@@ -260,7 +261,12 @@ async fn request_and_attempt_spans_reach_otlp_in_the_clients_trace() {
     let (status, _) = chat(&g, true, &g.key.clone(), "gpt-4o", None).await;
     assert_eq!(status, 200);
     // Nothing is exported yet (batches leave every 5 s): SIGTERM must flush.
-    let _ = g.stop();
+    let lines = g.stop();
+    // `server.log_format = "json"` alone switches the logs to JSON lines.
+    for l in &lines {
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    }
 
     let spans = spans.lock().unwrap().clone();
     let in_trace: Vec<&Span> = spans
@@ -349,7 +355,7 @@ async fn request_and_attempt_spans_reach_otlp_in_the_clients_trace() {
 async fn json_logs_have_one_access_line_per_request_and_no_secrets() {
     let cloud = emulator("only").await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &[&cloud], "");
+    let cfg = config(dir.path(), &[&cloud], "", "");
     let g = start(dir, &cfg, &["--log-format", "json"], &[]);
     let key = g.key.clone();
 
