@@ -22,7 +22,9 @@ pub struct AppState {
     pub key_cache: KeyCache,
     /// Shared with the spend sink, which records every served attempt's cost.
     pub clouds: Arc<CloudStates>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Request and attempt spans (OpenTelemetry, when `[telemetry]` is on).
+    pub tracing: Arc<crate::telemetry::Tracing>,
     /// Where finished requests go (ledger, audit, …).
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
@@ -65,7 +67,16 @@ impl AppState {
             .collect();
         store.sync_tenants(&records).await?;
         let governance = crate::governance::Governance::new(store.clone(), &config.capture)?;
+        let metrics = Arc::new(Metrics::new(&config));
+        governance.audit.on_flush(metrics.flush_observer("audit"));
+        governance
+            .budgets
+            .on_flush(metrics.flush_observer("budget_spend"));
         let mut sinks = sinks;
+        sinks.push(metrics.clone());
+        sinks.push(Arc::new(crate::access_log::AccessLog));
+        let tracing = Arc::new(crate::telemetry::Tracing::new(&config));
+        sinks.push(tracing.clone());
         sinks.push(governance.audit.clone());
         sinks.push(Arc::new(crate::governance::BudgetSettler(
             governance.budgets.clone(),
@@ -101,7 +112,8 @@ impl AppState {
             store,
             key_cache: KeyCache::default(),
             clouds,
-            metrics: Metrics::new(),
+            metrics,
+            tracing,
             sinks: sinks.into(),
             governance,
             tenants: RwLock::new(tenants),

@@ -32,6 +32,9 @@ enum Command {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// Log lines as `text` (default) or `json`; overrides `server.log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
     },
     /// Configuration commands.
     Config {
@@ -112,6 +115,12 @@ enum RouteCommand {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Table,
     Json,
@@ -154,7 +163,25 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cmd::init_logging();
+    // `serve` reads its config's log format and telemetry before logging
+    // starts (a bad config is reported by `serve` itself, with text logs).
+    // Set up here, outside the async runtime: the exporter's blocking HTTP
+    // client must not be created or dropped on a runtime thread.
+    let export = match &cli.command {
+        Command::Serve { config, log_format } => {
+            let loaded = anycloud_config::load(config).ok();
+            let flag = log_format.map(|f| match f {
+                LogFormatArg::Json => anycloud_config::LogFormat::Json,
+                LogFormatArg::Text => anycloud_config::LogFormat::Text,
+            });
+            let configured = loaded
+                .as_ref()
+                .map(|c| c.server.log_format)
+                .unwrap_or_default();
+            cmd::init_logging(flag, configured, loaded.as_ref().map(|c| &c.telemetry))
+        }
+        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +195,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo { port } => cmd::demo::run(port).await,
-            Command::Serve { config } => cmd::serve::run(&config).await,
+            Command::Serve { config, .. } => cmd::serve::run(&config).await,
             Command::Config {
                 command: ConfigCommand::Check { file },
             } => cmd::config_check::run(&file),
@@ -225,6 +252,10 @@ fn main() -> ExitCode {
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });
+    // After the server drained on SIGTERM: export the last spans.
+    if let Some(export) = export {
+        export.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

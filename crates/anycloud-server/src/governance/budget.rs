@@ -45,6 +45,10 @@ pub struct Exceeded {
 struct Counter {
     spent: f64,
     reserved: f64,
+    /// The scope's budget when last reserved against, and whether it refused a request
+    /// this period (for the metrics' key aggregate).
+    budget: Option<Budget>,
+    refused: bool,
 }
 
 #[derive(Debug)]
@@ -150,6 +154,8 @@ impl Budgets {
                 self.lock_counters().entry(k.clone()).or_insert(Counter {
                     spent,
                     reserved: 0.0,
+                    budget: None,
+                    refused: false,
                 });
             }
         }
@@ -159,6 +165,11 @@ impl Budgets {
                 let c = counters.get(k).copied().unwrap_or_default();
                 let left = (scope.budget.usd - c.spent - c.reserved).max(0.0);
                 if c.spent + c.reserved + worst_case > scope.budget.usd {
+                    // Remembered so the metrics' key aggregate counts a refused key.
+                    if let Some(c) = counters.get_mut(k) {
+                        c.budget = Some(scope.budget);
+                        c.refused = true;
+                    }
                     let retry_after = seconds_to_reset(scope.budget.period, now);
                     let when = match retry_after {
                         Some(s) => format!("; it resets in {s} s"),
@@ -179,8 +190,10 @@ impl Budgets {
                     });
                 }
             }
-            for k in &keys {
-                counters.entry(k.clone()).or_default().reserved += worst_case;
+            for (scope, k) in scopes.iter().zip(&keys) {
+                let c = counters.entry(k.clone()).or_default();
+                c.reserved += worst_case;
+                c.budget = Some(scope.budget);
             }
         }
         if let Ok(mut r) = self.reservations.lock() {
@@ -229,6 +242,35 @@ impl Budgets {
 
     pub async fn flush(&self) {
         self.writer.flush().await;
+    }
+
+    /// Spend records waiting to be written.
+    pub fn pending(&self) -> u64 {
+        self.writer.pending()
+    }
+
+    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+        self.writer.on_flush(hook);
+    }
+
+    /// Key budgets used in their current period: `(ok, exhausted)`, exhausted meaning
+    /// fully spent or refused a request this period. An aggregate, so
+    /// metrics never carry one series per key.
+    pub fn key_budget_counts(&self) -> (u64, u64) {
+        let now = Utc::now();
+        let (mut ok, mut exhausted) = (0, 0);
+        for ((scope, period), c) in self.lock_counters().iter() {
+            let Some(b) = c.budget else { continue };
+            if !scope.starts_with("key:") || *period != period_start(b.period, now) {
+                continue;
+            }
+            if c.refused || c.spent + c.reserved >= b.usd {
+                exhausted += 1;
+            } else {
+                ok += 1;
+            }
+        }
+        (ok, exhausted)
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Counter>> {

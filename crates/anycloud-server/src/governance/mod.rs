@@ -328,6 +328,7 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
             retry_after,
         } = g.limits.peek(scope, *limit, *cost)
         {
+            state.metrics.rate_limited(scope_kind(scope), kind);
             return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm));
         }
     }
@@ -343,7 +344,10 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
             Decision::Limited {
                 state: st,
                 retry_after,
-            } => return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm)),
+            } => {
+                state.metrics.rate_limited(scope_kind(scope), kind);
+                return Err(limited(label, kind, *limit, *cost, st, retry_after, &adm));
+            }
         }
     }
 
@@ -374,6 +378,15 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
         }
     }
     Ok(adm)
+}
+
+/// The metric label for a limit's scope id (`tenant:…` or `key:…`).
+fn scope_kind(scope: &str) -> &'static str {
+    if scope.starts_with("key:") {
+        "key"
+    } else {
+        "tenant"
+    }
 }
 
 fn limited(
