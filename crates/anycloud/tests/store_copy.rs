@@ -253,7 +253,7 @@ async fn sqlite_copied_into_postgres_reports_the_same_and_its_chain_verifies() {
     let printed = stdout(&out);
     assert!(printed.contains("copy verified"), "{printed}");
     assert!(
-        printed.contains("usage_ledger                   60           60"),
+        printed.contains("usage_ledger                       60             60"),
         "{printed}"
     );
     assert!(!printed.contains(schema.name()) && !stderr(&out).contains(schema.name()));

@@ -90,24 +90,24 @@ pub async fn copy(args: CopyArgs<'_>) -> anyhow::Result<ExitCode> {
 
 fn print_summary(from: &str, to: &str, s: &CopySummary) {
     println!(
-        "{:<20} {:>12} {:>12}",
+        "{:<22} {:>14} {:>14}",
         "TABLE",
         from.to_uppercase(),
         to.to_uppercase()
     );
     for t in &s.tables {
-        println!("{:<20} {:>12} {:>12}", t.table, t.source, t.target);
+        println!("{:<22} {:>14} {:>14}", t.table, t.source, t.target);
     }
     println!(
-        "{:<20} {:>12} {:>12}",
+        "{:<22} {:>14} {:>14}",
         "ledger cost (nanoUSD)", s.source_ledger.cost_nanos, s.target_ledger.cost_nanos
     );
     println!(
-        "{:<20} {:>12} {:>12}",
+        "{:<22} {:>14} {:>14}",
         "ledger tokens in", s.source_ledger.input_tokens, s.target_ledger.input_tokens
     );
     println!(
-        "{:<20} {:>12} {:>12}",
+        "{:<22} {:>14} {:>14}",
         "audit chain",
         chain(&s.source_chain),
         chain(&s.target_chain)
