@@ -54,3 +54,30 @@ async fn migrations_are_listed_applied_once_and_idempotent(f: &Fixture) {
         .await
         .expect("table is back");
 }
+
+/// PostgreSQL only: several instances share one database and may start at the same moment.
+/// (An SQLite file has one gateway.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_instances_migrating_at_once_apply_each_migration_once() {
+    let Some(f) = Fixture::postgres().await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = f.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = open_unmigrated(&url).await.expect("open");
+            store.migrate(&|_| {}).await.expect("migrate at once")
+        }));
+    }
+    let mut applied = Vec::new();
+    for task in tasks {
+        applied.extend(task.await.expect("task").into_iter().map(|m| m.version));
+    }
+    applied.sort_unstable();
+    assert_eq!(
+        applied,
+        vec![1, 2, 3, 5],
+        "each migration applied by exactly one instance"
+    );
+}
