@@ -42,6 +42,10 @@ pub async fn copy(args: CopyArgs<'_>) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the target store (--to): {e}"))?;
 
+    if from.location().await? == to.location().await? {
+        anyhow::bail!("--from and --to name the same store");
+    }
+
     let existing: Vec<String> = copy::counts(to.as_ref())
         .await?
         .into_iter()
