@@ -326,16 +326,12 @@ async fn a_tampered_source_is_copied_but_the_copy_fails() {
     assert!(stdout(&out).contains("broken at 4"), "{}", stdout(&out));
 }
 
-#[tokio::test]
-async fn copying_a_store_onto_itself_is_refused_before_anything_is_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = anycloud_store::open(&url).await.unwrap();
+/// `store copy --replace` from `url` onto `same` (the same store, spelled differently) is
+/// refused before anything is deleted.
+async fn self_copy_is_refused(url: &str, same: &str) {
+    let store = anycloud_store::open(url).await.unwrap();
     populate(store.as_ref()).await;
-    // The same file, spelled differently.
-    let other = format!("sqlite://{}/./a.db", dir.path().display());
-    let out = run(&["store", "copy", "--from", &url, "--to", &other, "--replace"]);
+    let out = run(&["store", "copy", "--from", url, "--to", same, "--replace"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("same store"), "{}", stderr(&out));
     assert_eq!(
@@ -346,29 +342,19 @@ async fn copying_a_store_onto_itself_is_refused_before_anything_is_deleted() {
 }
 
 #[tokio::test]
+async fn copying_an_sqlite_file_onto_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    self_copy_is_refused(&url, &format!("sqlite://{}/./a.db", dir.path().display())).await;
+}
+
+#[tokio::test]
 async fn copying_a_postgres_schema_onto_itself_is_refused() {
     let Some(schema) = PgSchema::create().await else {
         return;
     };
-    let store = anycloud_store::open(&schema.url()).await.unwrap();
-    populate(store.as_ref()).await;
-    let other = format!("{}&application_name=other", schema.url());
-    let out = run(&[
-        "store",
-        "copy",
-        "--from",
-        &schema.url(),
-        "--to",
-        &other,
-        "--replace",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("same store"), "{}", stderr(&out));
-    assert_eq!(
-        store.usage_count().await.unwrap(),
-        60,
-        "nothing was deleted"
-    );
+    let same = format!("{}&application_name=other", schema.url());
+    self_copy_is_refused(&schema.url(), &same).await;
 }
 
 /// `migrate` on a fresh store applies everything once; with `auto_migrate = false`,
