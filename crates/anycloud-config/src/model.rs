@@ -138,6 +138,14 @@ pub struct StoreConfig {
     #[serde(default = "default_store_url")]
     pub url: String,
     pub redis_url: Option<String>,
+    /// Apply pending schema migrations when the gateway starts (the default). With `false`,
+    /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
+    #[serde(default = "default_true")]
+    pub auto_migrate: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_store_url() -> String {
@@ -149,6 +157,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: default_store_url(),
             redis_url: None,
+            auto_migrate: true,
         }
     }
 }

@@ -159,3 +159,19 @@ fn literal_dollar_brace_survives() {
     let out = interpolate::interpolate("a = \"$${X}\"", &|_| None).unwrap_or_default();
     assert_eq!(out, "a = \"${X}\"");
 }
+
+#[test]
+fn store_auto_migrate_defaults_to_true_and_must_be_a_bool() {
+    let parsed = |text: &str| parse_str(text, Path::new("a.toml"), &env);
+    assert!(parsed(GOOD).is_ok_and(|c| c.store.auto_migrate));
+    let off = format!("{GOOD}\n[store]\nurl = \"postgres://db/anycloud\"\nauto_migrate = false\n");
+    assert!(parsed(&off).is_ok_and(|c| !c.store.auto_migrate));
+    let bad = format!("{GOOD}\n[store]\nauto_migrate = \"no\"\n");
+    let err = parsed(&bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let line = bad.lines().count();
+    assert!(err.contains(&format!("a.toml:{line}:")), "{err}");
+    assert!(err.contains("expected a boolean"), "{err}");
+}

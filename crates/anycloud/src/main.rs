@@ -73,6 +73,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Apply the store's pending schema migrations (idempotent).
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run the cloud emulators alone.
     Emulate {
         #[arg(long, default_value_t = 9100)]
@@ -132,6 +142,29 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every record (keys, ledger, audit chain, responses, …) into another, empty store;
+    /// then compare both and exit 1 on any difference.
+    Copy {
+        /// The source store URL (sqlite://… or postgres://…).
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        from: Option<String>,
+        /// Take the source store from this config's `store.url` instead of --from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The target store URL; migrated first, and it must hold no records.
+        #[arg(long)]
+        to: String,
+        /// Delete every record the target already holds before copying.
+        #[arg(long)]
+        replace: bool,
+        /// Rows per batch (one transaction on the target each).
+        #[arg(long, default_value_t = anycloud_store::copy::DEFAULT_BATCH)]
+        batch_size: u32,
     },
 }
 
@@ -249,6 +282,26 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify { config },
             } => cmd::audit::verify(&config).await,
+            Command::Migrate { config } => cmd::migrate::run(&config).await,
+            Command::Store {
+                command:
+                    StoreCommand::Copy {
+                        from,
+                        config,
+                        to,
+                        replace,
+                        batch_size,
+                    },
+            } => {
+                cmd::store::copy(cmd::store::CopyArgs {
+                    from: from.as_deref(),
+                    config: config.as_deref(),
+                    to: &to,
+                    replace,
+                    batch_size,
+                })
+                .await
+            }
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });

@@ -6,9 +6,11 @@ pub mod config_check;
 pub mod demo;
 pub mod emulate;
 pub mod keys;
+pub mod migrate;
 pub mod report;
 pub mod route;
 pub mod serve;
+pub mod store;
 
 use anyhow::Context;
 use std::path::Path;
@@ -70,12 +72,43 @@ pub fn load_config(path: &Path) -> anyhow::Result<anycloud_config::Config> {
     anycloud_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
 }
 
+/// Opens the configured store and applies pending migrations, or with
+/// `store.auto_migrate = false` refuses to go on while any are pending.
 pub async fn open_store(
     config: &anycloud_config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
-    anycloud_store::open(&config.store.url)
+    let store = anycloud_store::open_unmigrated(&config.store.url)
         .await
-        .with_context(|| "cannot open the store (store.url)".to_string())
+        .with_context(|| "cannot open the store (store.url)".to_string())?;
+    if config.store.auto_migrate {
+        let applied = store
+            .migrate(&|m| tracing::info!(migration = %migrate::name(m), "store migration applied"))
+            .await
+            .context("cannot migrate the store (store.url)")?;
+        if !applied.is_empty() {
+            tracing::info!(
+                count = applied.len(),
+                backend = store.backend(),
+                "store migrated"
+            );
+        }
+        return Ok(store);
+    }
+    let pending = store
+        .pending_migrations()
+        .await
+        .context("cannot read the store's migrations (store.url)")?;
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(migrate::name).collect();
+        anyhow::bail!(
+            "the store has {} pending migration{} ({}) and store.auto_migrate = false: \
+             run `anycloud migrate --config <file>` first",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+    }
+    Ok(store)
 }
 
 /// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].
