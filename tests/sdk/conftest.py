@@ -406,6 +406,17 @@ def wait_healthy(url: str, proc: Proc) -> None:
     raise RuntimeError(f"gateway not healthy after {STARTUP_TIMEOUT_S}s (last: {last}):\n{proc.output()}")
 
 
+def start_emulators(binary: Path, workdir: Path, procs: list[Proc]) -> dict[str, Emulator]:
+    """`anycloud emulate --port 0`: the emulated clouds by kind, once all of them are up."""
+    emu = Proc("anycloud emulate", [str(binary), "emulate", "--port", "0"], workdir)
+    procs.append(emu)
+    lines = emu.wait_for_lines(
+        lambda ls: ALL_EMULATORS <= set(parse_emulators(ls)),
+        STARTUP_TIMEOUT_S,
+    )
+    return parse_emulators(lines)
+
+
 @pytest.fixture(scope="session")
 def gateway():
     binary = binary_path()
@@ -417,13 +428,7 @@ def gateway():
     workdir = Path(tempfile.mkdtemp(prefix="anycloud-sdk-"))
     procs: list[Proc] = []
     try:
-        emu = Proc("anycloud emulate", [str(binary), "emulate", "--port", "0"], workdir)
-        procs.append(emu)
-        lines = emu.wait_for_lines(
-            lambda ls: ALL_EMULATORS <= set(parse_emulators(ls)),
-            STARTUP_TIMEOUT_S,
-        )
-        emus = parse_emulators(lines)
+        emus = start_emulators(binary, workdir, procs)
         azure, local, anthropic = emus["azure_openai"], emus["openai_compatible"], emus["anthropic"]
         assert local.base_url.endswith("/v1"), local.base_url
         assert not azure.base_url.endswith("/v1"), azure.base_url

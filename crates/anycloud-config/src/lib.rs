@@ -9,9 +9,11 @@
 pub mod interpolate;
 pub mod locate;
 pub mod model;
+pub mod telemetry;
 pub mod validate;
 
 pub use model::*;
+pub use telemetry::{LogFormat, TelemetryConfig};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

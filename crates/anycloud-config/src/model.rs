@@ -31,6 +31,9 @@ pub struct Config {
     /// Payload capture for tenants with `capture = true`.
     #[serde(default)]
     pub capture: CaptureConfig,
+    /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Stored state of the Responses API.
@@ -97,6 +100,9 @@ pub struct ServerConfig {
     /// worst-case cost against a budget.
     #[serde(default = "default_max_output_tokens")]
     pub default_max_output_tokens: u64,
+    /// `text` (default) or `json` lines; `--log-format` and `ANYCLOUD_LOG_FORMAT` override it.
+    #[serde(default)]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 fn default_max_output_tokens() -> u64 {
@@ -121,6 +127,7 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body(),
             request_timeout_ms: default_request_timeout(),
             default_max_output_tokens: default_max_output_tokens(),
+            log_format: Default::default(),
         }
     }
 }
@@ -140,6 +147,14 @@ pub struct StoreConfig {
     /// What each feature does while Redis is unreachable.
     #[serde(default)]
     pub redis_down: RedisDownPolicy,
+    /// Apply pending schema migrations when the gateway starts (the default). With `false`,
+    /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
+    #[serde(default = "default_true")]
+    pub auto_migrate: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_redis_prefix() -> String {
@@ -209,6 +224,7 @@ impl Default for StoreConfig {
             redis_url: None,
             redis_prefix: default_redis_prefix(),
             redis_down: RedisDownPolicy::default(),
+            auto_migrate: true,
         }
     }
 }

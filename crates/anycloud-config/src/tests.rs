@@ -204,3 +204,19 @@ fn redis_settings_parse_validate_and_stay_secret() {
     assert!(err.contains("store.redis_prefix"), "{err}");
     assert!(!err.contains("hunter2-redis"), "secret leaked: {err}");
 }
+
+#[test]
+fn store_auto_migrate_defaults_to_true_and_must_be_a_bool() {
+    let parsed = |text: &str| parse_str(text, Path::new("a.toml"), &env);
+    assert!(parsed(GOOD).is_ok_and(|c| c.store.auto_migrate));
+    let off = format!("{GOOD}\n[store]\nurl = \"postgres://db/anycloud\"\nauto_migrate = false\n");
+    assert!(parsed(&off).is_ok_and(|c| !c.store.auto_migrate));
+    let bad = format!("{GOOD}\n[store]\nauto_migrate = \"no\"\n");
+    let err = parsed(&bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let line = bad.lines().count();
+    assert!(err.contains(&format!("a.toml:{line}:")), "{err}");
+    assert!(err.contains("expected a boolean"), "{err}");
+}

@@ -16,6 +16,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.models(c, &clouds);
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
+    crate::telemetry::validate(c, &mut v.problems);
     v.problems
 }
 

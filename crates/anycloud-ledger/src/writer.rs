@@ -24,7 +24,7 @@
 //! commit. SQLite's WAL makes each batch all-or-nothing, so the store is never corrupted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anycloud_store::{Store, UsageRecord};
@@ -78,7 +78,10 @@ enum Msg {
     Close(oneshot::Sender<()>),
 }
 
-#[derive(Debug, Default)]
+/// Told how long each committed batch took (metrics); called on the writer task.
+pub type FlushHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
+#[derive(Default)]
 struct Shared {
     // std Mutex: held for a push or a swap, never across an await.
     overflow: Mutex<Vec<UsageRecord>>,
@@ -89,6 +92,16 @@ struct Shared {
     flush_errors: AtomicU64,
     lost: AtomicU64,
     closed: AtomicBool,
+    on_flush: OnceLock<FlushHook>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("accepted", &self.accepted)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The batched, durable ledger writer. Cheap to share behind an `Arc`.
@@ -182,6 +195,12 @@ impl LedgerWriter {
         if let Some(task) = task {
             let _ = task.await;
         }
+    }
+
+    /// Reports every later batch commit's duration to `hook` (set once; lock-free on the
+    /// request path, which never calls it).
+    pub fn on_flush(&self, hook: FlushHook) {
+        let _ = self.shared.on_flush.set(hook);
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -287,8 +306,12 @@ async fn commit(
         let mut backoff = Duration::from_millis(50);
         let mut tries = 0u32;
         loop {
+            let started = Instant::now();
             match store.insert_usage(chunk).await {
                 Ok(()) => {
+                    if let Some(hook) = shared.on_flush.get() {
+                        hook(started.elapsed());
+                    }
                     shared
                         .written
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);

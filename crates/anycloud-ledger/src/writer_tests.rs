@@ -79,3 +79,23 @@ async fn a_record_is_committed_within_the_flush_interval() {
     assert_eq!(w.stats().batches, 1);
     w.flush().await;
 }
+
+#[tokio::test]
+async fn every_committed_batch_reports_its_duration_to_the_flush_hook() {
+    let w = LedgerWriter::start(store().await, WriterConfig::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    w.on_flush(Arc::new(move |took| s.lock().unwrap().push(took)));
+    for i in 0..3 {
+        w.record(record(i));
+    }
+    w.flush().await;
+    w.record(record(9));
+    w.flush().await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "one report per committed batch"
+    );
+    assert_eq!(w.stats().pending, 0);
+}

@@ -20,6 +20,7 @@ pub mod oci;
 pub mod openai;
 pub mod registry;
 pub mod sse;
+pub mod trace_context;
 pub mod vertex;
 
 pub use error::{ProviderError, ProviderErrorKind};

@@ -2,9 +2,11 @@
 //!
 //! The request path, in order (each step names the module that owns it):
 //!
-//! 1. `request_id`  — a fresh `x-request-id`; on the way out it also stamps
-//!    `x-anycloud-cloud` / `x-anycloud-route` defaults and records
-//!    request metrics (`metrics`) from the handler's `RouteInfo`.
+//! 1. `request_id`  — a fresh `x-request-id` and the request's trace span
+//!    (`telemetry`, child of a client `traceparent`) inside a
+//!    `request_scope`; on the way out it stamps `x-anycloud-cloud` /
+//!    `x-anycloud-route` defaults, counts errors by kind, and for requests
+//!    no tracker took over records metrics and the access-log line.
 //! 2. `auth`        — bearer key (or `x-api-key` on `/v1/messages`) →
 //!    `Principal` (tenant + key id), cached for one second so a revocation
 //!    bites within two.
@@ -13,13 +15,15 @@
 //! 4. `ingress::*`  — wire request → canonical `ChatRequest` (400 on bad
 //!    fields): nothing has touched a cloud yet.
 //! 5. `anycloud_router::route` — pure: candidates and reasons (404, 403).
-//! 6. `dispatch`    — try candidates in order, failing over on connect
+//! 6. `dispatch`    — try candidates in order (each attempt in its own
+//!    child span, whose context goes upstream as `traceparent`), failing over on connect
 //!    errors, timeouts and retryable statuses; a stream is committed to the
 //!    client only after its first upstream event.
 //! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
 //! 8. `outcome`     — every attempt and the final status, once per request
 //!    (at stream end or client drop for streams), handed to the sinks
-//!    (ledger, audit) which write off the request path.
+//!    (ledger, audit, budgets, `metrics`, `access_log`, the request span)
+//!    which write off the request path.
 //!
 //! Admin and health routes skip steps 2–7; `admin` checks the admin token
 //! itself (constant-time compare).

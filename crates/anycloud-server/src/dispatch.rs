@@ -90,24 +90,28 @@ where
     run(state, plan, model, deadline, hedge, tracker, attempt).await
 }
 
-/// One attempt in flight: which deployment, when it started, its result.
+/// One attempt in flight: which deployment, when it started, its result,
+/// and its trace span (the attempt runs inside it, so the provider sends that
+/// span's context upstream).
 async fn timed<T, Fut>(
     i: usize,
     deadline: Instant,
+    span: tracing::Span,
     fut: Fut,
-) -> (usize, Duration, Result<T, ProviderError>)
+) -> (usize, Duration, Result<T, ProviderError>, tracing::Span)
 where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
+    use tracing::Instrument;
     let start = Instant::now();
-    let r = match tokio::time::timeout_at(deadline, fut).await {
+    let r = match tokio::time::timeout_at(deadline, fut.instrument(span.clone())).await {
         Ok(r) => r,
         Err(_) => Err(ProviderError::new(
             ProviderErrorKind::Timeout,
             "the request's overall deadline passed",
         )),
     };
-    (i, start.elapsed(), r)
+    (i, start.elapsed(), r, span)
 }
 
 /// The attempt loop's bookkeeping.
@@ -205,7 +209,15 @@ where
         };
         a.made += 1;
         flying.push(i);
-        in_flight.push(timed(i, deadline, attempt(provider.clone(), d.clone())));
+        let span = state
+            .tracing
+            .attempt_span(tracker.api(), &d.cloud, &d.target);
+        in_flight.push(timed(
+            i,
+            deadline,
+            span,
+            attempt(provider.clone(), d.clone()),
+        ));
         true
     };
 
@@ -239,13 +251,14 @@ where
             }
         }
         tokio::select! {
-            Some((i, elapsed, result)) = in_flight.next() => {
+            Some((i, elapsed, result, span)) = in_flight.next() => {
                 flying.retain(|&f| f != i);
                 let Some(d) = a.deployments.get(i) else { continue };
                 match result {
                     Ok(value) => {
                         state.clouds.record_success(&d.cloud, elapsed);
                         count_attempt(state, &d.cloud, "ok");
+                        state.tracing.attempt_result(&span, Some(200), "ok");
                         tracker.attempt(attempt_record(d, "ok", Some(200), elapsed, true));
                         for &loser in &flying {
                             if let Some(l) = a.deployments.get(loser) {
@@ -271,6 +284,7 @@ where
                     Err(e) => {
                         let reason = e.reason_code();
                         count_attempt(state, &d.cloud, &reason);
+                        state.tracing.attempt_result(&span, e.status, &reason);
                         tracker.attempt(attempt_record(
                             d,
                             &reason,
@@ -369,11 +383,22 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
         && failures
             .iter()
             .all(|(_, e)| e.kind == ProviderErrorKind::Timeout);
+    let all_rate_limited =
+        !failures.is_empty() && failures.iter().all(|(_, e)| e.status == Some(429));
     let status = if all_timeouts {
         StatusCode::GATEWAY_TIMEOUT
+    } else if all_rate_limited {
+        StatusCode::TOO_MANY_REQUESTS
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // The soonest any rate-limited cloud said it would take requests again, rounded up.
+    let retry_after = failures
+        .iter()
+        .filter_map(|(_, e)| e.retry_after)
+        .min()
+        .filter(|_| all_rate_limited)
+        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
     let mut message = format!("No cloud could serve model `{model}`.");
     for (cloud, e) in &failures {
         message.push_str(&format!(" {cloud}: {} ({});", e.reason_code(), e.message));
@@ -390,6 +415,7 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
         status,
         message: message.trim_end_matches(';').to_string(),
         route,
+        retry_after,
     }
 }
 

@@ -50,11 +50,14 @@ pub enum ApiError {
         route: Vec<Decision>,
         cloud: String,
     },
-    /// 502/503/504: no cloud could serve; `route` lists each attempt.
+    /// 502/503/504: no cloud could serve; `route` lists each attempt. 429 when every
+    /// attempt was rate limited, with the soonest `retry_after` any cloud gave (seconds),
+    /// so SDKs back off and retry as they would against the cloud itself.
     NoCloud {
         status: StatusCode,
         message: String,
         route: Vec<Decision>,
+        retry_after: Option<u64>,
     },
     /// 500: a bug or an unavailable store. The message is generic.
     Internal { message: String },
@@ -201,6 +204,14 @@ impl ApiError {
                 }
                 (error.message.clone(), "invalid_request_error", None, None)
             }
+            ApiError::NoCloud {
+                message, status, ..
+            } if *status == StatusCode::TOO_MANY_REQUESTS => (
+                message.clone(),
+                "rate_limit_error",
+                None,
+                Some("rate_limit_exceeded"),
+            ),
             ApiError::NoCloud { message, .. } => (
                 message.clone(),
                 "api_error",
@@ -269,19 +280,22 @@ impl ApiError {
             }
             let _ = error;
         }
-        if let ApiError::TooManyRequests {
-            retry_after,
-            headers,
-            ..
-        } = &self
-        {
+        if let ApiError::TooManyRequests { headers, .. } = &self {
             for (h, v) in headers {
                 resp.headers_mut().insert(h.clone(), v.clone());
             }
-            if let Some(s) = retry_after {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*s));
-            }
+        }
+        if let ApiError::TooManyRequests {
+            retry_after: Some(s),
+            ..
+        }
+        | ApiError::NoCloud {
+            retry_after: Some(s),
+            ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*s));
         }
         if let ApiError::Unavailable { retry_after, .. } = &self {
             resp.headers_mut().insert(

@@ -42,6 +42,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         state.config.clouds.iter().map(|c| c.name.as_str()),
         &state.clouds,
     );
+    state.metrics.observe_state(&state);
     (
         [(
             header::CONTENT_TYPE,

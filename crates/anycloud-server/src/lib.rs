@@ -8,6 +8,7 @@
 // failed request, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod auth;
@@ -22,8 +23,10 @@ pub mod ledger_sink;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
+pub mod request_scope;
 pub mod shared;
 pub mod state;
+pub mod telemetry;
 
 pub use error::ApiError;
 pub use state::{AppState, StartError};

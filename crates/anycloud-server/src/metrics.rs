@@ -1,14 +1,26 @@
-//! Prometheus metrics. Label values come only from closed sets — API names,
-//! configured cloud and model names (or `none`/`unknown`), HTTP status codes,
-//! reason codes — so a client sending random model names cannot grow the
-//! series count.
+//! Prometheus metrics served at `/metrics` (every one is listed in README's
+//! "Metrics" section).
+//!
+//! Label values come only from closed sets — API names, reason and error
+//! codes, HTTP status codes, and names from the config (clouds, models,
+//! tenants) through [`LabelSets`], which maps anything else to `unknown` /
+//! `other` — so a client sending random model names cannot grow the series
+//! count. Per-request series are fed by [`Metrics`] as an [`OutcomeSink`]
+//! (one path for every ingress API, streams included); state gauges (breaker,
+//! drain, budgets, queues) are refreshed right before each scrape.
 
+use crate::outcome::{OutcomeSink, RequestOutcome};
+use anycloud_config::{BudgetPeriod, Config};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -28,6 +40,9 @@ pub struct LatencyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub api: &'static str,
+    /// The cloud that rejected the request (`upstream_rejected`), else `none`.
+    pub cloud: String,
+    pub model: String,
     pub kind: &'static str,
     pub status: u16,
 }
@@ -49,17 +64,119 @@ pub struct CloudLabels {
     pub cloud: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub cloud: String,
+    pub model: String,
+    pub tenant: String,
+    /// `input`, `output` or `cached` (cached input, a part of `input`).
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub cloud: String,
+    pub model: String,
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub tenant: String,
+    pub period: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyBudgetLabels {
+    /// `ok` or `exhausted`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    /// `tenant` or `key`.
+    pub scope: &'static str,
+    /// `requests` or `tokens`.
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `ledger`, `audit` or `budget_spend`.
+    pub queue: &'static str,
+}
+
+type CounterF64 = Counter<f64, AtomicU64>;
+type GaugeF64 = Gauge<f64, AtomicU64>;
+
+/// The configured names that may appear as label values.
+#[derive(Debug, Default)]
+pub struct LabelSets {
+    clouds: HashSet<String>,
+    models: HashSet<String>,
+    tenants: HashSet<String>,
+}
+
+impl LabelSets {
+    pub fn from_config(c: &Config) -> LabelSets {
+        LabelSets {
+            clouds: c.clouds.iter().map(|x| x.name.clone()).collect(),
+            models: c.models.iter().map(|x| x.name.clone()).collect(),
+            tenants: c.tenants.iter().map(|x| x.name.clone()).collect(),
+        }
+    }
+
+    /// A configured cloud, `none` for no cloud, else `other`.
+    pub fn cloud(&self, name: Option<&str>) -> String {
+        match name {
+            None | Some("none") => "none".into(),
+            Some(n) if self.clouds.contains(n) => n.into(),
+            Some(_) => "other".into(),
+        }
+    }
+
+    /// A configured model, else `unknown`.
+    pub fn model(&self, name: &str) -> String {
+        if self.models.contains(name) {
+            name.into()
+        } else {
+            "unknown".into()
+        }
+    }
+
+    /// A tenant from the config, else `other` (tenants created through the
+    /// admin API are unbounded in number, so they share one series).
+    pub fn tenant(&self, name: &str) -> String {
+        if self.tenants.contains(name) {
+            name.into()
+        } else {
+            "other".into()
+        }
+    }
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub labels: LabelSets,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<LatencyLabels, Histogram>,
+    pub ttft: Family<LatencyLabels, Histogram>,
     pub errors: Family<ErrorLabels, Counter>,
     pub attempts: Family<AttemptLabels, Counter>,
     pub declines: Family<DeclineLabels, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost: Family<SpendLabels, CounterF64>,
     /// 1 while a cloud is drained.
     pub cloud_drained: Family<CloudLabels, Gauge>,
     /// 0 closed, 1 half-open, 2 open.
     pub cloud_breaker: Family<CloudLabels, Gauge>,
+    pub budget_remaining: Family<BudgetLabels, GaugeF64>,
+    pub budget_limit: Family<BudgetLabels, GaugeF64>,
+    pub key_budgets: Family<KeyBudgetLabels, Gauge>,
+    pub rate_limited: Family<RateLimitLabels, Counter>,
+    pub queue_depth: Family<QueueLabels, Gauge>,
+    pub queue_flush: Family<QueueLabels, Histogram>,
+    ledger: OnceLock<Arc<anycloud_ledger::LedgerWriter>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,68 +187,141 @@ impl std::fmt::Debug for Metrics {
 
 fn latency_histogram() -> Histogram {
     // 1 ms … ~65 s, doubling.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.001, 2.0, 17,
-    ))
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn flush_histogram() -> Histogram {
+    // 0.1 ms … ~3.3 s: a batch commit is a single transaction.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub fn new(config: &Config) -> Metrics {
         let mut registry = Registry::with_prefix("anycloud");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let errors = Family::<ErrorLabels, Counter>::default();
-        let attempts = Family::<AttemptLabels, Counter>::default();
-        let declines = Family::<DeclineLabels, Counter>::default();
-        registry.register(
+        let m = Metrics {
+            registry: Registry::default(),
+            labels: LabelSets::from_config(config),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            ttft: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            errors: Family::default(),
+            attempts: Family::default(),
+            declines: Family::default(),
+            tokens: Family::default(),
+            cost: Family::default(),
+            cloud_drained: Family::default(),
+            cloud_breaker: Family::default(),
+            budget_remaining: Family::default(),
+            budget_limit: Family::default(),
+            key_budgets: Family::default(),
+            rate_limited: Family::default(),
+            queue_depth: Family::default(),
+            queue_flush: Family::new_with_constructor(flush_histogram as fn() -> Histogram),
+            ledger: OnceLock::new(),
+        };
+        let r = &mut registry;
+        r.register(
             "requests",
             "Client requests by API, serving cloud, model and status",
-            requests.clone(),
+            m.requests.clone(),
         );
-        registry.register(
+        r.register(
             "request_duration_seconds",
-            "Time from request to response headers, by API, cloud and model",
-            latency.clone(),
+            "Time from request to its end (a stream's last event), by API, cloud and model",
+            m.latency.clone(),
         );
-        registry.register(
+        r.register(
+            "time_to_first_token_seconds",
+            "Streams: time from request to the first event, by API, cloud and model",
+            m.ttft.clone(),
+        );
+        r.register(
             "errors",
-            "Client-visible errors by API, kind and status",
-            errors.clone(),
+            "Client-visible errors by API, cloud, model, kind and status",
+            m.errors.clone(),
         );
-        registry.register(
+        r.register(
             "upstream_attempts",
             "Upstream attempts by cloud and outcome (ok or a reason code)",
-            attempts.clone(),
+            m.attempts.clone(),
         );
-        registry.register(
+        r.register(
             "route_declines",
             "Clouds skipped by routing, by cloud and reason",
-            declines.clone(),
+            m.declines.clone(),
         );
-        let cloud_drained = Family::<CloudLabels, Gauge>::default();
-        let cloud_breaker = Family::<CloudLabels, Gauge>::default();
-        registry.register(
+        r.register(
+            "tokens",
+            "Tokens by cloud, model, tenant and kind (input, output, cached input)",
+            m.tokens.clone(),
+        );
+        r.register(
+            "cost_usd",
+            "Spend in USD at the deployments' prices, by cloud, model and tenant",
+            m.cost.clone(),
+        );
+        r.register(
             "cloud_drained",
             "1 while the cloud is drained by the kill switch",
-            cloud_drained.clone(),
+            m.cloud_drained.clone(),
         );
-        registry.register(
+        r.register(
             "cloud_breaker_state",
             "Circuit breaker per cloud: 0 closed, 1 half-open, 2 open",
-            cloud_breaker.clone(),
+            m.cloud_breaker.clone(),
         );
-        Metrics {
-            registry,
-            cloud_drained,
-            cloud_breaker,
-            requests,
-            latency,
-            errors,
-            attempts,
-            declines,
-        }
+        r.register(
+            "budget_remaining_usd",
+            "USD left in a configured tenant budget's current period (after in-flight reservations)",
+            m.budget_remaining.clone(),
+        );
+        r.register(
+            "budget_limit_usd",
+            "A configured tenant budget per period",
+            m.budget_limit.clone(),
+        );
+        r.register(
+            "key_budgets",
+            "Key budgets seen this period, by state (ok or exhausted)",
+            m.key_budgets.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by scope (tenant or key) and limit (requests or tokens)",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Records waiting in a background writer (ledger, audit, budget_spend)",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_flush_seconds",
+            "Time to write one batch of a background writer",
+            m.queue_flush.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Exposes the ledger writer's queue depth and batch commit times.
+    pub fn watch_ledger(&self, writer: Arc<anycloud_ledger::LedgerWriter>) {
+        let hist = self
+            .queue_flush
+            .get_or_create(&QueueLabels { queue: "ledger" })
+            .clone();
+        writer.on_flush(Arc::new(move |took: Duration| {
+            hist.observe(took.as_secs_f64())
+        }));
+        let _ = self.ledger.set(writer);
+    }
+
+    /// A hook for a batch writer's commit times (see `governance::batch`).
+    pub fn flush_observer(&self, queue: &'static str) -> crate::governance::batch::FlushHook {
+        let hist = self
+            .queue_flush
+            .get_or_create(&QueueLabels { queue })
+            .clone();
+        Arc::new(move |took: Duration| hist.observe(took.as_secs_f64()))
     }
 
     /// Refreshes the per-cloud state gauges; called right before a scrape
@@ -159,6 +349,47 @@ impl Metrics {
         }
     }
 
+    /// Refreshes budget and queue gauges right before a scrape.
+    pub fn observe_state(&self, state: &crate::state::AppState) {
+        let budgets = &state.governance.budgets;
+        for t in &state.config.tenants {
+            let Some(b) = t.budget else { continue };
+            let (spent, reserved) = budgets.usage(&format!("tenant:{}", t.name), b.period);
+            let labels = BudgetLabels {
+                tenant: self.labels.tenant(&t.name),
+                period: period_label(b.period),
+            };
+            self.budget_limit.get_or_create(&labels).set(b.usd);
+            self.budget_remaining
+                .get_or_create(&labels)
+                .set(b.usd - spent - reserved);
+        }
+        let (ok, exhausted) = budgets.key_budget_counts();
+        self.key_budgets
+            .get_or_create(&KeyBudgetLabels { state: "ok" })
+            .set(ok as i64);
+        self.key_budgets
+            .get_or_create(&KeyBudgetLabels { state: "exhausted" })
+            .set(exhausted as i64);
+        let g = &state.governance;
+        for (queue, depth) in [
+            ("audit", g.audit.pending()),
+            ("budget_spend", g.budgets.pending()),
+            ("ledger", self.ledger.get().map_or(0, |w| w.stats().pending)),
+        ] {
+            self.queue_depth
+                .get_or_create(&QueueLabels { queue })
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts a refusal by a rate limit.
+    pub fn rate_limited(&self, scope: &'static str, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&RateLimitLabels { scope, limit })
+            .inc();
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -168,9 +399,77 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
+fn period_label(p: BudgetPeriod) -> &'static str {
+    match p {
+        BudgetPeriod::Day => "day",
+        BudgetPeriod::Month => "month",
+        BudgetPeriod::Total => "total",
+    }
+}
+
+/// Per-request series, from the one place every request ends.
+impl OutcomeSink for Metrics {
+    fn record(&self, o: &RequestOutcome) {
+        let model = self.labels.model(&o.model);
+        let cloud = self.labels.cloud(o.cloud());
+        let tenant = self.labels.tenant(&o.tenant);
+        self.requests
+            .get_or_create(&RequestLabels {
+                api: o.api,
+                cloud: cloud.clone(),
+                model: model.clone(),
+                status: o.status,
+            })
+            .inc();
+        let latency = LatencyLabels {
+            api: o.api,
+            cloud,
+            model: model.clone(),
+        };
+        self.latency
+            .get_or_create(&latency)
+            .observe(o.latency_ms as f64 / 1000.0);
+        if let Some(ttft) = o
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == "ok")
+            .and_then(|a| a.ttft_ms)
+        {
+            self.ttft
+                .get_or_create(&latency)
+                .observe(ttft as f64 / 1000.0);
+        }
+        for a in &o.attempts {
+            let Some(u) = a.usage else { continue };
+            let cloud = self.labels.cloud(Some(&a.cloud));
+            for (kind, n) in [
+                ("input", u.input_tokens),
+                ("output", u.output_tokens),
+                ("cached", u.cached_input_tokens),
+            ] {
+                if n > 0 {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            cloud: cloud.clone(),
+                            model: model.clone(),
+                            tenant: tenant.clone(),
+                            kind,
+                        })
+                        .inc_by(n);
+                }
+            }
+            let cost = a.cost_usd();
+            if cost > 0.0 {
+                self.cost
+                    .get_or_create(&SpendLabels {
+                        cloud,
+                        model: model.clone(),
+                        tenant: tenant.clone(),
+                    })
+                    .inc_by(cost);
+            }
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct RequestOutcome {
     /// The status the client got (499 if it went away mid-stream).
     pub status: u16,
     pub latency_ms: u64,
+    /// The request's trace span (`Span::none()` without tracing); it ends when
+    /// the sinks have seen the outcome.
+    pub span: tracing::Span,
 }
 
 impl RequestOutcome {
@@ -100,6 +103,7 @@ struct Inner {
     attempts: Vec<AttemptRecord>,
     model: String,
     finished: bool,
+    span: tracing::Span,
 }
 
 /// Collects one request's attempts and finishes it exactly once.
@@ -124,6 +128,9 @@ impl Tracker {
         tenant: String,
         key_id: String,
     ) -> Tracker {
+        // From here the tracker, not the middleware, reports this request's
+        // metrics and access-log line, and it carries the request's span.
+        let span = crate::request_scope::claim();
         Tracker {
             sinks,
             request_id,
@@ -137,12 +144,18 @@ impl Tracker {
                 attempts: Vec::new(),
                 model: "unknown".into(),
                 finished: false,
+                span,
             }),
         }
     }
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// The ingress API (`chat_completions`, `messages`, …).
+    pub fn api(&self) -> &'static str {
+        self.api
     }
 
     pub fn set_model(&self, model: &str) {
@@ -202,6 +215,7 @@ impl Tracker {
                 attempts: std::mem::take(&mut i.attempts),
                 status,
                 latency_ms: self.started.elapsed().as_millis() as u64,
+                span: std::mem::replace(&mut i.span, tracing::Span::none()),
             }
         };
         for sink in self.sinks.iter() {

@@ -1,18 +1,23 @@
-//! Outermost middleware: assigns the request id, stamps the `x-anycloud-*`
-//! headers every response carries, and records request metrics.
+//! Outermost middleware: assigns the request id, opens the request's trace
+//! span and [`RequestScope`], stamps the `x-anycloud-*` headers every
+//! response carries, counts errors by kind, and — for requests no
+//! [`crate::outcome::Tracker`] took over — records request metrics and the
+//! access-log line.
 //!
 //! Handlers report what they routed through a [`RouteInfo`] response
 //! extension (typed, set once by the handler), which this layer reads.
 
 use crate::error::ErrorKind;
 use crate::metrics::{ErrorLabels, LatencyLabels, RequestLabels};
+use crate::request_scope::{self, RequestScope};
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The request's id, available to handlers as an extension.
 #[derive(Debug, Clone)]
@@ -37,8 +42,22 @@ pub fn new_request_id() -> String {
 pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = new_request_id();
+    let method = req.method().clone();
+    // The route template, never the raw URL (bounded, and free of ids).
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let span = state
+        .tracing
+        .request_span(method.as_str(), &route, req.headers());
+    span.record("anycloud.request_id", id.as_str());
+    let scope = RequestScope::new(span.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let mut resp = request_scope::run(scope.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-request-id", v);
@@ -49,38 +68,58 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
     if !headers.contains_key("x-anycloud-route") {
         headers.insert("x-anycloud-route", HeaderValue::from_static("none"));
     }
-    if let Some(info) = resp.extensions().get::<RouteInfo>() {
-        let status = resp.status().as_u16();
-        state
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
+    let status = resp.status().as_u16();
+    let info = resp.extensions().get::<RouteInfo>();
+    let kind = resp.extensions().get::<ErrorKind>();
+    if let (Some(info), Some(kind)) = (info, kind) {
+        let m = &state.metrics;
+        let cloud = resp
+            .headers()
+            .get("x-anycloud-cloud")
+            .and_then(|v| v.to_str().ok());
+        m.errors
+            .get_or_create(&ErrorLabels {
                 api: info.api,
-                cloud: info.cloud.clone(),
-                model: info.model.clone(),
+                cloud: m.labels.cloud(cloud),
+                model: m.labels.model(&info.model),
+                kind: kind.0,
                 status,
             })
             .inc();
-        state
-            .metrics
-            .latency
-            .get_or_create(&LatencyLabels {
+    }
+    // A tracker (every AI request past authentication) reports the rest when
+    // the request ends, streams included; the others are reported here.
+    if !scope.is_tracked() {
+        let m = &state.metrics;
+        if let Some(info) = info {
+            let labels = LatencyLabels {
                 api: info.api,
-                cloud: info.cloud.clone(),
-                model: info.model.clone(),
-            })
-            .observe(start.elapsed().as_secs_f64());
-        if let Some(kind) = resp.extensions().get::<ErrorKind>() {
-            state
-                .metrics
-                .errors
-                .get_or_create(&ErrorLabels {
+                cloud: m.labels.cloud(Some(&info.cloud)),
+                model: m.labels.model(&info.model),
+            };
+            m.requests
+                .get_or_create(&RequestLabels {
                     api: info.api,
-                    kind: kind.0,
+                    cloud: labels.cloud.clone(),
+                    model: labels.model.clone(),
                     status,
                 })
                 .inc();
+            m.latency
+                .get_or_create(&labels)
+                .observe(start.elapsed().as_secs_f64());
         }
+        state
+            .tracing
+            .response_status(&span, status, kind.map(|k| k.0));
+        crate::access_log::untracked(
+            &id,
+            method.as_str(),
+            &route,
+            info.map(|i| i.api),
+            status,
+            start.elapsed().as_millis() as u64,
+        );
     }
     resp
 }

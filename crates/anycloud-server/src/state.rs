@@ -22,7 +22,9 @@ pub struct AppState {
     pub key_cache: KeyCache,
     /// Shared with the spend sink, which records every served attempt's cost.
     pub clouds: Arc<CloudStates>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Request and attempt spans (OpenTelemetry, when `[telemetry]` is on).
+    pub tracing: Arc<crate::telemetry::Tracing>,
     /// Where finished requests go (ledger, audit, …).
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
@@ -68,7 +70,7 @@ impl AppState {
             })
             .collect();
         store.sync_tenants(&records).await?;
-        let mut metrics = Metrics::new();
+        let mut metrics = Metrics::new(&config);
         let link = match &config.store.redis_url {
             Some(url) => Some(Arc::new(
                 crate::shared::link::RedisLink::connect(
@@ -87,7 +89,16 @@ impl AppState {
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
+        let metrics = Arc::new(metrics);
+        governance.audit.on_flush(metrics.flush_observer("audit"));
+        governance
+            .budgets
+            .on_flush(metrics.flush_observer("budget_spend"));
         let mut sinks = sinks;
+        sinks.push(metrics.clone());
+        sinks.push(Arc::new(crate::access_log::AccessLog));
+        let tracing = Arc::new(crate::telemetry::Tracing::new(&config));
+        sinks.push(tracing.clone());
         sinks.push(governance.audit.clone());
         sinks.push(Arc::new(crate::governance::BudgetSettler(
             governance.budgets.clone(),
@@ -124,6 +135,7 @@ impl AppState {
             key_cache: KeyCache::default(),
             clouds,
             metrics,
+            tracing,
             sinks: sinks.into(),
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),

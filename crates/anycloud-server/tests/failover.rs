@@ -128,6 +128,22 @@ async fn when_every_cloud_fails_the_error_lists_each_attempt() {
 }
 
 #[tokio::test]
+async fn when_every_cloud_rate_limits_the_client_gets_429_with_the_soonest_retry_after() {
+    let gw = start().await;
+    gw.azure.faults().fail_next(5, 429, Some(7));
+    gw.local.faults().fail_next(5, 429, Some(3));
+    let r = gw.chat(hello("gpt-4o")).await;
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:failed(upstream_429) local-openai:failed(upstream_429)"
+    );
+    assert_eq!(header(&r, "retry-after"), "3");
+    let e = error_of(r, 429).await;
+    assert_eq!(e["type"], "rate_limit_error");
+    assert_eq!(e["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
 async fn a_stream_fails_over_before_its_first_byte() {
     let gw = start().await;
     gw.azure.faults().fail_next(1, 500, None);

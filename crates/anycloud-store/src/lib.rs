@@ -9,7 +9,9 @@
 //! - [`postgres`]: `src/postgres/`, `migrations/postgres/` — several instances sharing state.
 //!
 //! [`open`] picks the backend from the URL scheme and applies pending migrations;
-//! [`open_unmigrated`] leaves the schema alone ([`migrate`] reports and applies them). [`create_key`] and [`authenticate`] are
+//! [`open_unmigrated`] leaves the schema alone ([`migrate`] reports and applies them).
+//! [`transfer`] and [`copy`] move every record between stores (`anycloud store copy`);
+//! `testing` (feature `test-util`) gives tests a fresh PostgreSQL schema. [`create_key`] and [`authenticate`] are
 //! the backend-independent key workflows the CLI, the admin API and the auth middleware use.
 
 pub mod copy;

@@ -26,6 +26,74 @@ pub(crate) async fn pending<C: Migrate>(
     migrator: &Migrator,
     conn: &mut C,
 ) -> Result<Vec<MigrationInfo>, StoreError> {
+    lock(migrator, conn).await?;
+    let result = unapplied(migrator, conn).await;
+    unlock(migrator, conn, result).await
+}
+
+/// Applies the pending migrations in order, calling `applied` after each; returns them.
+pub(crate) async fn apply<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+    applied: &(dyn Fn(&MigrationInfo) + Send + Sync),
+) -> Result<Vec<MigrationInfo>, StoreError> {
+    lock(migrator, conn).await?;
+    let result = apply_locked(migrator, conn, applied).await;
+    unlock(migrator, conn, result).await
+}
+
+async fn apply_locked<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+    applied: &(dyn Fn(&MigrationInfo) + Send + Sync),
+) -> Result<Vec<MigrationInfo>, StoreError> {
+    let todo = unapplied(migrator, conn).await?;
+    let all: Vec<_> = migrator.iter().cloned().collect();
+    for m in &todo {
+        let upto = all
+            .iter()
+            .position(|x| x.version == m.version)
+            .map_or(all.len(), |i| i + 1);
+        let mut step = Migrator::DEFAULT;
+        step.migrations = Cow::Owned(all[..upto].to_vec());
+        step.locking = false; // held for the whole run, see `lock`
+        step.no_tx = migrator.no_tx;
+        step.run_direct(conn).await?;
+        applied(m);
+    }
+    Ok(todo)
+}
+
+/// Takes the backend's migration lock (PostgreSQL: a session advisory lock per database;
+/// SQLite: none), so instances starting at once neither race to create the bookkeeping
+/// table nor apply a migration twice.
+async fn lock<C: Migrate>(migrator: &Migrator, conn: &mut C) -> Result<(), StoreError> {
+    if migrator.locking {
+        conn.lock().await?;
+    }
+    Ok(())
+}
+
+/// Releases the lock whatever `result` is (the connection goes back to the pool and lives
+/// on); an unlock failure matters only when nothing else failed first.
+async fn unlock<C: Migrate, T>(
+    migrator: &Migrator,
+    conn: &mut C,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if migrator.locking {
+        let unlocked = conn.unlock().await;
+        if result.is_ok() {
+            unlocked?;
+        }
+    }
+    result
+}
+
+async fn unapplied<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+) -> Result<Vec<MigrationInfo>, StoreError> {
     conn.ensure_migrations_table().await?;
     if let Some(version) = conn.dirty_version().await? {
         return Err(MigrateError::Dirty(version).into());
@@ -53,27 +121,4 @@ pub(crate) async fn pending<C: Migrate>(
         }
     }
     Ok(out)
-}
-
-/// Applies the pending migrations in order, calling `applied` after each; returns them.
-pub(crate) async fn apply<C: Migrate>(
-    migrator: &Migrator,
-    conn: &mut C,
-    applied: &(dyn Fn(&MigrationInfo) + Send + Sync),
-) -> Result<Vec<MigrationInfo>, StoreError> {
-    let todo = pending(migrator, conn).await?;
-    let all: Vec<_> = migrator.iter().cloned().collect();
-    for m in &todo {
-        let upto = all
-            .iter()
-            .position(|x| x.version == m.version)
-            .map_or(all.len(), |i| i + 1);
-        let mut step = Migrator::DEFAULT;
-        step.migrations = Cow::Owned(all[..upto].to_vec());
-        step.locking = migrator.locking;
-        step.no_tx = migrator.no_tx;
-        step.run_direct(conn).await?;
-        applied(m);
-    }
-    Ok(todo)
 }

@@ -218,6 +218,11 @@ pub trait TransferStore: Send + Sync {
 
     /// Totals over the whole usage ledger.
     async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError>;
+
+    /// Where the data lives (an SQLite file's canonical path; a PostgreSQL server, database
+    /// and schema), so a copy can refuse a target that is its own source however the two
+    /// URLs are spelled. Never holds a password.
+    async fn location(&self) -> Result<String, StoreError>;
 }
 
 /// Maps a unique-key violation on import to [`StoreError::Conflict`] naming the table.

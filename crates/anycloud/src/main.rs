@@ -32,6 +32,9 @@ enum Command {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// Log lines as `text` (default) or `json`; overrides `server.log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
     },
     /// Configuration commands.
     Config {
@@ -69,6 +72,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Apply the store's pending schema migrations (idempotent).
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Run the cloud emulators alone.
     Emulate {
@@ -112,6 +125,12 @@ enum RouteCommand {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Table,
     Json,
@@ -123,6 +142,29 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every record (keys, ledger, audit chain, responses, …) into another, empty store;
+    /// then compare both and exit 1 on any difference.
+    Copy {
+        /// The source store URL (sqlite://… or postgres://…).
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        from: Option<String>,
+        /// Take the source store from this config's `store.url` instead of --from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The target store URL; migrated first, and it must hold no records.
+        #[arg(long)]
+        to: String,
+        /// Delete every record the target already holds before copying.
+        #[arg(long)]
+        replace: bool,
+        /// Rows per batch (one transaction on the target each).
+        #[arg(long, default_value_t = anycloud_store::copy::DEFAULT_BATCH)]
+        batch_size: u32,
     },
 }
 
@@ -154,7 +196,25 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cmd::init_logging();
+    // `serve` reads its config's log format and telemetry before logging
+    // starts (a bad config is reported by `serve` itself, with text logs).
+    // Set up here, outside the async runtime: the exporter's blocking HTTP
+    // client must not be created or dropped on a runtime thread.
+    let export = match &cli.command {
+        Command::Serve { config, log_format } => {
+            let loaded = anycloud_config::load(config).ok();
+            let flag = log_format.map(|f| match f {
+                LogFormatArg::Json => anycloud_config::LogFormat::Json,
+                LogFormatArg::Text => anycloud_config::LogFormat::Text,
+            });
+            let configured = loaded
+                .as_ref()
+                .map(|c| c.server.log_format)
+                .unwrap_or_default();
+            cmd::init_logging(flag, configured, loaded.as_ref().map(|c| &c.telemetry))
+        }
+        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +228,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo { port } => cmd::demo::run(port).await,
-            Command::Serve { config } => cmd::serve::run(&config).await,
+            Command::Serve { config, .. } => cmd::serve::run(&config).await,
             Command::Config {
                 command: ConfigCommand::Check { file },
             } => cmd::config_check::run(&file),
@@ -222,9 +282,33 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify { config },
             } => cmd::audit::verify(&config).await,
+            Command::Migrate { config } => cmd::migrate::run(&config).await,
+            Command::Store {
+                command:
+                    StoreCommand::Copy {
+                        from,
+                        config,
+                        to,
+                        replace,
+                        batch_size,
+                    },
+            } => {
+                cmd::store::copy(cmd::store::CopyArgs {
+                    from: from.as_deref(),
+                    config: config.as_deref(),
+                    to: &to,
+                    replace,
+                    batch_size,
+                })
+                .await
+            }
             Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });
+    // After the server drained on SIGTERM: export the last spans.
+    if let Some(export) = export {
+        export.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -112,7 +112,7 @@ impl BedrockProvider {
             rb = rb.header(k, v);
         }
         // Unsigned on purpose: tracing headers may be rewritten by proxies on the way.
-        if let Some(tp) = &ctx.traceparent {
+        if let Some(tp) = ctx.traceparent_header() {
             rb = rb.header("traceparent", tp);
         }
         self.http

@@ -129,7 +129,7 @@ impl OciProvider {
         if !ctx.request_id.is_empty() {
             rb = rb.header("opc-request-id", &ctx.request_id);
         }
-        if let Some(tp) = &ctx.traceparent {
+        if let Some(tp) = ctx.traceparent_header() {
             rb = rb.header("traceparent", tp);
         }
         self.http

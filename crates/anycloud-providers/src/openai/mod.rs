@@ -100,7 +100,7 @@ pub(crate) fn with_ctx_headers(
     if !ctx.request_id.is_empty() {
         rb = rb.header("x-client-request-id", &ctx.request_id);
     }
-    if let Some(tp) = &ctx.traceparent {
+    if let Some(tp) = ctx.traceparent_header() {
         rb = rb.header("traceparent", tp);
     }
     rb

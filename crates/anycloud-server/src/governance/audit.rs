@@ -47,6 +47,15 @@ impl AuditLog {
         });
     }
 
+    /// Entries waiting to be appended.
+    pub fn pending(&self) -> u64 {
+        self.writer.pending()
+    }
+
+    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+        self.writer.on_flush(hook);
+    }
+
     /// Waits until everything queued so far is in the store.
     pub async fn flush(&self) {
         self.writer.flush().await;

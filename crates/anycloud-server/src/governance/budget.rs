@@ -60,27 +60,23 @@ pub enum Refusal {
 /// Why a request was refused.
 #[derive(Debug, Clone)]
 pub struct Exceeded {
+    /// The id of the budget that refused (`tenant:…` or `key:…`).
+    pub scope: String,
     pub message: String,
     /// Seconds until the period resets (`None` for `total`).
     pub retry_after: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Counter {
     spent: f64,
     reserved: f64,
-    /// When `spent` was last read from the store.
-    loaded: Instant,
-}
-
-impl Default for Counter {
-    fn default() -> Self {
-        Counter {
-            spent: 0.0,
-            reserved: 0.0,
-            loaded: Instant::now(),
-        }
-    }
+    /// When `spent` was last read from the store (`None`: never).
+    loaded: Option<Instant>,
+    /// The scope's budget when last reserved against, and whether it refused a request
+    /// this period (for the metrics' key aggregate).
+    budget: Option<Budget>,
+    refused: bool,
 }
 
 #[derive(Debug)]
@@ -153,6 +149,7 @@ pub fn exceeded(
         None => "; a total budget does not reset".into(),
     };
     Exceeded {
+        scope: scope.id.clone(),
         message: format!(
             "The {} budget of {} (${:.2}) would be exceeded: ${:.6} spent, ${:.6} reserved by requests in flight, ${:.6} left, and this request may cost up to ${:.6}{when}.",
             period_name(scope.budget.period),
@@ -232,10 +229,16 @@ impl Budgets {
                 .await
             {
                 Some(Ok(())) => {
+                    self.note_shared(scopes, &keys, None);
                     self.remember(request_id, keys, worst_case, true);
                     return Ok(());
                 }
-                Some(Err(r)) => return Err(r),
+                Some(Err(r)) => {
+                    if let Refusal::Exceeded(e) = &r {
+                        self.note_shared(scopes, &keys, Some(&e.scope));
+                    }
+                    return Err(r);
+                }
                 None => {}
             }
             let link = sh.link();
@@ -268,11 +271,11 @@ impl Budgets {
     ) -> Result<(), Refusal> {
         // Load settled spend for scopes not seen since start, or stale (outside the lock).
         for k in &keys {
-            let fresh = self.lock_counters().get(k).map(|c| match refresh {
-                Some(r) => c.loaded.elapsed() < r,
-                None => true,
+            let fresh = self.lock_counters().get(k).is_some_and(|c| {
+                c.loaded
+                    .is_some_and(|t| refresh.is_none_or(|r| t.elapsed() < r))
             });
-            if fresh == Some(true) {
+            if fresh {
                 continue;
             }
             let spent = self.store.spend(&k.0, &k.1).await.map_err(|e| {
@@ -286,24 +289,42 @@ impl Budgets {
             let c = counters.entry(k.clone()).or_default();
             // The store may lag this instance's own batched writes: never go backwards.
             c.spent = c.spent.max(spent);
-            c.loaded = Instant::now();
+            c.loaded = Some(Instant::now());
         }
         {
             let mut counters = self.lock_counters();
             for (scope, k) in scopes.iter().zip(&keys) {
                 let c = counters.get(k).copied().unwrap_or_default();
                 if c.spent + c.reserved + worst_case > scope.budget.usd {
+                    // Remembered so the metrics' key aggregate counts a refused key.
+                    if let Some(c) = counters.get_mut(k) {
+                        c.budget = Some(scope.budget);
+                        c.refused = true;
+                    }
                     return Err(Refusal::Exceeded(exceeded(
                         scope, c.spent, c.reserved, worst_case, now,
                     )));
                 }
             }
-            for k in &keys {
-                counters.entry(k.clone()).or_default().reserved += worst_case;
+            for (scope, k) in scopes.iter().zip(&keys) {
+                let c = counters.entry(k.clone()).or_default();
+                c.reserved += worst_case;
+                c.budget = Some(scope.budget);
             }
         }
         self.remember(request_id, keys, worst_case, false);
         Ok(())
+    }
+
+    /// Shared mode keeps no counters here; only what the metrics' key aggregate needs
+    /// (each budget in use, and which refused).
+    fn note_shared(&self, scopes: &[Scope], keys: &[(String, String)], refused: Option<&str>) {
+        let mut counters = self.lock_counters();
+        for (scope, k) in scopes.iter().zip(keys) {
+            let c = counters.entry(k.clone()).or_default();
+            c.budget = Some(scope.budget);
+            c.refused |= refused == Some(scope.id.as_str());
+        }
     }
 
     fn remember(&self, request_id: &str, parts: Vec<(String, String)>, amount: f64, shared: bool) {
@@ -375,6 +396,35 @@ impl Budgets {
             settler.flush().await;
         }
         self.writer.flush().await;
+    }
+
+    /// Spend records waiting to be written.
+    pub fn pending(&self) -> u64 {
+        self.writer.pending()
+    }
+
+    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+        self.writer.on_flush(hook);
+    }
+
+    /// Key budgets used in their current period: `(ok, exhausted)`, exhausted meaning
+    /// fully spent or refused a request this period. An aggregate, so
+    /// metrics never carry one series per key.
+    pub fn key_budget_counts(&self) -> (u64, u64) {
+        let now = Utc::now();
+        let (mut ok, mut exhausted) = (0, 0);
+        for ((scope, period), c) in self.lock_counters().iter() {
+            let Some(b) = c.budget else { continue };
+            if !scope.starts_with("key:") || *period != period_start(b.period, now) {
+                continue;
+            }
+            if c.refused || c.spent + c.reserved >= b.usd {
+                exhausted += 1;
+            } else {
+                ok += 1;
+            }
+        }
+        (ok, exhausted)
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Counter>> {

@@ -365,6 +365,8 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
                 .copied()
                 .unwrap_or(("this key", "requests"));
             let (limit, cost) = checks.get(index).map_or((0, 0), |c| (c.limit, c.cost));
+            let scope = checks.get(index).map_or("tenant", |c| scope_kind(&c.scope));
+            state.metrics.rate_limited(scope, kind);
             return Err(limited(label, kind, limit, cost, st, retry_after, &adm));
         }
     }
@@ -406,6 +408,15 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
         }
     }
     Ok(adm)
+}
+
+/// The metric label for a limit's scope id (`tenant:…` or `key:…`).
+fn scope_kind(scope: &str) -> &'static str {
+    if scope.starts_with("key:") {
+        "key"
+    } else {
+        "tenant"
+    }
 }
 
 fn limited(

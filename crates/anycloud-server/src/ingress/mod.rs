@@ -138,6 +138,7 @@ fn route_error(e: RouteError, tenant: &str) -> ApiError {
                     status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     message: format!("No cloud can serve this request now: {why}."),
                     route: declined,
+                    retry_after: None,
                 }
             }
         }

@@ -70,7 +70,9 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url).map_err(|_| StoreError::InvalidUrl {
             reason: "cannot parse the postgres URL (postgres://user:password@host:port/db)",
         })?;
-        Self::connect(options).await
+        // Without this every start logs notices such as "relation _sqlx_migrations already
+        // exists, skipping"; warnings and errors still come through.
+        Self::connect(options.options([("client_min_messages", "warning")])).await
     }
 
     /// Connects with ready-made options (tests use this to pick a schema).

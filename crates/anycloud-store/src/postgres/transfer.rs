@@ -265,6 +265,18 @@ impl TransferStore for PgStore {
         Ok(())
     }
 
+    async fn location(&self) -> Result<String, StoreError> {
+        // The server's start time tells two servers on the same address and port apart.
+        let row: (String,) = sqlx::query_as(
+            "SELECT format('postgres %s:%s/%s/%s started %s',
+                           COALESCE(host(inet_server_addr()), 'socket'), inet_server_port(),
+                           current_database(), current_schema(), pg_postmaster_start_time())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.0)
+    }
+
     async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS records,

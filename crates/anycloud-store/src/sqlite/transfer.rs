@@ -263,6 +263,19 @@ impl TransferStore for SqliteStore {
         Ok(())
     }
 
+    async fn location(&self) -> Result<String, StoreError> {
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&self.pool)
+                .await?;
+        if file.is_empty() {
+            // In memory: private to this store.
+            return Ok(format!("sqlite memory {:p}", self));
+        }
+        let path = std::fs::canonicalize(&file).unwrap_or_else(|_| file.into());
+        Ok(format!("sqlite {}", path.display()))
+    }
+
     async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS records, COALESCE(SUM(input_tokens), 0) AS input_tokens,

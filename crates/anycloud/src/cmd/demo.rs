@@ -232,6 +232,7 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let listen = config.server.listen.clone();
     let (ledger, sinks) = super::start_ledger(&store);
     let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), sinks).await?;
+    state.metrics.watch_ledger(ledger.clone());
     let (_, key) = anycloud_store::create_key(store.as_ref(), "demo", Some("demo")).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

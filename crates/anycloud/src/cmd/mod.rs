@@ -6,38 +6,109 @@ pub mod config_check;
 pub mod demo;
 pub mod emulate;
 pub mod keys;
+pub mod migrate;
 pub mod report;
 pub mod route;
 pub mod serve;
+pub mod store;
 
 use anyhow::Context;
 use std::path::Path;
 
 /// Logs go to stderr (stdout is for command output). `ANYCLOUD_LOG` sets the
-/// filter (default `info`); `ANYCLOUD_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+/// filter (default `info`). The format is `text` unless `--log-format`,
+/// `ANYCLOUD_LOG_FORMAT` or `server.log_format` (in that order) say `json`:
+/// one JSON object per line (`timestamp`, `level`, `target`, `fields`).
+///
+/// With `[telemetry] otlp_endpoint` set (serve only), spans are exported over
+/// OTLP/HTTP too; the returned exporter must be shut down to flush them.
+pub fn init_logging(
+    flag: Option<anycloud_config::LogFormat>,
+    configured: anycloud_config::LogFormat,
+    telemetry: Option<&anycloud_config::TelemetryConfig>,
+) -> Option<anycloud_server::telemetry::export::TraceExport> {
+    use anycloud_config::LogFormat;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("ANYCLOUD_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    let env = match std::env::var("ANYCLOUD_LOG_FORMAT").as_deref() {
+        Ok("json") => Some(LogFormat::Json),
+        Ok("text") => Some(LogFormat::Text),
+        _ => None,
+    };
+    let format = flag.or(env).unwrap_or(configured);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+    };
+    let mut startup_error = None;
+    let (export, otel) = match telemetry.map(anycloud_server::telemetry::export::TraceExport::start)
+    {
+        Some(Ok(Some((export, tracer)))) => (
+            Some(export),
+            Some(anycloud_server::telemetry::export::layer(tracer)),
+        ),
+        Some(Err(e)) => {
+            startup_error = Some(e);
+            (None, None)
+        }
+        _ => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    if let Some(e) = startup_error {
+        tracing::error!(error = %e, "traces will not be exported");
     }
+    export
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<anycloud_config::Config> {
     anycloud_config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
 }
 
+/// Opens the configured store and applies pending migrations, or with
+/// `store.auto_migrate = false` refuses to go on while any are pending.
 pub async fn open_store(
     config: &anycloud_config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
-    anycloud_store::open(&config.store.url)
+    let store = anycloud_store::open_unmigrated(&config.store.url)
         .await
-        .with_context(|| "cannot open the store (store.url)".to_string())
+        .with_context(|| "cannot open the store (store.url)".to_string())?;
+    if config.store.auto_migrate {
+        let applied = store
+            .migrate(&|m| tracing::info!(migration = %migrate::name(m), "store migration applied"))
+            .await
+            .context("cannot migrate the store (store.url)")?;
+        if !applied.is_empty() {
+            tracing::info!(
+                count = applied.len(),
+                backend = store.backend(),
+                "store migrated"
+            );
+        }
+        return Ok(store);
+    }
+    let pending = store
+        .pending_migrations()
+        .await
+        .context("cannot read the store's migrations (store.url)")?;
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(migrate::name).collect();
+        anyhow::bail!(
+            "the store has {} pending migration{} ({}) and store.auto_migrate = false: \
+             run `anycloud migrate --config <file>` first",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+    }
+    Ok(store)
 }
 
 /// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].

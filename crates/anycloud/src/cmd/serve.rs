@@ -9,6 +9,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let listen = config.server.listen.clone();
     let (ledger, sinks) = super::start_ledger(&store);
     let state = anycloud_server::AppState::build_with_sinks(config, store, sinks).await?;
+    state.metrics.watch_ledger(ledger.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

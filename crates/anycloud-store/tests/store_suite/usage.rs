@@ -1,0 +1,80 @@
+//! The usage ledger: inserts, per-day summaries, daily cost and record reads.
+
+use chrono::{Duration, NaiveDate};
+
+use crate::fixture::*;
+
+both_backends!(usage_reports_sum_per_day_cloud_model_and_tenant,);
+
+async fn usage_reports_sum_per_day_cloud_model_and_tenant(f: &Fixture) {
+    let store = f.open().await;
+    // Sub-millisecond parts are dropped on both backends alike.
+    let first = t(NOV_1 + 5_000) + Duration::microseconds(999);
+    let records = vec![
+        usage(first, "azure-us", "gpt-4o", "acme", 1_500),
+        usage(t(NOV_1 + 60_000), "azure-us", "gpt-4o", "acme", 2_500),
+        usage(t(NOV_1 + 70_000), "aws-eu", "claude", "globex", 7),
+        usage(
+            t(NOV_1 + DAY + 1),
+            "azure-us",
+            "gpt-4o",
+            "acme",
+            1_000_000_000_000,
+        ),
+        usage(t(NOV_1 + 3 * DAY - 1), "aws-eu", "claude", "acme", 3),
+    ];
+    store.insert_usage(&records).await.expect("insert");
+    store.insert_usage(&[]).await.expect("empty insert");
+    assert_eq!(store.usage_count().await.expect("count"), 5);
+
+    let summary = store
+        .usage_summary(t(NOV_1), t(NOV_1 + 2 * DAY))
+        .await
+        .expect("summary");
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("day");
+    let rows: Vec<_> = summary
+        .iter()
+        .map(|r| {
+            (
+                r.day,
+                r.cloud.as_str(),
+                r.tenant.as_str(),
+                r.requests,
+                r.input_tokens,
+                r.cost_nanos,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (day(1), "aws-eu", "globex", 1, 100, 7),
+            (day(1), "azure-us", "acme", 2, 200, 4_000),
+            (day(2), "azure-us", "acme", 1, 100, 1_000_000_000_000),
+        ]
+    );
+    let daily = store
+        .daily_cost("aws-eu", None, t(NOV_1 + 10 * DAY))
+        .await
+        .expect("daily");
+    assert_eq!(
+        daily
+            .iter()
+            .map(|d| (d.day, d.cost_nanos))
+            .collect::<Vec<_>>(),
+        vec![(day(1), 7), (day(3), 3)]
+    );
+    let from_day_2 = store
+        .daily_cost("aws-eu", Some(t(NOV_1 + DAY)), t(NOV_1 + 10 * DAY))
+        .await
+        .expect("daily");
+    assert_eq!(from_day_2.len(), 1);
+
+    let read = store
+        .usage_records(t(NOV_1), t(NOV_1 + 10 * DAY), 2)
+        .await
+        .expect("records");
+    let mut expected = records[0].clone();
+    expected.at = t(NOV_1 + 5_000);
+    assert_eq!(read, vec![expected, records[1].clone()]);
+}
