@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod request_id;
 pub mod state;
+pub mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, StartError};
