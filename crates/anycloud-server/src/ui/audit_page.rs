@@ -205,6 +205,7 @@ pub async fn render(state: &AppState, f: &Filters) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -198,12 +198,13 @@ pub fn bars(title: &str, rows: &[(String, f64, usize)], fmt: impl Fn(f64) -> Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn nice_bounds() {
-        assert_eq!(nice(0.0), (1.0, 0.25));
+        assert_eq!(nice(0.0), (1.0, 0.5));
         assert_eq!(nice(7.0), (8.0, 2.0));
         assert_eq!(nice(130.0), (150.0, 50.0));
     }

@@ -119,6 +119,7 @@ pub fn meter(fraction: f64, marker: Option<f64>, label: &str, warn: bool) -> Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

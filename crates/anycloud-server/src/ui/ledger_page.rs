@@ -208,6 +208,7 @@ pub async fn render(state: &AppState, range: &Range) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -313,6 +313,7 @@ impl OutcomeSink for Recorder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::outcome::AttemptRecord;
@@ -341,6 +342,7 @@ mod tests {
             at: Utc::now(),
             api: "chat_completions",
             tenant: "t".into(),
+            key_id: "k".into(),
             model: "m".into(),
             route: vec![],
             attempts,

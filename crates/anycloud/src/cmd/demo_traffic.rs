@@ -124,12 +124,12 @@ pub async fn run(base: String, keys: Vec<String>, emulators: std::sync::Arc<Vec<
             }
         }
         n = n.wrapping_add(1);
-        if n % FAULT_EVERY == 0 {
+        if n.is_multiple_of(FAULT_EVERY) {
             inject_fault(&emulators);
         }
         // The emulators record every request for tests; the demo has no use
         // for them, so memory stays flat however long it runs.
-        if n % 200 == 0 {
+        if n.is_multiple_of(200) {
             emulators.iter().for_each(EmulatorHandle::clear_requests);
         }
         tokio::time::sleep(PAUSE).await;
