@@ -128,6 +128,20 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], x_labels: &[(usize, String
                 None => pen_down = false,
             }
         }
+        // A point with no neighbour would be invisible as a path: a dot.
+        for (i, v) in l.values.iter().enumerate() {
+            let lonely =
+                |j: Option<usize>| j.and_then(|j| l.values.get(j)).is_none_or(|v| v.is_none());
+            if let (Some(v), true, true) = (v, lonely(i.checked_sub(1)), lonely(Some(i + 1))) {
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{}"/>"#,
+                    x(i),
+                    y(*v),
+                    colour(l.colour)
+                );
+            }
+        }
         if !d.is_empty() {
             let _ = write!(
                 s,
@@ -142,8 +156,13 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], x_labels: &[(usize, String
             );
         }
     }
-    // Legend under the axis, wrapping after four entries.
-    for (k, l) in lines.iter().enumerate() {
+    // Legend under the axis, wrapping after four entries; a dashed twin of a
+    // solid line (p99 beside p50) shares its entry.
+    let legend: Vec<&Line> = lines
+        .iter()
+        .filter(|l| !(l.dashed && lines.iter().any(|o| !o.dashed && o.colour == l.colour)))
+        .collect();
+    for (k, l) in legend.iter().enumerate() {
         let lx = LEFT + (k % 4) as f64 * 140.0;
         let ly = TOP + ph + 28.0 + (k / 4) as f64 * 12.0;
         let _ = write!(
@@ -167,10 +186,12 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], x_labels: &[(usize, String
 
 /// Horizontal bars: (label, value, colour index), with the value printed.
 pub fn bars(title: &str, rows: &[(String, f64, usize)], fmt: impl Fn(f64) -> String) -> String {
+    // Narrower than the line charts: bars sit in a third of a panel.
+    const W: f64 = 380.0;
     let row_h = 22.0;
     let h = 8.0 + row_h * rows.len().max(1) as f64;
     let max = rows.iter().fold(0.0f64, |a, r| a.max(r.1));
-    let (label_w, bar_w) = (130.0, W - 130.0 - 90.0);
+    let (label_w, bar_w) = (100.0, W - 100.0 - 90.0);
     let mut s = String::new();
     let _ = write!(
         s,

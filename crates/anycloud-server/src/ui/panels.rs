@@ -58,18 +58,23 @@ pub async fn render(state: &AppState, name: &str, csrf: &str) -> Option<String> 
     })
 }
 
-fn x_labels() -> Vec<(usize, String)> {
-    let per_min = (60 / BUCKET_SECS) as usize;
+/// Buckets merged per point: traffic and errors every 15 s, latency every
+/// 30 s (a percentile of a handful of requests says little).
+const RATE_GROUP: usize = 3;
+const LATENCY_GROUP: usize = 6;
+
+fn x_labels(group: usize) -> Vec<(usize, String)> {
+    let per_min = (60 / BUCKET_SECS) as usize / group;
     vec![
         (0, "-15 min".into()),
         (5 * per_min, "-10 min".into()),
         (10 * per_min, "-5 min".into()),
-        (BUCKETS - 1, "now".into()),
+        (BUCKETS / group - 1, "now".into()),
     ]
 }
 
-fn series(state: &AppState) -> Vec<CloudSeries> {
-    state.ui.recorder.series(Utc::now())
+fn series(state: &AppState, group: usize) -> Vec<CloudSeries> {
+    state.ui.recorder.series(Utc::now(), group)
 }
 
 /// Clouds that saw traffic in the window (an idle cloud would only add an
@@ -89,7 +94,8 @@ fn active(all: Vec<CloudSeries>) -> Vec<(usize, CloudSeries)> {
 }
 
 fn traffic(state: &AppState) -> String {
-    let lines: Vec<Line> = active(series(state))
+    let secs = (BUCKET_SECS as usize * RATE_GROUP) as f64;
+    let lines: Vec<Line> = active(series(state, RATE_GROUP))
         .into_iter()
         .map(|(i, s)| Line {
             name: s.cloud,
@@ -98,7 +104,7 @@ fn traffic(state: &AppState) -> String {
             values: s
                 .attempts
                 .iter()
-                .map(|a| Some(f64::from(*a) / BUCKET_SECS as f64))
+                .map(|a| Some(f64::from(*a) / secs))
                 .collect(),
         })
         .collect();
@@ -106,12 +112,12 @@ fn traffic(state: &AppState) -> String {
         "Attempts per second per cloud",
         "attempts/s",
         &lines,
-        &x_labels(),
+        &x_labels(RATE_GROUP),
     )
 }
 
 fn errors(state: &AppState) -> String {
-    let lines: Vec<Line> = active(series(state))
+    let lines: Vec<Line> = active(series(state, RATE_GROUP))
         .into_iter()
         .map(|(i, s)| Line {
             name: s.cloud,
@@ -121,19 +127,19 @@ fn errors(state: &AppState) -> String {
         })
         .collect();
     chart::lines(
-        "Failed attempts per 5 s per cloud",
+        "Failed attempts per 15 s per cloud",
         "errors",
         &lines,
-        &x_labels(),
+        &x_labels(RATE_GROUP),
     )
 }
 
 fn latency(state: &AppState) -> String {
     let mut lines = Vec::new();
-    for (i, s) in active(series(state)) {
+    for (i, s) in active(series(state, LATENCY_GROUP)) {
         let ms = |v: &Vec<Option<u64>>| v.iter().map(|x| x.map(|m| m as f64)).collect();
         lines.push(Line {
-            name: format!("{} p50", s.cloud),
+            name: s.cloud.clone(),
             colour: i,
             dashed: false,
             values: ms(&s.p50_ms),
@@ -145,7 +151,12 @@ fn latency(state: &AppState) -> String {
             values: ms(&s.p99_ms),
         });
     }
-    chart::lines("Latency p50 and p99 per cloud", "ms", &lines, &x_labels())
+    chart::lines(
+        "Latency p50 and p99 per cloud",
+        "ms",
+        &lines,
+        &x_labels(LATENCY_GROUP),
+    )
 }
 
 fn breaker_badge(b: crate::cloud_state::BreakerState) -> String {
@@ -321,10 +332,9 @@ fn commitment_meter(c: &anycloud_ledger::accounting::CommitmentStatus) -> String
         fraction,
         Some(elapsed / total_days),
         &format!(
-            "{} of {} ({:.1}%){}",
-            usd(c.spent_usd),
-            usd(c.amount_usd),
+            "{:.1}% of {}{}",
             fraction * 100.0,
+            usd(c.amount_usd),
             if c.on_track { "" } else { " · behind" }
         ),
         !c.on_track,

@@ -254,24 +254,39 @@ impl Recorder {
             .collect()
     }
 
-    /// Per-cloud series over the last 15 minutes, oldest bucket first.
-    pub fn series(&self, now: DateTime<Utc>) -> Vec<CloudSeries> {
+    /// Per-cloud series over the last 15 minutes, oldest first, with every
+    /// `group` consecutive buckets merged into one point (`group` divides
+    /// [`BUCKETS`] for whole points; 1 = full resolution).
+    pub fn series(&self, now: DateTime<Utc>, group: usize) -> Vec<CloudSeries> {
         let window = self.window(now);
+        let group = group.max(1);
         self.names
             .iter()
             .enumerate()
-            .map(|(i, name)| CloudSeries {
-                cloud: name.clone(),
-                attempts: window.iter().map(|s| s.clouds[i].attempts).collect(),
-                errors: window.iter().map(|s| s.clouds[i].errors).collect(),
-                p50_ms: window
-                    .iter()
-                    .map(|s| quantile(&s.clouds[i].latency, 0.5))
-                    .collect(),
-                p99_ms: window
-                    .iter()
-                    .map(|s| quantile(&s.clouds[i].latency, 0.99))
-                    .collect(),
+            .map(|(i, name)| {
+                let mut out = CloudSeries {
+                    cloud: name.clone(),
+                    attempts: Vec::new(),
+                    errors: Vec::new(),
+                    p50_ms: Vec::new(),
+                    p99_ms: Vec::new(),
+                };
+                for chunk in window.chunks(group) {
+                    let mut merged = CloudBucket::default();
+                    for s in chunk {
+                        let b = &s.clouds[i];
+                        merged.attempts += b.attempts;
+                        merged.errors += b.errors;
+                        for (h, c) in merged.latency.iter_mut().zip(b.latency.iter()) {
+                            *h += c;
+                        }
+                    }
+                    out.attempts.push(merged.attempts);
+                    out.errors.push(merged.errors);
+                    out.p50_ms.push(quantile(&merged.latency, 0.5));
+                    out.p99_ms.push(quantile(&merged.latency, 0.99));
+                }
+                out
             })
             .collect()
     }
@@ -376,9 +391,13 @@ mod tests {
         );
         assert_eq!(a.p99_ms, Some(100));
         assert_eq!(totals[1].1.attempts, 1);
-        let series = r.series(t);
+        let series = r.series(t, 1);
         assert_eq!(series[0].attempts.len(), BUCKETS);
         assert_eq!(series[0].attempts[BUCKETS - 1], 101);
+        let coarse = r.series(t, 6);
+        assert_eq!(coarse[0].attempts.len(), BUCKETS / 6);
+        assert_eq!(coarse[0].attempts[BUCKETS / 6 - 1], 101);
+        assert_eq!(coarse[0].p99_ms[BUCKETS / 6 - 1], Some(100));
         assert_eq!(series[1].errors.iter().sum::<u32>(), 0);
     }
 
