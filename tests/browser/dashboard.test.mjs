@@ -4,6 +4,8 @@
 //
 //   ANYCLOUD_BIN   the binary (default: ../../target/debug/anycloud)
 //   CHROMIUM       the browser (default: /usr/bin/chromium)
+//   ANYCLOUD_UI_WARMUP_SECS  let the demo's trickle run this long before the full-page
+//                  dashboard screenshot (default 0; README's docs/dashboard.png used 150)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -100,7 +102,7 @@ test("without a session every page goes to the login form; a wrong token is refu
 
 test("login sets an HttpOnly, SameSite=Strict session cookie that is not the token", async () => {
   await login();
-  const cookies = await context.cookies(base);
+  const cookies = await context.cookies(`${base}/ui`);
   const session = cookies.find((c) => c.name === "anycloud_ui");
   assert.ok(session, "session cookie set");
   assert.equal(session.httpOnly, true);
@@ -123,17 +125,22 @@ test("every panel is populated after traffic", async () => {
   await page.reload();
   // The page script refreshes panels every 5 s; wait until each shows data.
   const populated = {
-    traffic: "#panel-traffic svg path",
-    errors: "#panel-errors svg path",
-    latency: "#panel-latency svg path",
+    traffic: "#panel-traffic svg :is(path, circle)",
+    errors: "#panel-errors svg :is(path, circle)",
+    latency: "#panel-latency svg :is(path, circle)",
     clouds: "#panel-clouds tr[data-cloud='azure-us'] button",
     scorecard: "#panel-scorecard table.scorecard td",
     decisions: "#panel-decisions td.route",
     spend: "#panel-spend .meter",
   };
   for (const [name, sel] of Object.entries(populated)) {
-    await page.waitForSelector(sel, { timeout: 20_000 });
+    await page.waitForSelector(sel, { timeout: 20_000, state: "attached" });
     await shot(`panel-${name}`, page.locator(`#panel-${name}`));
+  }
+  // The charts plot real values: traffic, the injected failure, latencies.
+  for (const name of ["traffic", "errors", "latency"]) {
+    const max = Number(await page.getAttribute(`#panel-${name} svg.chart`, "data-max"));
+    assert.ok(max > 0, `${name} chart has data (max ${max})`);
   }
   const routes = await page.locator("#panel-decisions td.route").allTextContents();
   assert.ok(routes.some((r) => /:ok/.test(r)), "route decisions listed");
@@ -147,6 +154,11 @@ test("every panel is populated after traffic", async () => {
   }
   // Panels refresh on their own: the stamp in the header changes.
   await page.waitForFunction(() => /updated/.test(document.getElementById("updated").textContent));
+  const warmup = Number(process.env.ANYCLOUD_UI_WARMUP_SECS || 0);
+  if (warmup > 0) {
+    await new Promise((r) => setTimeout(r, warmup * 1000));
+    await page.reload();
+  }
   await shot("dashboard");
 });
 

@@ -78,7 +78,7 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], x_labels: &[(usize, String
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" data-max="{max}"><title>{t}</title>"#,
         t = esc(title)
     );
     let mut v = 0.0;

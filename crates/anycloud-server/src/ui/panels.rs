@@ -10,7 +10,7 @@
 
 use super::chart::{self, Line};
 use super::html::{esc, meter, usd};
-use super::recorder::{CloudSeries, BUCKETS, BUCKET_SECS};
+use super::recorder::{CloudSeries, BUCKET_SECS};
 use crate::state::AppState;
 use anycloud_config::BudgetPeriod;
 use anycloud_ledger::report::{self, GroupBy, Report, ReportRequest};
@@ -21,17 +21,17 @@ use std::fmt::Write;
 pub const PANELS: [(&str, &str, bool); 7] = [
     (
         "traffic",
-        "Traffic per cloud (attempts/s, last 15 min)",
+        "Traffic per cloud (attempts/s, up to 15 min)",
         false,
     ),
     (
         "errors",
-        "Errors per cloud (failed attempts per 5 s)",
+        "Errors per cloud (failed attempts per 15 s)",
         false,
     ),
     (
         "latency",
-        "Latency per cloud (p50 solid, p99 dashed; ms)",
+        "Latency per cloud (ms per 15 s; p50 solid, p99 dashed)",
         false,
     ),
     ("clouds", "Breakers and drain", false),
@@ -58,19 +58,32 @@ pub async fn render(state: &AppState, name: &str, csrf: &str) -> Option<String> 
     })
 }
 
-/// Buckets merged per point: traffic and errors every 15 s, latency every
-/// 30 s (a percentile of a handful of requests says little).
+/// Buckets merged per point: every 15 s (a percentile of the handful of
+/// requests in one 5-second bucket says little).
 const RATE_GROUP: usize = 3;
-const LATENCY_GROUP: usize = 6;
+const LATENCY_GROUP: usize = 3;
 
-fn x_labels(group: usize) -> Vec<(usize, String)> {
-    let per_min = (60 / BUCKET_SECS) as usize / group;
-    vec![
-        (0, "-15 min".into()),
-        (5 * per_min, "-10 min".into()),
-        (10 * per_min, "-5 min".into()),
-        (BUCKETS / group - 1, "now".into()),
-    ]
+/// Time labels for a chart of `span` buckets drawn `group` to a point.
+fn x_labels(span: usize, group: usize) -> Vec<(usize, String)> {
+    let points = span / group;
+    let ago = |point: usize| {
+        let secs = (points - 1 - point) * group * BUCKET_SECS as usize;
+        if secs % 60 == 0 {
+            format!("-{} min", secs / 60)
+        } else {
+            format!("-{}:{:02}", secs / 60, secs % 60)
+        }
+    };
+    let mut labels: Vec<(usize, String)> = [0, points / 3, 2 * points / 3]
+        .into_iter()
+        .map(|p| (p, ago(p)))
+        .collect();
+    labels.push((points - 1, "now".into()));
+    labels
+}
+
+fn span(state: &AppState) -> usize {
+    state.ui.recorder.span(Utc::now())
 }
 
 fn series(state: &AppState, group: usize) -> Vec<CloudSeries> {
@@ -112,7 +125,7 @@ fn traffic(state: &AppState) -> String {
         "Attempts per second per cloud",
         "attempts/s",
         &lines,
-        &x_labels(RATE_GROUP),
+        &x_labels(span(state), RATE_GROUP),
     )
 }
 
@@ -130,7 +143,7 @@ fn errors(state: &AppState) -> String {
         "Failed attempts per 15 s per cloud",
         "errors",
         &lines,
-        &x_labels(RATE_GROUP),
+        &x_labels(span(state), RATE_GROUP),
     )
 }
 
@@ -155,7 +168,7 @@ fn latency(state: &AppState) -> String {
         "Latency p50 and p99 per cloud",
         "ms",
         &lines,
-        &x_labels(LATENCY_GROUP),
+        &x_labels(span(state), LATENCY_GROUP),
     )
 }
 

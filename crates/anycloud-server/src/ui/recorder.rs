@@ -123,6 +123,8 @@ pub struct Recorder {
     index: HashMap<String, usize>,
     names: Vec<String>,
     ring: Mutex<Ring>,
+    /// Bucket number at start: charts of a young gateway span only its life.
+    started: i64,
     decisions: Mutex<VecDeque<DecisionRow>>,
 }
 
@@ -177,6 +179,7 @@ impl Recorder {
             clouds: vec![CloudBucket::default(); names.len()],
         };
         Recorder {
+            started: epoch_of(Utc::now()),
             index,
             ring: Mutex::new(Ring {
                 slots: vec![empty; BUCKETS],
@@ -235,12 +238,13 @@ impl Recorder {
 
     /// Copies out the live buckets of the window ending at `now`, oldest first
     /// (stale slots read as empty).
-    fn window(&self, now: DateTime<Utc>) -> Vec<Slot> {
+    fn window(&self, now: DateTime<Utc>, span: usize) -> Vec<Slot> {
         let end = epoch_of(now);
+        let span = span.min(BUCKETS) as i64;
         let ring = lock(&self.ring);
-        (0..BUCKETS as i64)
+        (0..span)
             .map(|k| {
-                let epoch = end - (BUCKETS as i64 - 1) + k;
+                let epoch = end - (span - 1) + k;
                 let s = &ring.slots[slot_of(epoch)];
                 if s.epoch == epoch {
                     s.clone()
@@ -254,11 +258,19 @@ impl Recorder {
             .collect()
     }
 
-    /// Per-cloud series over the last 15 minutes, oldest first, with every
-    /// `group` consecutive buckets merged into one point (`group` divides
-    /// [`BUCKETS`] for whole points; 1 = full resolution).
+    /// Buckets the charts span at `now`: the last 15 minutes, or the
+    /// recorder's life so far (at least two minutes) when that is shorter,
+    /// rounded up to a whole number of 30-second points.
+    pub fn span(&self, now: DateTime<Utc>) -> usize {
+        let lived = usize::try_from(epoch_of(now) - self.started + 1).unwrap_or(0);
+        lived.clamp(24, BUCKETS).div_ceil(6) * 6
+    }
+
+    /// Per-cloud series over [`Recorder::span`] buckets, oldest first, with
+    /// every `group` consecutive buckets merged into one point (`group`
+    /// divides 6 for whole points; 1 = full resolution).
     pub fn series(&self, now: DateTime<Utc>, group: usize) -> Vec<CloudSeries> {
-        let window = self.window(now);
+        let window = self.window(now, self.span(now));
         let group = group.max(1);
         self.names
             .iter()
@@ -293,7 +305,7 @@ impl Recorder {
 
     /// Totals per cloud over the whole window, in configured order.
     pub fn totals(&self, now: DateTime<Utc>) -> Vec<(String, CloudWindow)> {
-        let window = self.window(now);
+        let window = self.window(now, BUCKETS);
         self.names
             .iter()
             .enumerate()
@@ -368,8 +380,9 @@ mod tests {
 
     #[test]
     fn counts_attempts_errors_and_percentiles_per_cloud() {
-        let r = Recorder::new(["a", "b"]);
+        let mut r = Recorder::new(["a", "b"]);
         let t = Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0).unwrap();
+        r.started = epoch_of(t) - 1000;
         for ms in 1..=100 {
             r.record_at(&outcome(vec![attempt("a", "ok", ms)]), t);
         }
@@ -399,6 +412,17 @@ mod tests {
         assert_eq!(coarse[0].attempts[BUCKETS / 6 - 1], 101);
         assert_eq!(coarse[0].p99_ms[BUCKETS / 6 - 1], Some(100));
         assert_eq!(series[1].errors.iter().sum::<u32>(), 0);
+    }
+
+    #[test]
+    fn a_young_recorder_charts_its_life_only() {
+        let mut r = Recorder::new(["a"]);
+        let t = Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0).unwrap();
+        r.started = epoch_of(t);
+        assert_eq!(r.span(t), 24, "at least two minutes");
+        assert_eq!(r.span(t + chrono::Duration::seconds(200)), 42);
+        assert_eq!(r.span(t + chrono::Duration::hours(1)), BUCKETS);
+        assert_eq!(r.series(t, 3)[0].attempts.len(), 8);
     }
 
     #[test]
