@@ -68,7 +68,7 @@ fn x_labels(span: usize, group: usize) -> Vec<(usize, String)> {
     let points = span / group;
     let ago = |point: usize| {
         let secs = (points - 1 - point) * group * BUCKET_SECS as usize;
-        if secs % 60 == 0 {
+        if secs.is_multiple_of(60) {
             format!("-{} min", secs / 60)
         } else {
             format!("-{}:{:02}", secs / 60, secs % 60)
