@@ -51,11 +51,11 @@ fn fmt_tick(v: f64) -> String {
 }
 
 const W: f64 = 600.0;
-const H: f64 = 220.0;
+const H: f64 = 234.0;
 const LEFT: f64 = 44.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 46.0;
+const BOTTOM: f64 = 60.0;
 
 /// A line chart over `steps` equal time steps ending now. `x_labels` are
 /// (step index, text) pairs; `unit` labels the y axis.
