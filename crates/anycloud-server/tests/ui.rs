@@ -167,6 +167,14 @@ async fn ledger_csv_downloads_and_logout_ends_the_session() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("`from` must be a date"));
 
+    let logins = get(&gw, "/ui/audit?action=admin.ui.login", Some(&cookie)).await;
+    let logins = logins.text().await.unwrap();
+    assert_eq!(
+        logins.matches("<b>admin.ui.login</b>").count(),
+        1,
+        "the login is audited"
+    );
+
     let html = get(&gw, "/ui", Some(&cookie)).await.text().await.unwrap();
     let r = client()
         .post(format!("{}/ui/logout", gw.url))

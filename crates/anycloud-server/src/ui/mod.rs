@@ -34,6 +34,9 @@ use session::Session;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+/// How long a wrong token waits before its answer.
+const FAILED_LOGIN_DELAY: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// The dashboard's share of the application state.
 #[derive(Debug)]
 pub struct UiState {
@@ -147,12 +150,21 @@ async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         .into();
     if !ok {
         tracing::warn!("dashboard: failed login");
+        // Slows down guessing; holds no lock and blocks no other request.
+        tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return html(
             StatusCode::UNAUTHORIZED,
             html::login(Some("That is not the admin token.")),
         );
     }
     let id = state.ui.sessions.create();
+    // Who looked is part of the trail (the session id stays out of it).
+    state.governance.audit.admin(
+        "admin.ui.login",
+        None,
+        serde_json::Value::Null,
+        serde_json::json!({"via": "dashboard"}),
+    );
     (
         StatusCode::SEE_OTHER,
         [
