@@ -1,8 +1,8 @@
 """Session fixtures for the SDK conformance suite.
 
-Starts the real `anycloud` binary twice: once as `anycloud emulate --port 0` (an emulated
-Azure OpenAI cloud and an emulated OpenAI-compatible cloud) and once as `anycloud serve`
-with a config that puts both clouds behind the gateway. Nothing is built here: the binary
+Starts the real `anycloud` binary twice: once as `anycloud emulate --port 0` (every
+emulated cloud: Azure OpenAI, OpenAI-compatible, Anthropic, Bedrock, Vertex, OCI) and once
+as `anycloud serve` with a config that puts them all behind the gateway. Nothing is built here: the binary
 comes from `$ANYCLOUD_BIN`, else `$CARGO_TARGET_DIR/debug/anycloud`, else
 `target/debug/anycloud` under the repository root (scripts/test.sh builds it first).
 """
@@ -115,6 +115,14 @@ class Emulator:
     kind: str
     base_url: str  # as printed: OpenAI-compatible includes /v1, Azure does not
     api_key: str
+    # The rest of the emulator's line: credentials for the clouds without an api key
+    # (Bedrock's SigV4 keys, Vertex's service-account file, OCI's signing key).
+    detail: str = ""
+
+    def setting(self, name: str) -> str:
+        m = re.search(re.escape(name) + r"\s+([^,;)\s]+)", self.detail)
+        assert m, f"{self.kind} emulator did not print {name!r}: {self.detail}"
+        return m.group(1)
 
     @property
     def control_url(self) -> str:
@@ -145,13 +153,15 @@ class Gateway:
     anthropic: Emulator
     workdir: Path
     server: Proc = field(repr=False)
+    # Bedrock, Vertex and OCI, by emulator kind.
+    more: dict[str, Emulator] = field(default_factory=dict)
 
     @property
     def v1(self) -> str:
         return self.base_url + "/v1"
 
     def emulators(self) -> list[Emulator]:
-        return [self.azure, self.local, self.anthropic]
+        return [self.azure, self.local, self.anthropic, *self.more.values()]
 
     def request_counts(self) -> dict[str, int]:
         return {"azure-us": self.azure.requests(), "local-openai": self.local.requests()}
@@ -180,7 +190,9 @@ class Gateway:
         return key
 
 
-def write_config(path: Path, listen: str, db: Path, azure: Emulator, local: Emulator, anthropic: Emulator) -> None:
+def write_config(path: Path, listen: str, db: Path, emus: dict[str, Emulator]) -> None:
+    azure, local, anthropic = emus["azure_openai"], emus["openai_compatible"], emus["anthropic"]
+    bedrock, vertex, oci = emus["bedrock"], emus["vertex"], emus["oci"]
     path.write_text(
         f"""
 [server]
@@ -216,12 +228,90 @@ api_key = "{anthropic.api_key}"
 jurisdiction = "us"
 first_byte_timeout_ms = 2000
 
+[[clouds]]
+name = "openai"
+provider = "openai"
+base_url = "{local.base_url}"
+api_key = "{local.api_key}"
+jurisdiction = "us"
+first_byte_timeout_ms = 2000
+
+[[clouds]]
+name = "aws-eu"
+provider = "bedrock"
+base_url = "{bedrock.base_url}"
+region = "{bedrock.setting('region')}"
+access_key_id = "{bedrock.setting('access key')}"
+secret_access_key = "{bedrock.setting('secret')}"
+jurisdiction = "eu"
+first_byte_timeout_ms = 2000
+
+[[clouds]]
+name = "gcp-eu"
+provider = "vertex"
+base_url = "{vertex.base_url}"
+project_id = "{vertex.setting('project')}"
+region = "{vertex.setting('region')}"
+credentials_file = "{vertex.setting('credentials_file')}"
+jurisdiction = "eu"
+first_byte_timeout_ms = 2000
+
+[[clouds]]
+name = "oci-eu"
+provider = "oci"
+base_url = "{oci.base_url}"
+region = "eu-frankfurt-1"
+tenancy = "{oci.setting('tenancy')}"
+user = "{oci.setting('user')}"
+fingerprint = "{oci.setting('fingerprint')}"
+key_file = "{oci.setting('key_file')}"
+compartment_id = "{oci.setting('compartment')}"
+jurisdiction = "eu"
+first_byte_timeout_ms = 2000
+
 [[models]]
 name = "claude-sonnet"
 [[models.deployments]]
 cloud = "anthropic"
 target = "claude-sonnet-4-20250514"
 capabilities = ["chat", "stream", "tools", "vision"]
+
+# One model per cloud for the conformance matrix (test_conformance_matrix.py).
+[[models]]
+name = "openai-direct"
+[[models.deployments]]
+cloud = "openai"
+target = "gpt-4o-mini"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+
+[[models]]
+name = "bedrock-claude"
+[[models.deployments]]
+cloud = "aws-eu"
+target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+
+[[models]]
+name = "gemini"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "gemini-2.0-flash"
+capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+
+[[models]]
+name = "claude-vertex"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "claude-sonnet-4@20250514"
+capabilities = ["chat", "stream", "tools", "vision"]
+
+[[models]]
+name = "llama"
+[[models.deployments]]
+cloud = "oci-eu"
+target = "meta.llama-3.3-70b-instruct"
+capabilities = ["chat", "stream", "tools"]
 
 [[models]]
 name = "gpt-4o"
@@ -284,12 +374,18 @@ models = ["local-only"]
     )
 
 
+ALL_EMULATORS = {"openai_compatible", "azure_openai", "anthropic", "bedrock", "vertex", "oci"}
+
+
 def parse_emulators(lines: list[str]) -> dict[str, Emulator]:
     found: dict[str, Emulator] = {}
     for line in lines:
-        m = re.match(r"^\s*(\w+)\s+(https?://\S+)\s+\(api key:\s*([^)]+)\)", line)
-        if m:
-            found[m.group(1)] = Emulator(m.group(1), m.group(2).rstrip("/"), m.group(3).strip())
+        m = re.match(r"^\s*(\w+)\s+(https?://\S+)\s+\((.*)\)\s*$", line)
+        if not m:
+            continue
+        detail = m.group(3)
+        key = re.match(r"api key:\s*(\S+)$", detail)
+        found[m.group(1)] = Emulator(m.group(1), m.group(2).rstrip("/"), key.group(1) if key else "", detail)
     return found
 
 
@@ -324,7 +420,7 @@ def gateway():
         emu = Proc("anycloud emulate", [str(binary), "emulate", "--port", "0"], workdir)
         procs.append(emu)
         lines = emu.wait_for_lines(
-            lambda ls: {"openai_compatible", "azure_openai", "anthropic"} <= set(parse_emulators(ls)),
+            lambda ls: ALL_EMULATORS <= set(parse_emulators(ls)),
             STARTUP_TIMEOUT_S,
         )
         emus = parse_emulators(lines)
@@ -334,7 +430,7 @@ def gateway():
 
         port = free_port()
         config = workdir / "anycloud.toml"
-        write_config(config, f"127.0.0.1:{port}", workdir / "anycloud.db", azure, local, anthropic)
+        write_config(config, f"127.0.0.1:{port}", workdir / "anycloud.db", emus)
 
         gw = Gateway(
             base_url=f"http://127.0.0.1:{port}",
@@ -346,6 +442,7 @@ def gateway():
             anthropic=anthropic,
             workdir=workdir,
             server=None,  # type: ignore[arg-type]
+            more={k: emus[k] for k in ("bedrock", "vertex", "oci")},
         )
         gw.keys["team"] = gw.create_key("team", "sdk-suite")
         gw.keys["narrow"] = gw.create_key("narrow")

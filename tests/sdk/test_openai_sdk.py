@@ -20,7 +20,18 @@ from openai import OpenAI
 
 # model name -> the only cloud that serves it
 SINGLE_CLOUD_MODELS = {"azure-only": "azure-us", "local-only": "local-openai"}
-ALL_MODELS = {"gpt-4o", "azure-only", "local-only", "text-embedding-3-small", "claude-sonnet"}
+ALL_MODELS = {
+    "gpt-4o",
+    "azure-only",
+    "local-only",
+    "text-embedding-3-small",
+    "claude-sonnet",
+    "openai-direct",
+    "bedrock-claude",
+    "gemini",
+    "claude-vertex",
+    "llama",
+}
 GATEWAY_HEADERS = ("x-request-id", "x-anycloud-cloud", "x-anycloud-route")
 
 WEATHER_TOOL = {

@@ -148,7 +148,7 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         Err(e) => return Err(invalid(format!("There was an error parsing the body: {e}"))),
     };
     let p = validate(&body)?;
-    if !shared.config.models.iter().any(|m| *m == p.model) {
+    if !shared.config.models.contains(&p.model) {
         return Err(err(404, "not_found_error", format!("model: {}", p.model)));
     }
     let input = reply::ChatInput {

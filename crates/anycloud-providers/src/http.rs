@@ -77,10 +77,22 @@ impl HttpClient {
     }
 
     /// Sends `req` and waits for the response headers within the first-byte
-    /// timeout. A non-2xx status becomes an error built from the body.
+    /// timeout. A non-2xx status becomes an error built from the body, read in
+    /// the OpenAI error shape (which Azure, Anthropic and OpenAI-compatible
+    /// servers share).
     pub async fn send(
         &self,
         req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        self.send_with(req, error_from_response).await
+    }
+
+    /// [`HttpClient::send`] for a cloud with its own error shape: `decode` turns a
+    /// non-2xx status, its headers and its body into the error.
+    pub async fn send_with(
+        &self,
+        req: reqwest::RequestBuilder,
+        decode: ErrorDecoder,
     ) -> Result<reqwest::Response, ProviderError> {
         let resp = match tokio::time::timeout(self.first_byte_timeout, req.send()).await {
             Ok(Ok(resp)) => resp,
@@ -103,7 +115,7 @@ impl HttpClient {
         // The error body is best effort: a cloud that fails to send it still
         // failed with this status.
         let body = self.read_body(resp).await.unwrap_or_default();
-        Err(error_from_response(status, &headers, &body))
+        Err(decode(status, &headers, &body))
     }
 
     /// Reads a whole body, the idle timeout applying to each read.
@@ -152,6 +164,9 @@ impl HttpClient {
 /// `retry-after` from the headers (or from Azure's "retry after N seconds"
 /// wording), and for Azure's prompt `content_filter` the whole error envelope
 /// as `client_body` so the client sees `innererror`.
+/// How one cloud's non-2xx answer (status, headers, body) becomes a [`ProviderError`].
+pub type ErrorDecoder = fn(u16, &HeaderMap, &[u8]) -> ProviderError;
+
 pub fn error_from_response(status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
     let envelope = parsed

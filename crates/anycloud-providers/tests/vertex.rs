@@ -560,3 +560,74 @@ async fn vertex_rejects_function_ids_the_developer_api_accepts() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+#[tokio::test]
+async fn claude_deployments_go_through_the_provider_to_raw_predict() {
+    const CLAUDE: &str = "claude-sonnet-4@20250514";
+    let cfg = EmulatorConfig::vertex("gcp-eu", PROJECT, REGION, vec![CLAUDE.into()]).unwrap();
+    let s = setup_with(cfg).await;
+    let p = provider(&s);
+
+    let r = p
+        .chat(CLAUDE, &chat(vec![user("hi claude")]), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.text().unwrap(),
+        format!("Hello from gcp-eu ({CLAUDE}). You said: hi claude")
+    );
+    assert_eq!(r.finish_reason, FinishReason::Stop);
+    assert_eq!(r.usage.output_tokens, 8);
+    let sent = &s.h.requests()[0];
+    assert!(sent
+        .path
+        .ends_with(&format!("/publishers/anthropic/models/{CLAUDE}:rawPredict")));
+    assert!(bearer(&s.h, 0).starts_with("Bearer ya29.emu-"));
+
+    // Streams: Anthropic's events through the shared decoder, usage at the end.
+    let mut req = chat(vec![user("stream claude")]);
+    req.stream = true;
+    let (events, err) = drain(p.chat_stream(CLAUDE, &req, &ctx()).await.unwrap()).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        streamed_text(&events),
+        format!("Hello from gcp-eu ({CLAUDE}). You said: stream claude")
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Usage(u) if u.output_tokens == 8)));
+
+    // Tools: a tool_use answer becomes a canonical tool call.
+    let mut req = chat(vec![user("Weather in Oslo?")]);
+    req.tools = vec![weather_tool()];
+    let r = p.chat(CLAUDE, &req, &ctx()).await.unwrap();
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+
+    // The same token source, the same failover rules.
+    s.h.faults().fail_next(1, 429, Some(3));
+    let e = p
+        .chat(CLAUDE, &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, Some(429));
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn claude_needs_vertex_not_the_gemini_api_key() {
+    let s = setup().await;
+    let p = build_provider(&cloud(json!({"name": "gemini-api", "provider": "vertex",
+        "base_url": s.h.base_url(), "api_key": "k"})))
+    .unwrap();
+    let e = p
+        .chat("claude-sonnet-4@20250514", &chat(vec![user("x")]), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Unsupported);
+    assert!(
+        e.message.contains("Claude models need Vertex AI"),
+        "{}",
+        e.message
+    );
+    assert!(s.h.requests().is_empty());
+}

@@ -1,5 +1,6 @@
-//! OpenAI chat completions (JSON and SSE) served by a Vertex AI deployment: the gateway
-//! on port 0 over the Vertex emulator, with the emulator's service-account key on disk.
+//! OpenAI chat completions (JSON and SSE) served by a Vertex AI deployment, Gemini and
+//! Claude (`rawPredict`): the gateway on port 0 over the Vertex emulator, with the
+//! emulator's service-account key on disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +22,7 @@ async fn start() -> Gateway {
             "gcp-eu",
             "acme",
             "europe-west4",
-            vec!["gemini-2.0-flash".into()],
+            vec!["gemini-2.0-flash".into(), "claude-sonnet-4@20250514".into()],
         )
         .unwrap(),
         0,
@@ -54,6 +55,13 @@ name = "gemini-flash"
 cloud = "gcp-eu"
 target = "gemini-2.0-flash"
 capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
+
+[[models]]
+name = "claude-vertex"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "claude-sonnet-4@20250514"
+capabilities = ["chat", "stream", "tools"]
 
 [[tenants]]
 name = "team"
@@ -102,6 +110,24 @@ impl Gateway {
     }
 }
 
+/// A chat completions stream's JSON chunks (checked to end with `[DONE]`) and the
+/// text its deltas carry.
+async fn sse_chunks(r: reqwest::Response) -> (Vec<serde_json::Value>, String) {
+    let text = r.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let chunks: Vec<serde_json::Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let content = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, content)
+}
+
 #[tokio::test]
 async fn openai_chat_json_through_vertex() {
     let gw = start().await;
@@ -130,25 +156,12 @@ async fn openai_chat_json_through_vertex() {
 #[tokio::test]
 async fn openai_sse_and_tool_calls_through_vertex() {
     let gw = start().await;
-    let text = gw
+    let r = gw
         .chat(json!({"model": "gemini-flash", "stream": true,
             "stream_options": {"include_usage": true},
             "messages": [{"role": "user", "content": "stream it"}]}))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    let chunks: Vec<serde_json::Value> = text
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+        .await;
+    let (chunks, content) = sse_chunks(r).await;
     assert_eq!(
         content,
         "Hello from gcp-eu (gemini-2.0-flash). You said: stream it"
@@ -182,4 +195,48 @@ async fn openai_sse_and_tool_calls_through_vertex() {
         v["choices"][0]["message"]["content"],
         r#"Tool result received from gcp-eu: {"temp_c":12}"#
     );
+}
+
+#[tokio::test]
+async fn claude_on_vertex_json_and_stream_through_raw_predict() {
+    let gw = start().await;
+    let r = gw
+        .chat(json!({"model": "claude-vertex", "max_tokens": 300,
+            "messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": "hello claude"}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-anycloud-cloud"], "gcp-eu");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "claude-vertex");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from gcp-eu (claude-sonnet-4@20250514). You said: hello claude"
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 8);
+    let sent = &gw.vertex.requests()[0];
+    assert_eq!(
+        sent.path,
+        "/v1/projects/acme/locations/europe-west4/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict"
+    );
+    assert_eq!(sent.body["anthropic_version"], "vertex-2023-10-16");
+    assert_eq!(sent.body["system"], "Be brief.");
+    assert_eq!(sent.body["max_tokens"], 300);
+    assert!(sent.body.get("model").is_none(), "{}", sent.body);
+    assert!(sent.header("authorization").unwrap().starts_with("Bearer "));
+
+    let r = gw
+        .chat(json!({"model": "claude-vertex", "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "stream it"}]}))
+        .await;
+    let (chunks, content) = sse_chunks(r).await;
+    assert_eq!(
+        content,
+        "Hello from gcp-eu (claude-sonnet-4@20250514). You said: stream it"
+    );
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 8);
+    assert!(gw.vertex.requests()[1]
+        .path
+        .ends_with("/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict"));
 }

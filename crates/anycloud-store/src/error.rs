@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub enum StoreError {
     // --- The operator's fault: configuration. ---
     /// The URL's scheme names a backend this build does not have.
-    #[error("unsupported store URL scheme `{scheme}` (supported: sqlite)")]
+    #[error("unsupported store URL scheme `{scheme}` (supported: sqlite, postgres)")]
     UnsupportedUrl { scheme: String },
 
     /// The URL has a supported scheme but cannot be used.

@@ -1,20 +1,27 @@
 //! The gateway's persistent state behind one [`Store`] trait, used as `Arc<dyn Store>`.
 //!
-//! Today it holds tenants (synced from the config), virtual API keys (stored only as
-//! hashes, see [`keys`]) and the usage ledger ([`usage`]). The audit log and stored Responses
-//! API state will join it as new trait methods and new migrations.
+//! It holds tenants (synced from the config), virtual API keys (stored only as hashes, see
+//! [`keys`]), the usage ledger ([`usage`]), governance state (audit chain, spend, key
+//! policies, captures: [`governance`]) and stored Responses API documents.
 //!
 //! One folder per backend, each with its own SQL and its own migrations:
 //! - [`sqlite`]: `src/sqlite/`, `migrations/sqlite/` — the default and the demo store;
-//! - `postgres/` (to come) for several instances sharing state.
+//! - [`postgres`]: `src/postgres/`, `migrations/postgres/` — several instances sharing state.
 //!
-//! [`open`] picks the backend from the URL scheme. [`create_key`] and [`authenticate`] are
+//! [`open`] picks the backend from the URL scheme and applies pending migrations;
+//! [`open_unmigrated`] leaves the schema alone ([`migrate`] reports and applies them). [`create_key`] and [`authenticate`] are
 //! the backend-independent key workflows the CLI, the admin API and the auth middleware use.
 
+pub mod copy;
 pub mod error;
 pub mod governance;
 pub mod keys;
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(feature = "test-util")]
+pub mod testing;
+pub mod transfer;
 pub mod usage;
 
 use std::sync::Arc;
@@ -28,17 +35,31 @@ pub use error::StoreError;
 pub use governance::{
     AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus, GovernanceStore,
 };
+pub use migrate::MigrationInfo;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use transfer::{Page, Table, TransferStore};
 pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PER_USD};
 
 /// Everything the gateway persists. Implementations must be cheap to share across tasks.
 #[async_trait]
-pub trait Store: GovernanceStore + Send + Sync + std::fmt::Debug {
-    /// The backend's name, for logs and `/health`: `"sqlite"`.
+pub trait Store: GovernanceStore + TransferStore + Send + Sync + std::fmt::Debug {
+    /// The backend's name, for logs and `/health`: `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 
     /// Readiness: succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The schema migrations this build has that the database has not applied, in order.
+    async fn pending_migrations(&self) -> Result<Vec<MigrationInfo>, StoreError>;
+
+    /// Applies pending migrations one at a time, calling `applied` after each, and returns
+    /// them (empty when up to date). Safe to run from several instances at once: each
+    /// backend takes its migration lock.
+    async fn migrate(
+        &self,
+        applied: &(dyn for<'m> Fn(&'m MigrationInfo) + Send + Sync),
+    ) -> Result<Vec<MigrationInfo>, StoreError>;
 
     /// Inserts or updates every tenant given (by name). Tenants absent from `tenants` are left
     /// alone: their keys still reference them.
@@ -165,16 +186,28 @@ impl KeyRecord {
 ///
 /// - `sqlite://relative/path.db` (relative to the working directory),
 ///   `sqlite:///abs/path.db`, `sqlite::memory:`; the file and its directory are created.
-/// - Any other scheme fails with [`StoreError::UnsupportedUrl`] naming the scheme only
-///   (a `postgres://` URL may hold a password).
+/// - `postgres://user:password@host:port/db` or `postgresql://…` (sqlx's parameters, e.g.
+///   `sslmode=require`, `options=-c search_path=<schema>`); the database must exist.
+/// - Any other scheme fails with [`StoreError::UnsupportedUrl`] naming the scheme only.
+///
+/// No error ever repeats the URL: a `postgres://` URL may hold a password.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let store = open_unmigrated(url).await?;
+    store.migrate(&|_| {}).await?;
+    Ok(store)
+}
+
+/// Opens the store named by `url` like [`open`] (an SQLite file is still created), without
+/// applying migrations: for `anycloud migrate` and `store.auto_migrate = false`.
+pub async fn open_unmigrated(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let Some((scheme, rest)) = url.split_once(':') else {
         return Err(StoreError::InvalidUrl {
-            reason: "missing scheme (expected sqlite://<path>)",
+            reason: "missing scheme (expected sqlite://<path> or postgres://…)",
         });
     };
     match scheme {
-        "sqlite" => Ok(Arc::new(SqliteStore::open(rest).await?)),
+        "sqlite" => Ok(Arc::new(SqliteStore::open_unmigrated(rest).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PgStore::open_unmigrated(url).await?)),
         other => Err(StoreError::UnsupportedUrl {
             scheme: other.to_owned(),
         }),

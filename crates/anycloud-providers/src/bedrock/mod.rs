@@ -115,36 +115,14 @@ impl BedrockProvider {
         if let Some(tp) = &ctx.traceparent {
             rb = rb.header("traceparent", tp);
         }
-        let first_byte = self.http.first_byte_timeout();
-        let resp = match tokio::time::timeout(first_byte, rb.send()).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(ProviderError::from_transport(&e)),
-            Err(_) => {
-                return Err(ProviderError::new(
-                    ProviderErrorKind::Timeout,
-                    format!(
-                        "no response within the first-byte timeout of {} ms",
-                        first_byte.as_millis()
-                    ),
-                ))
-            }
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let error_type = resp
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        // Best effort: a cloud that fails to send the body still failed with this status.
-        let body = self.http.read_body(resp).await.unwrap_or_default();
-        Err(convert::error_from_response(
-            status,
-            error_type.as_deref(),
-            &body,
-        ))
+        self.http
+            .send_with(rb, |status, headers, body| {
+                let error_type = headers
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok());
+                convert::error_from_response(status, error_type, body)
+            })
+            .await
     }
 
     fn json_body<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ProviderError> {

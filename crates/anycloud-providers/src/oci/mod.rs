@@ -132,27 +132,9 @@ impl OciProvider {
         if let Some(tp) = &ctx.traceparent {
             rb = rb.header("traceparent", tp);
         }
-        let timeout = self.http.first_byte_timeout();
-        let resp = match tokio::time::timeout(timeout, rb.body(body).send()).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(ProviderError::from_transport(&e)),
-            Err(_) => {
-                return Err(ProviderError::new(
-                    ProviderErrorKind::Timeout,
-                    format!(
-                        "no response within the first-byte timeout of {} ms",
-                        timeout.as_millis()
-                    ),
-                ))
-            }
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = self.http.read_body(resp).await.unwrap_or_default();
-        Err(convert::error_from_response(status, &headers, &body))
+        self.http
+            .send_with(rb.body(body), convert::error_from_response)
+            .await
     }
 }
 

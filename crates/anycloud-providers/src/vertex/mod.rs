@@ -14,10 +14,13 @@
 //! `base_url` replaces scheme and host (the emulator). Embeddings use Vertex `:predict`
 //! (text-embedding models) or the Developer API's `:batchEmbedContents`.
 //!
-//! [`VertexEndpoint`] and [`auth::TokenSource`] are public so Claude on Vertex (Anthropic
-//! wire format at `publishers/anthropic/models/{model}:rawPredict`) can reuse them.
+//! **Claude on Vertex** (`claude.rs`): a deployment whose target names an Anthropic model
+//! (`claude-…@…`, or `anthropic/<model>` for any other name) is sent in the Anthropic
+//! Messages format to `publishers/anthropic/models/{model}:rawPredict` /
+//! `:streamRawPredict`, with the same OAuth tokens.
 
 pub mod auth;
+mod claude;
 pub mod convert;
 pub mod errors;
 pub mod stream;
@@ -197,6 +200,10 @@ impl VertexProvider {
         &self.endpoint
     }
 
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// The token source, for a provider that shares this cloud's credentials.
     pub fn token_source(&self) -> Option<Arc<TokenSource>> {
         match &self.auth {
@@ -207,7 +214,7 @@ impl VertexProvider {
 
     /// POSTs `body` as JSON and returns the 2xx response. A 401 on an OAuth token drops
     /// that token and tries once more with a fresh one (§4.5: "refresh token once").
-    async fn post<B: Serialize + ?Sized>(
+    pub(crate) async fn post<B: Serialize + ?Sized>(
         &self,
         url: reqwest::Url,
         body: &B,
@@ -245,30 +252,15 @@ impl VertexProvider {
     }
 
     /// Sends within the first-byte timeout; a non-2xx answer becomes a Google-shape error
-    /// (`HttpClient::send` reads OpenAI's shape, which has no `RetryInfo`).
+    /// (the OpenAI shape has no `RetryInfo`). Claude's body errors come in Anthropic's
+    /// shape, whose `error.message` the Google reader takes as well.
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-        let resp = match tokio::time::timeout(self.http.first_byte_timeout(), rb.send()).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(ProviderError::from_transport(&e)),
-            Err(_) => {
-                return Err(ProviderError::new(
-                    ProviderErrorKind::Timeout,
-                    format!(
-                        "no response within the first-byte timeout of {} ms",
-                        self.http.first_byte_timeout().as_millis()
-                    ),
-                ))
-            }
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status().as_u16();
-        let body = self.http.read_body(resp).await.unwrap_or_default();
-        Err(errors::google_error(status, &body))
+        self.http
+            .send_with(rb, |status, _, body| errors::google_error(status, body))
+            .await
     }
 
-    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         url: reqwest::Url,
         body: &B,
@@ -297,6 +289,9 @@ impl Provider for VertexProvider {
         req: &ChatRequest,
         ctx: &CallCtx,
     ) -> Result<ChatResponse, ProviderError> {
+        if let Some(model) = claude::anthropic_model(target) {
+            return claude::chat(self, model, req, ctx).await;
+        }
         let body = convert::request_to_wire(req)?;
         let url = self.endpoint.model_url("google", target, "generateContent");
         let wire: GenerateContentResponse = self.call(url, &body, ctx).await?;
@@ -309,6 +304,9 @@ impl Provider for VertexProvider {
         req: &ChatRequest,
         ctx: &CallCtx,
     ) -> Result<EventStream, ProviderError> {
+        if let Some(model) = claude::anthropic_model(target) {
+            return claude::chat_stream(self, model, req, ctx).await;
+        }
         let body = convert::request_to_wire(req)?;
         let mut url = self
             .endpoint

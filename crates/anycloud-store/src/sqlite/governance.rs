@@ -14,7 +14,8 @@ use crate::governance::{
 };
 use crate::StoreError;
 
-const AUDIT_COLUMNS: &str = "seq, at, actor, tenant, action, model, cloud, request_id, status, \
+pub(super) const AUDIT_COLUMNS: &str =
+    "seq, at, actor, tenant, action, model, cloud, request_id, status, \
      latency_ms, input_tokens, output_tokens, cost_usd, route, detail, prev_hash, hash";
 
 /// Rows read per page when walking the whole chain, so memory stays bounded.
@@ -35,7 +36,7 @@ fn json_col(row: &SqliteRow, col: &'static str) -> Result<Option<Value>, StoreEr
     .transpose()
 }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+pub(super) fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let at: String = row.try_get("at")?;
     Ok(AuditRecord {
         seq: row.try_get("seq")?,
@@ -60,6 +61,56 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Inserts one chained row as given (seq and hashes included); appends and `store copy`
+/// both write through here. The timestamp is stored at the precision it is hashed with.
+pub(super) async fn insert_audit_row(
+    conn: &mut sqlx::SqliteConnection,
+    r: &AuditRecord,
+) -> Result<(), sqlx::Error> {
+    let e = &r.entry;
+    let sql = format!(
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    );
+    sqlx::query(&sql)
+        .bind(r.seq)
+        .bind(timestamp(e.at))
+        .bind(&e.actor)
+        .bind(&e.tenant)
+        .bind(&e.action)
+        .bind(&e.model)
+        .bind(&e.cloud)
+        .bind(&e.request_id)
+        .bind(e.status)
+        .bind(e.latency_ms)
+        .bind(e.input_tokens)
+        .bind(e.output_tokens)
+        .bind(e.cost_usd)
+        .bind(json_text(&e.route))
+        .bind(json_text(&e.detail))
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn set_head(
+    conn: &mut sqlx::SqliteConnection,
+    seq: i64,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )
+    .bind(seq)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl GovernanceStore for SqliteStore {
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
@@ -81,48 +132,17 @@ impl GovernanceStore for SqliteStore {
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
                 seq += 1;
-                // Store the timestamp at the precision it is hashed with.
-                let hash = entry_hash(&prev, seq, e);
-                let sql = format!(
-                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-                );
-                sqlx::query(&sql)
-                    .bind(seq)
-                    .bind(timestamp(e.at))
-                    .bind(&e.actor)
-                    .bind(&e.tenant)
-                    .bind(&e.action)
-                    .bind(&e.model)
-                    .bind(&e.cloud)
-                    .bind(&e.request_id)
-                    .bind(e.status)
-                    .bind(e.latency_ms)
-                    .bind(e.input_tokens)
-                    .bind(e.output_tokens)
-                    .bind(e.cost_usd)
-                    .bind(json_text(&e.route))
-                    .bind(json_text(&e.detail))
-                    .bind(&prev)
-                    .bind(&hash)
-                    .execute(&mut *conn)
-                    .await?;
-                out.push(AuditRecord {
+                let record = AuditRecord {
                     seq,
+                    hash: entry_hash(&prev, seq, e),
                     entry: e.clone(),
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
-                });
-                prev = hash;
+                    prev_hash: prev,
+                };
+                insert_audit_row(&mut conn, &record).await?;
+                prev = record.hash.clone();
+                out.push(record);
             }
-            sqlx::query(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            )
-            .bind(seq)
-            .bind(&prev)
-            .execute(&mut *conn)
-            .await?;
+            set_head(&mut conn, seq, &prev).await?;
             Ok::<_, StoreError>(out)
         }
         .await;
@@ -275,17 +295,18 @@ impl GovernanceStore for SqliteStore {
         .bind(request_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let at: String = r.try_get("at")?;
-            Ok(CaptureRecord {
-                request_id: r.try_get("request_id")?,
-                at: parse_timestamp(&at, "captured_payloads", "at")?,
-                tenant: r.try_get("tenant")?,
-                key_id: r.try_get("key_id")?,
-                nonce: r.try_get("nonce")?,
-                ciphertext: r.try_get("ciphertext")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(capture_from_row).transpose()
     }
+}
+
+pub(super) fn capture_from_row(r: &SqliteRow) -> Result<CaptureRecord, StoreError> {
+    let at: String = r.try_get("at")?;
+    Ok(CaptureRecord {
+        request_id: r.try_get("request_id")?,
+        at: parse_timestamp(&at, "captured_payloads", "at")?,
+        tenant: r.try_get("tenant")?,
+        key_id: r.try_get("key_id")?,
+        nonce: r.try_get("nonce")?,
+        ciphertext: r.try_get("ciphertext")?,
+    })
 }

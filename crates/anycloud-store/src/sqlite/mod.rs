@@ -1,8 +1,8 @@
 //! The SQLite backend: [`SqliteStore`], its connection settings, and its SQL.
 //!
 //! All SQL for SQLite lives in this folder and its schema in `migrations/sqlite/`, embedded
-//! at compile time; the PostgreSQL backend will get its own folder and migrations and
-//! implement the same [`Store`] trait.
+//! at compile time; the PostgreSQL backend (`crate::postgres`) has its own folder and
+//! migrations and implements the same [`Store`] trait.
 //!
 //! Queries are checked at run time (`sqlx::query` + `Row::try_get`), not with the `query!`
 //! macros, so building needs no database.
@@ -23,8 +23,10 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 mod responses;
+mod transfer;
 mod usage;
 
+use crate::migrate::{self, MigrationInfo};
 use crate::{
     DailyCost, KeyRecord, NewKey, Store, StoreError, StoredResponse, TenantRecord, UsageRecord,
     UsageSummaryRow,
@@ -74,15 +76,24 @@ fn parse_location(rest: &str) -> Result<Location, StoreError> {
 impl SqliteStore {
     /// Opens from what follows `sqlite:` in a store URL; see [`crate::open`].
     pub async fn open(url_rest: &str) -> Result<Self, StoreError> {
+        Self::migrated(Self::open_unmigrated(url_rest).await?).await
+    }
+
+    /// [`Self::open`] without applying migrations; see [`crate::open_unmigrated`].
+    pub async fn open_unmigrated(url_rest: &str) -> Result<Self, StoreError> {
         match parse_location(url_rest)? {
-            Location::Memory => Self::open_in_memory().await,
-            Location::File(path) => Self::open_path(&path).await,
+            Location::Memory => Self::connect_in_memory().await,
+            Location::File(path) => Self::connect_path(&path).await,
         }
     }
 
     /// Opens (creating if missing, with its parent directories) the database file at `path`
     /// and applies pending migrations.
     pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        Self::migrated(Self::connect_path(path).await?).await
+    }
+
+    async fn connect_path(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
@@ -102,13 +113,17 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Ok(Self { pool })
     }
 
     /// Opens a private in-memory database, for tests and throwaway runs. It lives as long as
     /// the store: the pool keeps exactly one connection open forever, because an in-memory
     /// database vanishes with its last connection.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
+        Self::migrated(Self::connect_in_memory().await?).await
+    }
+
+    async fn connect_in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
@@ -119,12 +134,12 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Ok(Self { pool })
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+    async fn migrated(self) -> Result<Self, StoreError> {
+        self.migrate(&|_| {}).await?;
+        Ok(self)
     }
 
     /// Closes the pool, checkpointing the WAL; for orderly shutdown.
@@ -142,6 +157,19 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<MigrationInfo>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        migrate::pending(&MIGRATOR, &mut *conn).await
+    }
+
+    async fn migrate(
+        &self,
+        applied: &(dyn for<'m> Fn(&'m MigrationInfo) + Send + Sync),
+    ) -> Result<Vec<MigrationInfo>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        migrate::apply(&MIGRATOR, &mut *conn, applied).await
     }
 
     async fn sync_tenants(&self, tenants: &[TenantRecord]) -> Result<(), StoreError> {
@@ -342,7 +370,5 @@ fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
 
 mod governance;
 
-#[cfg(test)]
-mod tamper_tests;
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use crate::StoreError;
 /// default limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
+pub(super) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
     price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
     latency_ms, ttft_ms";
@@ -27,6 +27,16 @@ pub(super) async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> Result
         return Ok(());
     }
     let mut tx = pool.begin().await?;
+    insert_on(&mut tx, records).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The inserts of [`insert`], on a connection (inside the caller's transaction).
+pub(super) async fn insert_on(
+    conn: &mut sqlx::SqliteConnection,
+    records: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("INSERT INTO usage_ledger ({COLUMNS}) "));
@@ -51,9 +61,8 @@ pub(super) async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> Result
                 .push_bind(to_i64(r.latency_ms))
                 .push_bind(r.ttft_ms.map(to_i64));
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -158,7 +167,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<UsageSummaryRow, StoreError> {
     })
 }
 
-fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError> {
+pub(super) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError> {
     let at: String = row.try_get("at")?;
     let upstream: Option<i64> = row.try_get("upstream_status")?;
     let ttft: Option<i64> = row.try_get("ttft_ms")?;

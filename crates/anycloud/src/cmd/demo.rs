@@ -6,7 +6,7 @@
 use super::emulate::{
     emulator_configs, DEMO_AWS_ACCESS_KEY_ID, DEMO_AWS_REGION, DEMO_AWS_SECRET_ACCESS_KEY,
     EMULATOR_KEY, OCI_COMPARTMENT, OCI_KEY_FINGERPRINT_FOR_DEMO, OCI_MODEL, OCI_TENANCY, OCI_USER,
-    VERTEX_PROJECT, VERTEX_REGION,
+    VERTEX_CLAUDE_MODEL, VERTEX_PROJECT, VERTEX_REGION,
 };
 use anycloud_emulators::spawn_on_port;
 use secrecy::ExposeSecret;
@@ -193,7 +193,8 @@ price = {{ input_per_mtok = 0.72, output_per_mtok = 0.72 }}
 }
 
 /// The Vertex part of the demo config: the `gcp-eu` cloud (its service-account key
-/// written to `sa_path`) serving `gemini-flash`, with `local-openai` as its fallback.
+/// written to `sa_path`) serving `gemini-flash` (with `local-openai` as its fallback) and
+/// Claude as `claude-vertex`.
 pub fn vertex_demo_config(base: &str, sa_path: &str) -> String {
     format!(
         r#"
@@ -218,6 +219,15 @@ cloud = "local-openai"
 target = "gpt-4o"
 capabilities = ["chat", "stream", "tools", "vision", "json_schema"]
 price = {{ input_per_mtok = 2.00, output_per_mtok = 8.00 }}
+
+# Claude served by Vertex AI (rawPredict on publishers/anthropic).
+[[models]]
+name = "claude-vertex"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "{VERTEX_CLAUDE_MODEL}"
+capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
 "#
     )
 }

@@ -19,6 +19,8 @@ pub const OCI_USER: &str = "ocid1.user.oc1..demouser";
 pub const OCI_COMPARTMENT: &str = "ocid1.compartment.oc1..democompartment";
 pub const OCI_KEY_FINGERPRINT_FOR_DEMO: &str = OCI_TEST_KEY_FINGERPRINT;
 pub const OCI_MODEL: &str = "meta.llama-3.3-70b-instruct";
+/// Claude as Vertex names it (served by `rawPredict` on `publishers/anthropic`).
+pub const VERTEX_CLAUDE_MODEL: &str = "claude-sonnet-4@20250514";
 
 pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>> {
     let models = vec![
@@ -82,6 +84,7 @@ pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>>
                 vec![
                     "gemini-2.0-flash".to_string(),
                     "text-embedding-005".to_string(),
+                    VERTEX_CLAUDE_MODEL.to_string(),
                 ],
             )
             .map_err(|e| anyhow::anyhow!("vertex emulator key: {e}"))?,
@@ -113,9 +116,14 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         let h = spawn_on_port(cfg, next_port).await?;
         if kind == "oci" {
+            // The private key the emulator's fingerprint names, for a gateway's key_file.
+            let key_file =
+                std::env::temp_dir().join(format!("anycloud-emulate-oci-{}.pem", h.addr().port()));
+            std::fs::write(&key_file, anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM)?;
             println!(
-                "{kind:<18} {}  (sign with anycloud-emulators' OCI test key; tenancy {OCI_TENANCY}, user {OCI_USER}, fingerprint {OCI_KEY_FINGERPRINT_FOR_DEMO}, compartment {OCI_COMPARTMENT})",
-                h.base_url()
+                "{kind:<18} {}  (tenancy {OCI_TENANCY}, user {OCI_USER}, fingerprint {OCI_KEY_FINGERPRINT_FOR_DEMO}, compartment {OCI_COMPARTMENT}, key_file {})",
+                h.base_url(),
+                key_file.display()
             );
         } else if kind == "bedrock" {
             println!(

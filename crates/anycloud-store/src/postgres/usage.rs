@@ -1,0 +1,191 @@
+//! SQL for the usage ledger on PostgreSQL (`usage_ledger`, migration 0002).
+//!
+//! Like SQLite's: multi-row inserts inside one transaction per batch, and reports that
+//! aggregate in SQL over an index range on `at`. Days are UTC days of `at`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::ms;
+use crate::usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow};
+use crate::StoreError;
+
+/// Rows per INSERT statement: 19 bound parameters each stays well under PostgreSQL's limit
+/// of 65 535 parameters per statement.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+pub(crate) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
+    input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
+    price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
+    latency_ms, ttft_ms";
+
+pub(super) async fn insert(pool: &PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    insert_on(&mut tx, records).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The inserts of [`insert`], on a connection (inside the caller's transaction).
+pub(super) async fn insert_on(
+    conn: &mut sqlx::PgConnection,
+    records: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("INSERT INTO usage_ledger ({COLUMNS}) "));
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(ms(r.at))
+                .push_bind(&r.request_id)
+                .push_bind(&r.tenant)
+                .push_bind(&r.key_id)
+                .push_bind(&r.model)
+                .push_bind(&r.cloud)
+                .push_bind(&r.deployment)
+                .push_bind(to_i64(r.input_tokens))
+                .push_bind(to_i64(r.output_tokens))
+                .push_bind(to_i64(r.cached_tokens))
+                .push_bind(r.usage_estimated)
+                .push_bind(r.price.input_per_mtok)
+                .push_bind(r.price.output_per_mtok)
+                .push_bind(r.price.cached_input_per_mtok)
+                .push_bind(r.cost_nanos)
+                .push_bind(&r.outcome)
+                .push_bind(r.upstream_status.map(i32::from))
+                .push_bind(to_i64(r.latency_ms))
+                .push_bind(r.ttft_ms.map(to_i64));
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn summary(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<UsageSummaryRow>, StoreError> {
+    // SUM(bigint) is numeric in PostgreSQL; cast back so it decodes as i64.
+    let rows = sqlx::query(
+        "SELECT (at AT TIME ZONE 'UTC')::date AS day, cloud, model, tenant,
+                COUNT(*) AS requests,
+                SUM(input_tokens)::bigint AS input_tokens,
+                SUM(output_tokens)::bigint AS output_tokens,
+                SUM(cached_tokens)::bigint AS cached_tokens,
+                SUM(cost_nanos)::bigint AS cost_nanos
+         FROM usage_ledger WHERE at >= $1 AND at < $2
+         GROUP BY day, cloud, model, tenant ORDER BY day, cloud, model, tenant",
+    )
+    .bind(ms(from))
+    .bind(ms(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary_from_row).collect()
+}
+
+pub(super) async fn daily_cost(
+    pool: &PgPool,
+    cloud: &str,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DailyCost>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT (at AT TIME ZONE 'UTC')::date AS day, SUM(cost_nanos)::bigint AS cost_nanos
+         FROM usage_ledger
+         WHERE cloud = $1 AND ($2::timestamptz IS NULL OR at >= $2) AND at < $3
+         GROUP BY day ORDER BY day",
+    )
+    .bind(cloud)
+    .bind(from.map(ms))
+    .bind(ms(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DailyCost {
+                day: row.try_get::<NaiveDate, _>("day")?,
+                cost_nanos: row.try_get("cost_nanos")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn records(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<UsageRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM usage_ledger WHERE at >= $1 AND at < $2 ORDER BY at, id LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ms(from))
+        .bind(ms(to))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+pub(super) async fn count(pool: &PgPool) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+        .fetch_one(pool)
+        .await?;
+    Ok(to_u64(n))
+}
+
+/// Token counts beyond i64::MAX cannot happen; saturate anyway.
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn summary_from_row(row: &PgRow) -> Result<UsageSummaryRow, StoreError> {
+    Ok(UsageSummaryRow {
+        day: row.try_get("day")?,
+        cloud: row.try_get("cloud")?,
+        model: row.try_get("model")?,
+        tenant: row.try_get("tenant")?,
+        requests: to_u64(row.try_get("requests")?),
+        input_tokens: to_u64(row.try_get("input_tokens")?),
+        output_tokens: to_u64(row.try_get("output_tokens")?),
+        cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        cost_nanos: row.try_get("cost_nanos")?,
+    })
+}
+
+pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, StoreError> {
+    let upstream: Option<i32> = row.try_get("upstream_status")?;
+    let ttft: Option<i64> = row.try_get("ttft_ms")?;
+    Ok(UsageRecord {
+        at: row.try_get("at")?,
+        request_id: row.try_get("request_id")?,
+        tenant: row.try_get("tenant")?,
+        key_id: row.try_get("key_id")?,
+        model: row.try_get("model")?,
+        cloud: row.try_get("cloud")?,
+        deployment: row.try_get("deployment")?,
+        input_tokens: to_u64(row.try_get("input_tokens")?),
+        output_tokens: to_u64(row.try_get("output_tokens")?),
+        cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        usage_estimated: row.try_get("usage_estimated")?,
+        price: RecordedPrice {
+            input_per_mtok: row.try_get("price_input_per_mtok")?,
+            output_per_mtok: row.try_get("price_output_per_mtok")?,
+            cached_input_per_mtok: row.try_get("price_cached_per_mtok")?,
+        },
+        cost_nanos: row.try_get("cost_nanos")?,
+        outcome: row.try_get("outcome")?,
+        upstream_status: upstream.and_then(|s| u16::try_from(s).ok()),
+        latency_ms: to_u64(row.try_get("latency_ms")?),
+        ttft_ms: ttft.map(to_u64),
+    })
+}
