@@ -29,7 +29,7 @@ enum Kind {
 }
 
 /// (kind, model, tenant index) — tenants are the demo's keys, in order.
-const MIX: [(Kind, &str, usize); 10] = [
+const MIX: [(Kind, &str, usize); 11] = [
     (Kind::Chat, "gpt-4o", 0),
     (Kind::Chat, "gpt-4o", 1),
     (Kind::ChatStream, "gpt-4o-mini", 2),
@@ -40,6 +40,7 @@ const MIX: [(Kind, &str, usize); 10] = [
     (Kind::Chat, "gemini-flash", 1),
     (Kind::Chat, "llama-3.3-70b", 2),
     (Kind::ChatStream, "gemini-flash", 0),
+    (Kind::Messages, "claude-vertex", 2),
 ];
 
 const PROMPTS: [&str; 5] = [
