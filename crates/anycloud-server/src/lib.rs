@@ -26,6 +26,7 @@ pub mod request_id;
 pub mod request_scope;
 pub mod state;
 pub mod telemetry;
+pub mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, StartError};

@@ -29,6 +29,8 @@ pub struct AppState {
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
     pub governance: crate::governance::Governance,
+    /// The dashboard: sessions and its in-memory traffic recorder (a sink).
+    pub ui: crate::ui::UiState,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -90,6 +92,9 @@ impl AppState {
         // request (streams and every ingress API included).
         let mut sinks = sinks;
         sinks.push(Arc::new(crate::cloud_state::SpendSink(clouds.clone())));
+        // The dashboard's last 15 minutes per cloud and recent route decisions.
+        let ui = crate::ui::UiState::new(config.clouds.iter().map(|c| c.name.as_str()));
+        sinks.push(ui.recorder.clone());
         // Config tenants as configured; tenants created through the admin API from the store.
         let mut tenants: HashMap<String, Arc<TenantConfig>> = HashMap::new();
         for rec in store.list_tenants().await? {
@@ -116,6 +121,7 @@ impl AppState {
             tracing,
             sinks: sinks.into(),
             governance,
+            ui,
             tenants: RwLock::new(tenants),
         }))
     }

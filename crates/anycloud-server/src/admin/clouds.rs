@@ -68,14 +68,23 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
     if let Err(e) = require_admin(state, headers) {
         return e.into_response();
     }
-    let was_drained = anycloud_router::CloudState::is_drained(&*state.clouds, name);
-    if !state.clouds.set_drained(name, drained) {
-        return ApiError::NotFound {
+    match set_drained(state, name, drained) {
+        Some(v) => Json(v).into_response(),
+        None => ApiError::NotFound {
             message: format!("No cloud named `{name}` is configured."),
             param: Some("name".into()),
             code: "cloud_not_found",
         }
-        .into_response();
+        .into_response(),
+    }
+}
+
+/// Drains or restores `name` and writes the audit entry: the one code path
+/// for the admin API and the dashboard's buttons. `None` for an unknown cloud.
+pub fn set_drained(state: &AppState, name: &str, drained: bool) -> Option<CloudView> {
+    let was_drained = anycloud_router::CloudState::is_drained(&*state.clouds, name);
+    if !state.clouds.set_drained(name, drained) {
+        return None;
     }
     tracing::warn!(cloud = %name, drained, "admin: cloud drain state changed");
     // Every admin action goes into the hash-chained audit log.
@@ -89,11 +98,5 @@ fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -> Resp
         serde_json::json!({"cloud": name, "drained": was_drained}),
         serde_json::json!({"cloud": name, "drained": drained}),
     );
-    match view(state, name) {
-        Some(v) => Json(v).into_response(),
-        None => ApiError::Internal {
-            message: "cloud state unavailable".into(),
-        }
-        .into_response(),
-    }
+    view(state, name)
 }
