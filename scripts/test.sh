@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command: Rust tests (nextest when installed, else cargo test), then the Python
-# SDK conformance suite (tests/sdk) against the real `anycloud` binary.
+# SDK conformance suite (tests/sdk) against the real `anycloud` binary, schemathesis on the
+# admin API, and the dashboard's browser tests (tests/browser, headless Chromium).
 # Idempotent, needs no stdin, works on a fresh machine with only the package registries.
 # Runs every stage, prints each runner's summary, and exits non-zero if any stage failed.
 set -euo pipefail
@@ -78,16 +79,53 @@ set -e
 if [[ $st_rc -ne 0 ]]; then failed+=("schemathesis(exit $st_rc)"); fi
 st_summary="$(grep -E '[0-9]+ generated' "$st_log" | tail -1 || true)"
 
+# ---- browser tests of the /ui dashboard (Debian's Chromium + playwright-core) -------------
+# Chromium from apt only when missing; `npm ci` only when package-lock.json changed (stamp,
+# like the Python venv). Screenshots go to $LOG_DIR/screenshots.
+br_log="$LOG_DIR/browser-tests.log"
+step "browser tests: tests/browser (chromium, playwright-core)"
+br_rc=0
+br_pkgs=()
+[[ -x /usr/bin/chromium ]] || br_pkgs+=(chromium)
+command -v npm >/dev/null 2>&1 || br_pkgs+=(nodejs npm)
+if [[ ${#br_pkgs[@]} -gt 0 ]]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    step "installing ${br_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq "${br_pkgs[@]}" >/dev/null; } || br_rc=$?
+  else
+    echo "missing ${br_pkgs[*]} and no apt-get to install them"; br_rc=1
+  fi
+fi
+BR_STAMP=tests/browser/node_modules/.package-lock.sha256
+br_hash="$( (cat tests/browser/package-lock.json; node --version 2>/dev/null) | sha256sum | cut -d' ' -f1)"
+if [[ $br_rc -eq 0 && "$(cat "$BR_STAMP" 2>/dev/null || true)" != "$br_hash" ]]; then
+  step "npm ci in tests/browser"
+  if (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "$br_hash" > "$BR_STAMP"
+  else
+    br_rc=1
+  fi
+fi
+if [[ $br_rc -eq 0 ]]; then
+  set +e
+  (cd tests/browser && TEST_LOG_DIR="$LOG_DIR" node --test --test-concurrency=1 --test-reporter=spec \
+    dashboard.test.mjs) 2>&1 | tee "$br_log"
+  br_rc=${PIPESTATUS[0]}
+  set -e
+fi
+if [[ $br_rc -ne 0 ]]; then failed+=("browser(exit $br_rc)"); fi
+br_summary="$(awk '/^ℹ tests/{t=$3} /^ℹ pass/{p=$3} /^ℹ fail/{f=$3} END {if (t != "") printf "node --test: %d tests, %d passed, %d failed", t, p, f}' "$br_log" 2>/dev/null || true)"
+
 # ---- hooks for later stages ---------------------------------------------------------------
-# Add further suites here, each recording into `failed` instead of exiting early:
-#   - browser tests of the /ui dashboard (headless Chromium from Debian)
-#   - Anthropic SDK suite (tests/sdk/test_anthropic_sdk.py is picked up by pytest above)
+# Add further suites here, each recording into `failed` instead of exiting early.
 
 # ---- summary ------------------------------------------------------------------------------
 step "summary"
 echo "rust:   ${rust_summary:-no summary line found (see $rust_log)}"
 echo "python: ${py_summary:-no summary line found (see $py_log)}"
 echo "schemathesis: ${st_summary:-no summary line found (see $st_log)}"
+echo "browser: ${br_summary:-no summary line found (see $br_log)}"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -26,7 +26,9 @@
 //!    which write off the request path.
 //!
 //! Admin and health routes skip steps 2–7; `admin` checks the admin token
-//! itself (constant-time compare).
+//! itself (constant-time compare). The dashboard under `/ui` (`ui`) logs in
+//! with the admin token and then uses a session cookie; its traffic charts
+//! come from an outcome sink registered in step 8.
 
 use crate::state::AppState;
 use crate::{admin, health, ingress, request_id};
@@ -62,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/admin/v1/ledger/report", get(admin::ledger::report))
         .merge(crate::admin::routes())
+        .merge(crate::ui::routes())
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

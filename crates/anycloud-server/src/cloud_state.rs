@@ -54,28 +54,16 @@ struct Breaker {
     open_until: Option<Instant>,
     /// Wall-clock twin of `open_until`, for the admin API.
     open_until_wall: Option<chrono::DateTime<chrono::Utc>>,
+    /// A half-open probe is out. Every attempt ends in `record_success`,
+    /// `record_failure` or `release_probe` (dispatch's `Flying` guard releases
+    /// attempts that were dropped), so this cannot stick.
     probe_in_flight: bool,
-    /// When the half-open probe was admitted. A probe whose request was
-    /// dropped (client gone, deadline) never reports back; after
-    /// [`PROBE_STALE`] another probe may go, so the breaker cannot stick.
-    probe_since: Option<Instant>,
     consecutive: u32,
     /// Recent outcomes, true = failure, newest last.
     recent: VecDeque<bool>,
 }
 
-/// How long an unanswered half-open probe blocks the next one.
-const PROBE_STALE: Duration = Duration::from_secs(30);
-
 impl Breaker {
-    /// A probe is in flight and recent enough to wait for.
-    fn probing(&self, now: Instant) -> bool {
-        self.probe_in_flight
-            && self
-                .probe_since
-                .is_some_and(|t| now.saturating_duration_since(t) < PROBE_STALE)
-    }
-
     fn state(&self, now: Instant) -> BreakerState {
         match self.open_until {
             None => BreakerState::Closed,
@@ -166,7 +154,6 @@ impl CloudStates {
                                 open_until: None,
                                 open_until_wall: None,
                                 probe_in_flight: false,
-                                probe_since: None,
                                 consecutive: 0,
                                 recent: VecDeque::new(),
                             }),
@@ -220,10 +207,9 @@ impl CloudStates {
         match b.state(Instant::now()) {
             BreakerState::Closed => true,
             BreakerState::Open => false,
-            BreakerState::HalfOpen if b.probing(Instant::now()) => false,
+            BreakerState::HalfOpen if b.probe_in_flight => false,
             BreakerState::HalfOpen => {
                 b.probe_in_flight = true;
-                b.probe_since = Some(Instant::now());
                 true
             }
         }
@@ -347,7 +333,7 @@ impl CloudState for CloudStates {
             match b.state(Instant::now()) {
                 BreakerState::Closed => false,
                 BreakerState::Open => true,
-                BreakerState::HalfOpen => b.probing(Instant::now()),
+                BreakerState::HalfOpen => b.probe_in_flight,
             }
         })
     }

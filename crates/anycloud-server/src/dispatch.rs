@@ -114,6 +114,26 @@ where
     (i, start.elapsed(), r, span)
 }
 
+/// The attempts in flight, by deployment index. Dropping it releases their clouds'
+/// half-open probe slots, however the attempt loop ends: returned, failed, or dropped
+/// mid-flight because the client went away (a probe that never reports back would
+/// otherwise keep its cloud's breaker from ever closing).
+struct Flying<'a> {
+    state: &'a AppState,
+    deployments: &'a [Deployment],
+    attempts: Vec<usize>,
+}
+
+impl Drop for Flying<'_> {
+    fn drop(&mut self) {
+        for &i in &self.attempts {
+            if let Some(d) = self.deployments.get(i) {
+                self.state.clouds.release_probe(&d.cloud);
+            }
+        }
+    }
+}
+
 /// The attempt loop's bookkeeping.
 struct Attempts<'a> {
     state: &'a AppState,
@@ -188,7 +208,11 @@ where
         failures: Vec::new(),
     };
     let mut in_flight = FuturesUnordered::new();
-    let mut flying: Vec<usize> = Vec::new();
+    let mut flying = Flying {
+        state,
+        deployments: a.deployments,
+        attempts: Vec::new(),
+    };
     let hedge_timer = tokio::time::sleep_until(deadline);
     tokio::pin!(hedge_timer);
     let mut hedge_armed = false;
@@ -197,7 +221,7 @@ where
     let mut same_retries: u32 = 0;
 
     let mut launch = |i: usize,
-                      flying: &mut Vec<usize>,
+                      flying: &mut Flying<'_>,
                       in_flight: &mut FuturesUnordered<_>,
                       a: &mut Attempts<'_>|
      -> bool {
@@ -208,7 +232,7 @@ where
             return false;
         };
         a.made += 1;
-        flying.push(i);
+        flying.attempts.push(i);
         let span = state
             .tracing
             .attempt_span(tracker.api(), &d.cloud, &d.target);
@@ -252,7 +276,7 @@ where
         }
         tokio::select! {
             Some((i, elapsed, result, span)) = in_flight.next() => {
-                flying.retain(|&f| f != i);
+                flying.attempts.retain(|&f| f != i);
                 let Some(d) = a.deployments.get(i) else { continue };
                 match result {
                     Ok(value) => {
@@ -260,9 +284,9 @@ where
                         count_attempt(state, &d.cloud, "ok");
                         state.tracing.attempt_result(&span, Some(200), "ok");
                         tracker.attempt(attempt_record(d, "ok", Some(200), elapsed, true));
-                        for &loser in &flying {
+                        // The losers' probe slots are released when `flying` drops.
+                        for &loser in &flying.attempts {
                             if let Some(l) = a.deployments.get(loser) {
-                                state.clouds.release_probe(&l.cloud);
                                 count_attempt(state, &l.cloud, "hedge_lost");
                                 // It reached the cloud and may be billed;
                                 // its usage is unknown.
@@ -327,11 +351,6 @@ where
                     }
                 }
             }
-        }
-    }
-    for &i in &flying {
-        if let Some(d) = a.deployments.get(i) {
-            state.clouds.release_probe(&d.cloud);
         }
     }
     Err(no_cloud(model, a.failures, a.decisions))

@@ -27,6 +27,7 @@ pub mod request_scope;
 pub mod shared;
 pub mod state;
 pub mod telemetry;
+pub mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, StartError};

@@ -31,6 +31,8 @@ pub struct AppState {
     pub governance: crate::governance::Governance,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
+    /// The dashboard: sessions and its in-memory traffic recorder (a sink).
+    pub ui: crate::ui::UiState,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -112,6 +114,9 @@ impl AppState {
         // request (streams and every ingress API included).
         let mut sinks = sinks;
         sinks.push(Arc::new(crate::cloud_state::SpendSink(clouds.clone())));
+        // The dashboard's last 15 minutes per cloud and recent route decisions.
+        let ui = crate::ui::UiState::new(config.clouds.iter().map(|c| c.name.as_str()));
+        sinks.push(ui.recorder.clone());
         // Config tenants as configured; tenants created through the admin API from the store.
         let mut tenants: HashMap<String, Arc<TenantConfig>> = HashMap::new();
         for rec in store.list_tenants().await? {
@@ -139,6 +144,7 @@ impl AppState {
             sinks: sinks.into(),
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
+            ui,
             tenants: RwLock::new(tenants),
         });
         if let Some(b) = &state.broadcast {

@@ -122,6 +122,41 @@ async fn consecutive_failures_open_the_breaker() {
 }
 
 #[tokio::test]
+async fn a_half_open_probe_whose_client_went_away_does_not_block_the_cloud() {
+    let gw = start_with(Options {
+        routing: "[routing.breaker]\nconsecutive_failures = 1\ncool_down_ms = 300\n".into(),
+        ..Options::default()
+    })
+    .await;
+    gw.azure.faults().fail_next(1, 500, None);
+    let r = gw.chat(hello("gpt-4o")).await;
+    assert_eq!(
+        header(&r, "x-anycloud-route"),
+        "azure-us:failed(upstream_500) local-openai:ok"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Half-open: this request is Azure's probe, and its client gives up while
+    // Azure is still thinking.
+    gw.azure
+        .faults()
+        .set_latency(std::time::Duration::from_secs(3));
+    let gone = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&gw.key)
+        .json(&hello("gpt-4o"))
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client timed out");
+    gw.azure.faults().reset();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The abandoned probe's slot is free: the next request probes Azure again.
+    let r = gw.chat(hello("gpt-4o")).await;
+    assert_eq!(header(&r, "x-anycloud-route"), "azure-us:ok");
+}
+
+#[tokio::test]
 async fn drained_cloud_receives_nothing_and_restore_brings_it_back() {
     let gw = start().await;
     let r = admin(

@@ -27,6 +27,9 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Start without the steady trickle of demo traffic.
+        #[arg(long)]
+        no_traffic: bool,
     },
     /// Run the gateway.
     Serve {
@@ -227,7 +230,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo { port } => cmd::demo::run(port).await,
+            Command::Demo { port, no_traffic } => cmd::demo::run(port, !no_traffic).await,
             Command::Serve { config, .. } => cmd::serve::run(&config).await,
             Command::Config {
                 command: ConfigCommand::Check { file },

@@ -29,11 +29,11 @@ pub struct CloudView {
 
 /// A drain or restore's answer: the cloud's new state and where it took effect.
 #[derive(Debug, Serialize)]
-struct Changed {
+pub struct Changed {
     #[serde(flatten)]
-    cloud: CloudView,
+    pub cloud: CloudView,
     /// `all_instances` (shared through Redis) or `this_instance`.
-    applies_to: Reach,
+    pub applies_to: Reach,
 }
 
 fn view(state: &AppState, name: &str) -> Option<CloudView> {
@@ -80,14 +80,24 @@ async fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -
     if let Err(e) = require_admin(state, headers) {
         return e.into_response();
     }
-    let was_drained = anycloud_router::CloudState::is_drained(&*state.clouds, name);
-    if !state.clouds.set_drained(name, drained) {
-        return ApiError::NotFound {
+    match set_drained(state, name, drained).await {
+        Some(v) => Json(v).into_response(),
+        None => ApiError::NotFound {
             message: format!("No cloud named `{name}` is configured."),
             param: Some("name".into()),
             code: "cloud_not_found",
         }
-        .into_response();
+        .into_response(),
+    }
+}
+
+/// Drains or restores `name`, shares it through Redis when configured and writes the
+/// audit entry: the one code path for the admin API and the dashboard's buttons. `None`
+/// for an unknown cloud.
+pub async fn set_drained(state: &AppState, name: &str, drained: bool) -> Option<Changed> {
+    let was_drained = anycloud_router::CloudState::is_drained(&*state.clouds, name);
+    if !state.clouds.set_drained(name, drained) {
+        return None;
     }
     tracing::warn!(cloud = %name, drained, "admin: cloud drain state changed");
     let reach = match &state.broadcast {
@@ -105,15 +115,9 @@ async fn set(state: &AppState, headers: &HeaderMap, name: &str, drained: bool) -
         serde_json::json!({"cloud": name, "drained": was_drained}),
         serde_json::json!({"cloud": name, "drained": drained}),
     );
-    match view(state, name) {
-        Some(v) => Json(Changed {
-            cloud: v,
-            applies_to: reach,
-        })
-        .into_response(),
-        None => ApiError::Internal {
-            message: "cloud state unavailable".into(),
-        }
-        .into_response(),
-    }
+    let cloud = view(state, name)?;
+    Some(Changed {
+        cloud,
+        applies_to: reach,
+    })
 }

@@ -1,5 +1,7 @@
 //! `anycloud demo`: the gateway over emulated clouds, with a temporary
-//! SQLite store and a ready demo key, in one command.
+//! SQLite store, ready keys for three tenants and the dashboard, in one
+//! command. Unless `--no-traffic` is given, a steady trickle of mixed
+//! requests (`demo_traffic`) keeps the dashboard alive until Ctrl-C.
 
 use super::emulate::{
     emulator_configs, DEMO_AWS_ACCESS_KEY_ID, DEMO_AWS_REGION, DEMO_AWS_SECRET_ACCESS_KEY,
@@ -12,18 +14,35 @@ use std::process::ExitCode;
 
 /// The demo's config: the primary Azure cloud first, the OpenAI-compatible
 /// cloud as fallback, Bedrock (`aws-eu`) for Claude and as a last gpt-4o
-/// fallback, and one tenant.
-pub fn demo_config(
-    azure: &str,
-    openai: &str,
-    bedrock: &str,
-    anthropic: &str,
-    db: &str,
-    port: u16,
-) -> String {
+/// fallback, three tenants (one EU-only), a commitment and a revenue share
+/// on `azure-us` for the current month.
+pub struct DemoConfig<'a> {
+    pub azure: &'a str,
+    pub openai: &'a str,
+    pub bedrock: &'a str,
+    pub anthropic: &'a str,
+    pub db: &'a str,
+    pub port: u16,
+    pub admin_token: &'a str,
+    /// The current month: agreements run from its first to its last day.
+    pub month: (chrono::NaiveDate, chrono::NaiveDate),
+}
+
+pub fn demo_config(c: &DemoConfig<'_>) -> String {
+    let DemoConfig {
+        azure,
+        openai,
+        bedrock,
+        anthropic,
+        db,
+        port,
+        admin_token,
+        month: (first, last),
+    } = *c;
     format!(
         r#"[server]
 listen = "127.0.0.1:{port}"
+admin_token = "{admin_token}"
 
 [store]
 url = "sqlite://{db}"
@@ -119,6 +138,28 @@ price = {{ input_per_mtok = 0.02 }}
 
 [[tenants]]
 name = "demo"
+
+[[tenants]]
+name = "payments"
+jurisdictions = ["eu"]
+budget = {{ usd = 5.0, period = "month" }}
+
+[[tenants]]
+name = "research"
+budget = {{ usd = 2.0, period = "day" }}
+
+[[agreements.commitment]]
+cloud = "azure-us"
+amount_usd = 0.50
+from = "{first}"
+to = "{last}"
+
+[[agreements.revenue_share]]
+party = "azure-us"
+percent = 10.0
+from = "{first}"
+until = "{last}"
+cap_usd = 0.02
 "#
     )
 }
@@ -191,7 +232,26 @@ price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
     )
 }
 
-pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
+/// The first and last day of the current UTC month.
+fn this_month() -> (chrono::NaiveDate, chrono::NaiveDate) {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let first = today.with_day(1).unwrap_or(today);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    (first, next.pred_opt().unwrap_or(first))
+}
+
+/// A fresh admin token for this demo run (printed, never stored elsewhere).
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("demo-admin-{}", hex::encode(b))
+}
+
+pub async fn run(port: u16, traffic: bool) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("anycloud-demo-")
         .tempdir()?;
@@ -203,14 +263,17 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
         (&emulators[0], &emulators[1], &emulators[2], &emulators[3]);
     let anthropic = &emulators[5];
     let db = dir.path().join("anycloud.db");
-    let mut text = demo_config(
-        &azure.base_url(),
-        &openai.base_url(),
-        &bedrock.base_url(),
-        &anthropic.base_url(),
-        &db.display().to_string(),
+    let admin_token = random_token();
+    let mut text = demo_config(&DemoConfig {
+        azure: &azure.base_url(),
+        openai: &openai.base_url(),
+        bedrock: &bedrock.base_url(),
+        anthropic: &anthropic.base_url(),
+        db: &db.display().to_string(),
         port,
-    );
+        admin_token: &admin_token,
+        month: this_month(),
+    });
     let oci_key = dir.path().join("oci_api_key.pem");
     std::fs::write(&oci_key, anycloud_emulators::OCI_TEST_PRIVATE_KEY_PEM)?;
     text.push_str(&oci_demo_config(
@@ -234,6 +297,11 @@ pub async fn run(port: u16) -> anyhow::Result<ExitCode> {
     let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), sinks).await?;
     state.metrics.watch_ledger(ledger.clone());
     let (_, key) = anycloud_store::create_key(store.as_ref(), "demo", Some("demo")).await?;
+    let mut tenant_keys = vec![key.expose_secret().to_string()];
+    for tenant in ["payments", "research"] {
+        let (_, k) = anycloud_store::create_key(store.as_ref(), tenant, Some("demo")).await?;
+        tenant_keys.push(k.expose_secret().to_string());
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (try --port)"))?;
@@ -258,7 +326,16 @@ Try it:
     -H "Content-Type: application/json" \
     -d '{{"model":"claude-sonnet","max_tokens":256,"messages":[{{"role":"user","content":"Hello!"}}]}}'
 
+Dashboard: {url}/ui  (log in with the admin token below)
+  admin token: {admin_token}
+{traffic_note}
 Metrics: {url}/metrics    Ctrl-C to stop."#,
+        traffic_note = if traffic {
+            "  traffic: a steady trickle of mixed requests (tenants demo, payments, research; \
+             occasional injected failures) is running; `anycloud demo --no-traffic` starts quiet.\n"
+        } else {
+            ""
+        },
         az = azure.base_url(),
         oa = openai.base_url(),
         oci = oci.base_url(),
@@ -267,10 +344,27 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
         an = anthropic.base_url(),
         cfg = config_path.display(),
     );
-    let served = anycloud_server::serve(listener, state, super::shutdown_signal()).await;
+    let emulators = std::sync::Arc::new(emulators);
+    let trickle = traffic.then(|| {
+        super::demo_traffic::set_latencies(&emulators);
+        tokio::spawn(super::demo_traffic::run(
+            url.clone(),
+            tenant_keys,
+            emulators.clone(),
+        ))
+    });
+    let stop_trickle = trickle.as_ref().map(tokio::task::JoinHandle::abort_handle);
+    // Stop the trickle first, so shutdown waits only for real clients.
+    let shutdown = async move {
+        super::shutdown_signal().await;
+        if let Some(t) = stop_trickle {
+            t.abort();
+        }
+    };
+    let served = anycloud_server::serve(listener, state, shutdown).await;
     super::drain_ledger(&ledger).await;
     served?;
-    for e in emulators {
+    for e in emulators.iter() {
         e.shutdown();
     }
     drop(dir);

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config_check;
 pub mod demo;
+pub mod demo_traffic;
 pub mod emulate;
 pub mod keys;
 pub mod migrate;
