@@ -1,7 +1,8 @@
 //! Live per-cloud state the router reads and the dispatcher writes: the
 //! drain flag (kill switch), the circuit breaker, the EWMA of time to first
-//! byte, spend per day (for the `commitment` strategy until the ledger
-//! exists) and the gateway-wide retry token bucket.
+//! byte, spend per day (for the `commitment` strategy: loaded from the ledger
+//! at start, then fed by every finished request) and the gateway-wide retry
+//! token bucket.
 //!
 //! The map of clouds is fixed at start. Drain flags and the EWMA are
 //! atomics; each breaker sits behind a std `Mutex` held only for a few
@@ -291,8 +292,8 @@ impl CloudStates {
         })
     }
 
-    /// Records the cost of a served attempt on `date` (feeds the
-    /// `commitment` strategy until the ledger replaces this).
+    /// Adds spend on `date` for the `commitment` strategy: the ledger's days
+    /// at start, then each served attempt.
     pub fn record_spend(&self, cloud: &str, date: NaiveDate, usd: f64) {
         if let Some(c) = self.clouds.get(cloud) {
             if usd.is_finite() && usd > 0.0 {

@@ -50,6 +50,41 @@ pub enum StartError {
     Redis(#[from] crate::shared::link::LinkError),
 }
 
+/// Loads each committed cloud's daily spend within its commitment window from the
+/// ledger into `clouds`. Spend settled by other instances after this start is not seen
+/// until their next restart (the strategy steers; it does not meter).
+async fn seed_commitment_spend(
+    clouds: &CloudStates,
+    store: &dyn Store,
+    config: &Config,
+) -> Result<(), StartError> {
+    let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let mut seen = std::collections::HashSet::new();
+    for c in &config.agreements.commitment {
+        if !seen.insert(c.cloud.as_str()) {
+            continue; // two windows for one cloud: the store's days are loaded once
+        }
+        let windows = config
+            .agreements
+            .commitment
+            .iter()
+            .filter(|o| o.cloud == c.cloud);
+        let from = windows.clone().map(|o| o.from).min().unwrap_or(c.from);
+        let to = windows.map(|o| o.to).max().unwrap_or(c.to);
+        for day in store
+            .daily_cost(
+                &c.cloud,
+                Some(midnight(from)),
+                midnight(to + chrono::Days::new(1)),
+            )
+            .await?
+        {
+            clouds.record_spend(&c.cloud, day.day, day.cost_nanos as f64 / 1e9);
+        }
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Builds the state and syncs the configured tenants into the store.
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<Arc<AppState>, StartError> {
@@ -110,8 +145,10 @@ impl AppState {
             config.clouds.iter().map(|c| c.name.as_str()),
             config.routing.breaker,
         ));
-        // Spend per cloud for the `commitment` strategy, from every finished
-        // request (streams and every ingress API included).
+        // Spend per cloud for the `commitment` strategy: what the ledger already holds
+        // for each commitment's window (so a restart does not forget it), then every
+        // finished request (streams and every ingress API included).
+        seed_commitment_spend(&clouds, store.as_ref(), &config).await?;
         let mut sinks = sinks;
         sinks.push(Arc::new(crate::cloud_state::SpendSink(clouds.clone())));
         // The dashboard's last 15 minutes per cloud and recent route decisions.

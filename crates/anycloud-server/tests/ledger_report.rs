@@ -4,30 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use anycloud_store::{RecordedPrice, UsageRecord};
+use anycloud_store::UsageRecord;
 use chrono::{TimeZone, Utc};
 use common::*;
 
 fn record(day: u32, cloud: &str, tenant: &str, input: u64, output: u64, usd: f64) -> UsageRecord {
-    UsageRecord {
-        at: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap(),
-        request_id: format!("req-{day}-{cloud}-{tenant}"),
-        tenant: tenant.into(),
-        key_id: "k1".into(),
-        model: "gpt-4o".into(),
-        cloud: cloud.into(),
-        deployment: "gpt-4o".into(),
-        input_tokens: input,
-        output_tokens: output,
-        cached_tokens: 0,
-        usage_estimated: false,
-        price: RecordedPrice::default(),
-        cost_nanos: (usd * 1e9) as i64,
-        outcome: "ok".into(),
-        upstream_status: Some(200),
-        latency_ms: 10,
-        ttft_ms: None,
-    }
+    let at = Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap();
+    usage_record(at, cloud, tenant, (input, output), usd)
 }
 
 async fn get(gw: &Gateway, query: &str) -> reqwest::Response {

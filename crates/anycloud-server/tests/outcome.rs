@@ -143,3 +143,63 @@ async fn streamed_and_responses_traffic_count_toward_commitment_spend() {
     gw.outcomes(2).await;
     assert!(spent() > after_stream, "a Responses request counts");
 }
+
+#[tokio::test]
+async fn commitment_spend_already_in_the_ledger_survives_a_restart() {
+    use anycloud_router::SpendSource;
+    use chrono::TimeZone;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[store]
+url = "sqlite://{db}"
+
+[[clouds]]
+name = "azure-us"
+provider = "openai_compatible"
+base_url = "http://127.0.0.1:9/v1"
+
+[[models]]
+name = "gpt-4o"
+[[models.deployments]]
+cloud = "azure-us"
+target = "gpt-4o"
+
+[[agreements.commitment]]
+cloud = "azure-us"
+amount_usd = 1000.0
+from = "2026-01-01"
+to = "2026-12-31"
+"#,
+        db = dir.path().join("gw.db").display()
+    );
+    let config =
+        anycloud_config::parse_str(&text, &dir.path().join("anycloud.toml"), &|_| None).unwrap();
+    let store = anycloud_store::open(&config.store.url).await.unwrap();
+    let record = |month: u32, day: u32, usd: f64| {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, month, day, 9, 0, 0)
+            .unwrap();
+        usage_record(at, "azure-us", "team", (10, 10), usd)
+    };
+    store
+        .insert_usage(&[record(3, 1, 2.5), record(12, 31, 1.5)])
+        .await
+        .unwrap();
+    // Before the commitment's window: not loaded.
+    let before = chrono::Utc.with_ymd_and_hms(2025, 12, 31, 9, 0, 0).unwrap();
+    store
+        .insert_usage(&[usage_record(before, "azure-us", "team", (10, 10), 7.0)])
+        .await
+        .unwrap();
+
+    // A gateway starting on this store knows what was spent before it started.
+    let state = anycloud_server::AppState::build(config, store)
+        .await
+        .unwrap();
+    let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+    let spent = state
+        .clouds
+        .spent_usd("azure-us", d(1, 1), d(12, 31) + chrono::Days::new(1));
+    assert!((spent - 4.0).abs() < 1e-9, "{spent}");
+}

@@ -258,3 +258,32 @@ pub async fn error_of(r: reqwest::Response, status: u16) -> serde_json::Value {
     );
     e
 }
+
+/// A ledger record of `usd` for `gpt-4o` on `cloud`, for tests that fill the ledger directly.
+pub fn usage_record(
+    at: chrono::DateTime<chrono::Utc>,
+    cloud: &str,
+    tenant: &str,
+    tokens: (u64, u64),
+    usd: f64,
+) -> anycloud_store::UsageRecord {
+    anycloud_store::UsageRecord {
+        at,
+        request_id: format!("req-{}-{cloud}-{tenant}", at.timestamp()),
+        tenant: tenant.into(),
+        key_id: "k1".into(),
+        model: "gpt-4o".into(),
+        cloud: cloud.into(),
+        deployment: "gpt-4o".into(),
+        input_tokens: tokens.0,
+        output_tokens: tokens.1,
+        cached_tokens: 0,
+        usage_estimated: false,
+        price: anycloud_store::RecordedPrice::default(),
+        cost_nanos: (usd * 1e9).round() as i64,
+        outcome: "ok".into(),
+        upstream_status: Some(200),
+        latency_ms: 10,
+        ttft_ms: None,
+    }
+}
