@@ -3,6 +3,8 @@
 //! answers in OpenAI JSON and SSE with usage. Failover off a throttled Bedrock too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -93,16 +95,7 @@ name = "team"
     let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let st = state.clone();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, st, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = common::listen(state.clone()).await;
     Gateway {
         url,
         key: secrecy::ExposeSecret::expose_secret(&k).to_string(),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
 use anycloud_server::AppState;
 use base64::Engine;
@@ -87,16 +89,7 @@ async fn start_on(db: &Path) -> Gw {
     let config = anycloud_config::parse_str(&text, &db.with_extension("toml"), &|_| None).unwrap();
     let store = anycloud_store::open(&config.store.url).await.unwrap();
     let state = AppState::build(config, store).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let st = state.clone();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, st, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = common::listen(state.clone()).await;
     Gw {
         url,
         state,

@@ -4,6 +4,8 @@
 //! gateway on port 0 with `claude` (Anthropic first) and `gpt-4o` (Azure).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -92,16 +94,7 @@ name = "team"
         .await
         .unwrap();
     let key = secrecy::ExposeSecret::expose_secret(&k).to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let st = state.clone();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, st, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = common::listen(state.clone()).await;
     Gw {
         url,
         key,

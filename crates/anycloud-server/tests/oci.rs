@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use anycloud_emulators::{
     spawn_on_port, EmulatorConfig, EmulatorHandle, OCI_TEST_KEY_FINGERPRINT,
     OCI_TEST_PRIVATE_KEY_PEM,
@@ -81,15 +83,7 @@ name = "team"
     let (_, k) = anycloud_store::create_key(store.as_ref(), "team", None)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, state, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = common::listen(state).await;
     Gateway {
         url,
         key: secrecy::ExposeSecret::expose_secret(&k).to_string(),

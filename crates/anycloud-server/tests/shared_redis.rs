@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 #[path = "common/redis.rs"]
 mod test_redis;
 
@@ -312,16 +314,7 @@ async fn start(text: &str, store: Arc<dyn anycloud_store::Store>) -> Gw {
     let config =
         anycloud_config::parse_str(text, std::path::Path::new("t.toml"), &|_| None).unwrap();
     let state = AppState::build(config, store).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let st = state.clone();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, st, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = common::listen(state.clone()).await;
     Gw {
         url,
         state,

@@ -43,6 +43,23 @@ impl Default for Options {
     }
 }
 
+/// Serves `state` on a free port of 127.0.0.1: its base URL, and the sender whose drop
+/// shuts the server down.
+pub async fn listen(
+    state: Arc<anycloud_server::AppState>,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = anycloud_server::serve(listener, state, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (url, tx)
+}
+
 pub async fn start() -> Gateway {
     start_with(Options::default()).await
 }
@@ -162,16 +179,7 @@ jurisdictions = ["eu"]
             .unwrap();
         keys.push(secrecy::ExposeSecret::expose_secret(&k).to_string());
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let st = state.clone();
-    tokio::spawn(async move {
-        let _ = anycloud_server::serve(listener, st, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let (url, tx) = listen(state.clone()).await;
     Gateway {
         url,
         azure,
@@ -188,6 +196,12 @@ jurisdictions = ["eu"]
 }
 
 impl Gateway {
+    /// The `x-anycloud-route` of a plain chat request for `model`.
+    pub async fn route_of(&self, model: &str) -> String {
+        let r = self.chat(hello(model)).await;
+        header(&r, "x-anycloud-route").to_string()
+    }
+
     /// Outcomes recorded so far (waits briefly for streams to finish).
     pub async fn outcomes(&self, n: usize) -> Vec<anycloud_server::outcome::RequestOutcome> {
         for _ in 0..200 {
