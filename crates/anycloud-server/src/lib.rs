@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_auth;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -51,6 +52,8 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // The peer address feeds the failed-admin-auth limiter (`admin_auth`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
