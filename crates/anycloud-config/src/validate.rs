@@ -68,17 +68,30 @@ impl Validator {
     /// would let anyone in, so the gateway refuses to start with it.
     fn admin_token(&mut self, c: &Config) {
         use secrecy::ExposeSecret;
-        if let Some(token) = &c.server.admin_token {
+        let tokens = [
+            ("server.admin_token", &c.server.admin_token),
+            ("server.metrics_token", &c.server.metrics_token),
+        ];
+        for (key, token) in tokens {
+            let Some(token) = token else { continue };
             let len = token.expose_secret().chars().count();
             if len < MIN_ADMIN_TOKEN_CHARS {
                 // The length is no secret worth keeping; the token itself never appears.
                 self.push(
-                    "server.admin_token".into(),
+                    key.into(),
                     format!(
                         "must be at least {MIN_ADMIN_TOKEN_CHARS} characters (it has {len}); \
                          generate one with `openssl rand -hex 32`, or remove the key to \
-                         disable the admin API and the dashboard"
+                         disable what it opens"
                     ),
+                );
+            }
+        }
+        if let Some(listen) = &c.server.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                self.push(
+                    "server.metrics_listen".into(),
+                    format!("`{listen}` is not an address like 127.0.0.1:9464"),
                 );
             }
         }

@@ -79,3 +79,87 @@ async fn ten_failed_admin_attempts_from_one_address_get_a_429_even_with_the_righ
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn metrics_need_the_metrics_or_admin_token_except_on_the_internal_listener() {
+    let gw = start_with(Options {
+        adjust: Some(|c| {
+            c.server.metrics_token = Some(secrecy::SecretString::from("metrics-token-0123456789"))
+        }),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        gw.chat(common::hello("gpt-4o")).await.status(),
+        StatusCode::OK
+    );
+    let metrics = |token: Option<String>| {
+        let mut rb = client().get(format!("{}/metrics", gw.url));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send()
+    };
+    for refused in [
+        None,
+        Some(gw.key.clone()),
+        Some("metrics-token-012345678".into()),
+    ] {
+        let r = metrics(refused.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{refused:?}");
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("tenant=\"team\""),
+            "no tenant data in a refusal"
+        );
+    }
+    for ok in ["metrics-token-0123456789", ADMIN_TOKEN] {
+        let r = metrics(Some(ok.into())).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("anycloud_requests_total"));
+    }
+    // The internal listener (`server.metrics_listen`) serves it without a token, and
+    // nothing else.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let internal = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(anycloud_server::serve_metrics(
+        listener,
+        gw.state.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let r = client()
+        .get(format!("{internal}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("anycloud_requests_total"));
+    let r = client()
+        .get(format!("{internal}/admin/v1/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    drop(tx);
+}
+
+#[tokio::test]
+async fn metrics_without_any_token_configured_are_refused_on_the_main_listener() {
+    let gw = start_with(Options {
+        adjust: Some(|c| c.server.admin_token = None),
+        ..Options::default()
+    })
+    .await;
+    let r = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "metrics_disabled");
+}
