@@ -244,3 +244,43 @@ fn an_empty_or_short_admin_token_is_refused_naming_the_key() {
     };
     assert!(parse_str(GOOD, Path::new("a.toml"), &ok).is_ok());
 }
+
+#[test]
+fn a_deployment_on_the_primary_of_a_model_it_declined_is_a_warning() {
+    let text = r#"
+[[clouds]]
+name = "azure-us"
+provider = "openai_compatible"
+base_url = "http://127.0.0.1:1/v1"
+[[clouds]]
+name = "aws-eu"
+provider = "openai_compatible"
+base_url = "http://127.0.0.1:2/v1"
+[[models]]
+name = "frontier"
+[[models.deployments]]
+cloud = "aws-eu"
+target = "f"
+[[models.deployments]]
+cloud = "azure-us"
+target = "f2"
+[[models]]
+name = "gpt-4o"
+[[models.deployments]]
+cloud = "azure-us"
+target = "g"
+[agreements.primary]
+cloud = "azure-us"
+declined_models = ["frontier"]
+"#;
+    let c = parse_str(text, Path::new("a.toml"), &env).unwrap_or_else(|e| unreachable!("{e}"));
+    let w = warnings::warnings(&c);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, "models[0].deployments[1]");
+    assert!(
+        w[0].message.contains("declined_by_primary"),
+        "{}",
+        w[0].message
+    );
+    assert_eq!(locate::line_of_key(text, &w[0].key), Some(15));
+}
