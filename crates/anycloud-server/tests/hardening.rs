@@ -265,3 +265,60 @@ async fn a_retry_after_of_1e20_or_inf_is_clamped_not_a_panic() {
         assert!(retry <= 3600, "{marker}: {retry}");
     }
 }
+
+#[tokio::test]
+async fn more_than_2048_embedding_inputs_is_a_400_naming_input_before_any_cloud() {
+    let gw = start().await;
+    let many =
+        |n: usize| serde_json::json!({"model": "text-embedding-3-small", "input": vec!["x"; n]});
+    let key = gw.key.clone();
+    let e = common::error_of(
+        gw.post("/v1/embeddings", Some(&key), many(2_049)).await,
+        400,
+    )
+    .await;
+    assert_eq!(e["param"], "input");
+    assert!(e["message"].as_str().unwrap().contains("2048"), "{e}");
+    assert_eq!(
+        gw.upstream_requests(),
+        0,
+        "a refused request reached a cloud"
+    );
+    let r = gw.post("/v1/embeddings", Some(&key), many(2_048)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2_048);
+}
+
+#[tokio::test]
+async fn secure_cookies_marks_the_dashboard_session_cookie_secure() {
+    let gw = start_with(Options {
+        adjust: Some(|c| c.server.secure_cookies = true),
+        ..Options::default()
+    })
+    .await;
+    let r = client()
+        .post(format!("{}/ui/login", gw.url))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = common::header(&r, "set-cookie");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_model_suggests_only_models_the_tenant_may_use() {
+    let gw = start().await;
+    // `narrow` may use `other-model` only; `gpt-4` is close to `gpt-4o`, which it may not.
+    let key = gw.narrow_key.clone();
+    let r = gw
+        .post("/v1/chat/completions", Some(&key), common::hello("gpt-4"))
+        .await;
+    let e = common::error_of(r, 404).await;
+    assert!(!e["message"].as_str().unwrap().contains("gpt-4o"), "{e}");
+}
