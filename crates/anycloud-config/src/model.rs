@@ -144,7 +144,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand: `url` may carry a PostgreSQL password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default = "default_store_url")]
@@ -574,4 +575,34 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_down", &self.redis_down)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// A store URL fit for logs: its password (and any query, which may hold one too, as
+/// `?password=`) replaced by `[REDACTED]`. Unparseable URLs are redacted whole.
+pub fn redact_url(raw: &str) -> String {
+    if raw.starts_with("sqlite:") {
+        return raw.to_string();
+    }
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return "[REDACTED]".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("[REDACTED]"));
+    }
+    if u.query().is_some_and(|q| q.contains("password")) {
+        u.set_query(Some("[REDACTED]"));
+    }
+    u.to_string()
 }

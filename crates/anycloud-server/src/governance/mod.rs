@@ -322,7 +322,9 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     .flatten()
     .collect();
 
-    let tokens = ask.input_tokens + ask.max_output_tokens.unwrap_or(0);
+    let tokens = ask
+        .input_tokens
+        .saturating_add(ask.max_output_tokens.unwrap_or(0));
     let mut checks: Vec<limits::Check> = Vec::new();
     let mut about: Vec<(&str, &'static str)> = Vec::new();
     for (scope, label, rl) in &limits {
