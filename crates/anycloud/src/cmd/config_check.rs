@@ -6,6 +6,10 @@ use std::process::ExitCode;
 pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
     match anycloud_config::load(file) {
         Ok(c) => {
+            // Residency warnings: the config is valid, but an auditor will ask.
+            for w in anycloud_config::residency::warnings(&c) {
+                eprintln!("{}: warning: `{}`: {}", file.display(), w.key, w.message);
+            }
             println!(
                 "{}: ok ({} clouds, {} models, {} tenants)",
                 file.display(),
