@@ -12,6 +12,7 @@ pub mod model;
 pub mod residency;
 pub mod telemetry;
 pub mod validate;
+pub mod warnings;
 
 pub use model::*;
 pub use telemetry::{LogFormat, TelemetryConfig};

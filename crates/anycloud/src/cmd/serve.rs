@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
-    for w in anycloud_config::residency::warnings(&config) {
+    for w in anycloud_config::warnings::warnings(&config) {
         tracing::warn!(key = %w.key, "{}", w.message);
     }
     let store = super::open_store(&config).await?;
