@@ -164,6 +164,11 @@ pub struct StoreConfig {
     /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
     #[serde(default = "default_true")]
     pub auto_migrate: bool,
+    /// `[store.content]`: where tenants' content (stored Responses, captured payloads)
+    /// lives, one store URL per jurisdiction (README "Data residency at rest"). Empty: all
+    /// content stays in the main store.
+    #[serde(default)]
+    pub content: std::collections::BTreeMap<String, String>,
 }
 
 fn default_true() -> bool {
@@ -238,6 +243,7 @@ impl Default for StoreConfig {
             redis_prefix: default_redis_prefix(),
             redis_down: RedisDownPolicy::default(),
             auto_migrate: true,
+            content: Default::default(),
         }
     }
 }
@@ -575,6 +581,24 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+    /// The jurisdiction whose content store keeps this tenant's stored Responses and
+    /// captured payloads; see [`TenantConfig::data_jurisdiction`] for the default.
+    #[serde(default)]
+    pub data_jurisdiction: Option<String>,
+}
+
+impl TenantConfig {
+    /// Where the tenant's content lives: `data_jurisdiction` when set, else its one
+    /// jurisdiction when `jurisdictions` names exactly one, else none.
+    pub fn data_jurisdiction(&self) -> Option<&str> {
+        if let Some(j) = &self.data_jurisdiction {
+            return Some(j);
+        }
+        match self.jurisdictions.as_deref() {
+            Some([only]) => Some(only),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for StoreConfig {

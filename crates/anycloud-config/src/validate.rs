@@ -22,6 +22,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
     crate::telemetry::validate(c, &mut v.problems);
+    crate::residency::validate(c, &mut v.problems);
     v.problems
 }
 

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod request_id;
 pub mod request_scope;
+pub mod residency;
 pub mod shared;
 pub mod state;
 pub mod telemetry;

@@ -517,6 +517,25 @@ impl Metrics {
     pub fn register_redis(&mut self) -> RedisMetrics {
         RedisMetrics::register(&mut self.registry)
     }
+
+    /// Only with `[store.content]`: content writes by the jurisdiction they went to.
+    pub fn register_content(&mut self) -> Family<ContentLabels, Counter> {
+        let writes = Family::<ContentLabels, Counter>::default();
+        self.registry.register(
+            "content_writes",
+            "Stored responses and captures written, by the jurisdiction of their content store (only with [store.content])",
+            writes.clone(),
+        );
+        writes
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContentLabels {
+    /// A jurisdiction of `[store.content]`.
+    pub jurisdiction: String,
+    /// `response` or `capture`.
+    pub kind: &'static str,
 }
 
 impl RedisMetrics {

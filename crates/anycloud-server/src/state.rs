@@ -128,6 +128,13 @@ impl AppState {
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
+        if let Some(residency) = store.residency() {
+            crate::residency::observe(
+                residency,
+                metrics.register_content(),
+                governance.audit.clone(),
+            );
+        }
         let metrics = Arc::new(metrics);
         governance.audit.on_flush(metrics.flush_observer("audit"));
         governance
@@ -273,5 +280,6 @@ pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
         "budget": t.budget.map(|b| serde_json::json!({"usd": b.usd, "period": format!("{:?}", b.period).to_lowercase()})),
         "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
         "capture": t.capture,
+        "data_jurisdiction": t.data_jurisdiction(),
     })
 }
