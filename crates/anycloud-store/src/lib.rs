@@ -20,6 +20,7 @@ pub mod governance;
 pub mod keys;
 pub mod migrate;
 pub mod postgres;
+pub mod spool;
 pub mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod testing;
