@@ -11,6 +11,7 @@ pub mod locate;
 pub mod model;
 pub mod telemetry;
 pub mod validate;
+pub mod warnings;
 
 pub use model::*;
 pub use telemetry::{LogFormat, TelemetryConfig};

@@ -35,6 +35,8 @@ pub struct AppState {
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
+    /// Failed admin-token attempts per client address (`admin_auth`).
+    pub auth_failures: crate::admin_auth::FailedAuthLimiter,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -178,6 +180,7 @@ impl AppState {
             providers,
             store,
             key_cache: KeyCache::default(),
+            auth_failures: Default::default(),
             clouds,
             metrics,
             tracing,
