@@ -169,6 +169,26 @@ pub struct StoreConfig {
     /// content stays in the main store.
     #[serde(default)]
     pub content: std::collections::BTreeMap<String, String>,
+    /// Where ledger, audit, budget-spend and capture records go while the store cannot
+    /// take them (one append-only file per queue, replayed when it answers again). One
+    /// directory per instance. Unset: records wait in memory only, up to `queue_bound`.
+    #[serde(default)]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Bytes each queue's spill file may hold before new requests are refused (503).
+    #[serde(default = "default_spill_max_bytes")]
+    pub spill_max_bytes: u64,
+    /// Records each bookkeeping queue holds in memory before admission waits, then
+    /// answers 503 with `retry-after`.
+    #[serde(default = "default_queue_bound")]
+    pub queue_bound: usize,
+}
+
+fn default_spill_max_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_queue_bound() -> usize {
+    50_000
 }
 
 fn default_true() -> bool {
@@ -244,6 +264,9 @@ impl Default for StoreConfig {
             redis_down: RedisDownPolicy::default(),
             auto_migrate: true,
             content: Default::default(),
+            spill_dir: None,
+            spill_max_bytes: default_spill_max_bytes(),
+            queue_bound: default_queue_bound(),
         }
     }
 }

@@ -127,6 +127,15 @@ impl Validator {
                 "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
             );
         }
+        if c.store.queue_bound < 100 {
+            self.push("store.queue_bound".into(), "must be at least 100 records");
+        }
+        if c.store.spill_max_bytes < 1 << 20 {
+            self.push(
+                "store.spill_max_bytes".into(),
+                "must be at least 1048576 (1 MiB)",
+            );
+        }
     }
 
     fn routing(&mut self, c: &Config) {

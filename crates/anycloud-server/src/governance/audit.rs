@@ -6,29 +6,34 @@
 //! admin token: admin actions record who (`admin`) and what changed, and key creation
 //! records the key's id and prefix only.
 
-use super::batch::BatchWriter;
 use crate::outcome::{OutcomeSink, RequestOutcome};
 use anycloud_router::Decision;
+use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::{AuditEntry, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct AuditLog {
-    writer: BatchWriter<AuditEntry>,
+    writer: Spool<AuditEntry>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn Store>) -> AuditLog {
-        let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<AuditEntry>| {
-            let store = store.clone();
-            Box::pin(async move {
-                if let Err(e) = store.append_audit(&batch).await {
-                    tracing::error!(error = %e, entries = batch.len(), "audit append failed");
-                }
-            })
-        }));
+    /// `config`: the queue's bound and spill file (see `crate::bookkeeping`). Each batch is
+    /// one append: the chain is hashed in memory and written with one multi-row insert.
+    pub fn new(store: Arc<dyn Store>, config: SpoolConfig) -> AuditLog {
+        let writer = Spool::start(
+            config,
+            Arc::new(move |batch: Arc<Vec<AuditEntry>>| {
+                let store = store.clone();
+                Box::pin(async move { store.append_audit(&batch).await.map(|_| ()) })
+            }),
+        );
         AuditLog { writer }
+    }
+
+    pub fn gauge(&self) -> SpoolGauge {
+        self.writer.gauge()
     }
 
     pub fn push(&self, entry: AuditEntry) {
@@ -49,10 +54,10 @@ impl AuditLog {
 
     /// Entries waiting to be appended.
     pub fn pending(&self) -> u64 {
-        self.writer.pending()
+        self.writer.stats().pending
     }
 
-    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+    pub fn on_flush(&self, hook: FlushHook) {
         self.writer.on_flush(hook);
     }
 
