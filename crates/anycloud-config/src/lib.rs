@@ -8,10 +8,12 @@
 
 pub mod interpolate;
 pub mod locate;
+pub mod mcp;
 pub mod model;
 pub mod telemetry;
 pub mod validate;
 
+pub use mcp::{McpPolicy, McpServerConfig};
 pub use model::*;
 pub use telemetry::{LogFormat, TelemetryConfig};
 

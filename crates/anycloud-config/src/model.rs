@@ -34,6 +34,9 @@ pub struct Config {
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Upstream MCP servers behind `/mcp`.
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::McpServerConfig>,
 }
 
 /// Stored state of the Responses API.
@@ -562,4 +565,7 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+    /// MCP tools the tenant may call through `/mcp`; absent = none.
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpPolicy>,
 }

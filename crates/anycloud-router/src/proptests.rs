@@ -145,6 +145,7 @@ prop_compose! {
             budget: None,
             rate_limit: None,
             capture: false,
+            mcp: None,
         };
         Case {
             table,

@@ -20,6 +20,7 @@ pub mod governance;
 pub mod health;
 pub mod ingress;
 pub mod ledger_sink;
+pub mod mcp;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
@@ -51,10 +52,17 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // MCP sessions hold SSE streams open: end them when shutdown begins, or graceful
+    // shutdown would wait for clients to hang up.
+    let mcp_sessions = state.mcp.shutdown_token();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            mcp_sessions.cancel();
+        })
         .await;
     purger.abort();
+    state.mcp.shutdown().await;
     // In-flight requests have finished: write every queued audit entry and spend record.
     state.governance.flush().await;
     served

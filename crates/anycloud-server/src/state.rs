@@ -33,6 +33,8 @@ pub struct AppState {
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
+    /// `/mcp` and the upstream MCP servers.
+    pub mcp: crate::mcp::McpGateway,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -126,6 +128,10 @@ impl AppState {
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
+        let mcp = crate::mcp::McpGateway::new(
+            &config,
+            crate::mcp::McpMetrics::register(&mut metrics.registry),
+        );
         let metrics = Arc::new(metrics);
         governance.audit.on_flush(metrics.flush_observer("audit"));
         governance
@@ -182,8 +188,10 @@ impl AppState {
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             ui,
+            mcp,
             tenants: RwLock::new(tenants),
         });
+        state.mcp.start();
         if let Some(b) = &state.broadcast {
             // Drains made on other instances before this one started.
             crate::shared::events::resync_drains(&state, b).await;
@@ -270,5 +278,6 @@ pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
         "budget": t.budget.map(|b| serde_json::json!({"usd": b.usd, "period": format!("{:?}", b.period).to_lowercase()})),
         "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
         "capture": t.capture,
+        "mcp": t.mcp,
     })
 }

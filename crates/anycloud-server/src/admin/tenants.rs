@@ -28,6 +28,8 @@ pub struct Tenant {
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
     pub capture: bool,
+    /// MCP tools the tenant may call; `null` = none.
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// The policy part of a tenant, for create and update.
@@ -41,6 +43,7 @@ pub struct TenantPolicy {
     pub rate_limit: Option<RateLimitSpec>,
     #[serde(default)]
     pub capture: bool,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -56,6 +59,7 @@ pub struct NewTenant {
     pub rate_limit: Option<RateLimitSpec>,
     #[serde(default)]
     pub capture: bool,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 impl From<&TenantConfig> for Tenant {
@@ -68,6 +72,7 @@ impl From<&TenantConfig> for Tenant {
             budget: t.budget.map(Into::into),
             rate_limit: t.rate_limit.map(Into::into),
             capture: t.capture,
+            mcp: t.mcp.clone().map(Into::into),
         }
     }
 }
@@ -116,6 +121,11 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
             return Err(ApiError::invalid(m, Some("rate_limit")));
         }
     }
+    if let Some(m) = &p.mcp {
+        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
+            return Err(ApiError::invalid(msg, Some("mcp")));
+        }
+    }
     if p.capture && !state.governance.sealer.enabled() {
         return Err(ApiError::invalid(
             "Capture needs `[capture] key` in the gateway's config.",
@@ -130,6 +140,7 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
         budget: p.budget.map(Into::into),
         rate_limit: p.rate_limit.map(Into::into),
         capture: p.capture,
+        mcp: p.mcp.map(Into::into),
     })
 }
 
@@ -191,6 +202,7 @@ async fn create_inner(
         budget: input.budget,
         rate_limit: input.rate_limit,
         capture: input.capture,
+        mcp: input.mcp,
     };
     let cfg = to_config(state, &input.name, policy)?;
     if state.tenant(&cfg.name).is_some() {
