@@ -6,8 +6,8 @@
 //! - `add {a, b}` → the sum, as text and as structured content `{"sum": …}`;
 //! - `lookup_order {order_id}` → a deterministic order record (structured);
 //! - `slow {ms, steps}` → waits `ms` (default 500) in `steps` (default 5), sending a
-//!   progress notification per step when the client asked for progress; stops when the
-//!   call is cancelled;
+//!   progress notification as each step starts (progress 0 … steps-1 of `steps`) when the
+//!   client asked for progress; stops when the call is cancelled;
 //! - `fail {}` → always a tool error (`isError: true`).
 //!
 //! `GET /_emulator/stats` answers `{"calls": {"<tool>": n}, "cancelled": n}`: what
@@ -192,7 +192,15 @@ impl McpEmulator {
             .unwrap_or(5)
             .clamp(1, 100);
         let token = ctx.meta.get_progress_token();
-        for step in 1..=steps {
+        // Progress is reported as each step starts, so the last notification is well
+        // ahead of the result (notifications that arrive after it are dropped by clients).
+        for step in 0..steps {
+            if let Some(t) = &token {
+                let mut p = ProgressNotificationParam::new(t.clone(), step as f64);
+                p.total = Some(steps as f64);
+                p.message = Some(format!("step {} of {steps}", step + 1));
+                let _ = ctx.peer.notify_progress(p).await;
+            }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(ms / steps)) => {}
                 () = ctx.ct.cancelled() => {
@@ -201,12 +209,6 @@ impl McpEmulator {
                     }
                     return Err(ErrorData::internal_error("cancelled", None));
                 }
-            }
-            if let Some(t) = &token {
-                let mut p = ProgressNotificationParam::new(t.clone(), step as f64);
-                p.total = Some(steps as f64);
-                p.message = Some(format!("step {step} of {steps}"));
-                let _ = ctx.peer.notify_progress(p).await;
             }
         }
         Ok(CallToolResult::success(text(format!("waited {ms} ms"))))

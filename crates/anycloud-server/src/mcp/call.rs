@@ -129,7 +129,13 @@ pub async fn tools_call(
 
     let upstream_call = upstream.call(tool, args.clone(), inc.progress.clone(), inc.ct.clone());
     match tracing::Instrument::instrument(upstream_call, span.clone()).await {
-        Ok(result) => {
+        Ok(mut result) => {
+            // A result from a server on an older revision has no `resultType`; the client
+            // may be on 2026-07-28, where it is required (rmcp drops it again for older
+            // clients).
+            result
+                .result_type
+                .get_or_insert(rmcp::model::ResultType::COMPLETE);
             let outcome = if result.is_error == Some(true) {
                 "tool_error"
             } else {
