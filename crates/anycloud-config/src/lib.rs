@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod model;
 pub mod telemetry;
 pub mod validate;
+pub mod warnings;
 
 pub use mcp::{McpPolicy, McpServerConfig};
 pub use model::*;

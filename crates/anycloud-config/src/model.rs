@@ -94,6 +94,15 @@ pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     pub admin_token: Option<SecretString>,
+    /// Bearer token for `GET /metrics` on the main listener (the admin token works too).
+    pub metrics_token: Option<SecretString>,
+    /// A second, internal listener serving only `/metrics`, without auth, for a
+    /// Prometheus on the same host or network (e.g. `127.0.0.1:9464`).
+    pub metrics_listen: Option<String>,
+    /// Mark the dashboard's session cookie `Secure` (send it over HTTPS only). Turn it on
+    /// when the gateway is reached through a TLS-terminating proxy.
+    #[serde(default)]
+    pub secure_cookies: bool,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// Overall deadline for one client request across all attempts.
@@ -127,6 +136,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             admin_token: None,
+            metrics_token: None,
+            metrics_listen: None,
+            secure_cookies: false,
             max_body_bytes: default_max_body(),
             request_timeout_ms: default_request_timeout(),
             default_max_output_tokens: default_max_output_tokens(),

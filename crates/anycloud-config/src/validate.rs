@@ -6,6 +6,9 @@ use crate::{CloudConfig, Config, Problem};
 use anycloud_types::ProviderKind;
 use std::collections::HashSet;
 
+/// Shortest admin token `config check` and `serve` accept.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut v = Validator { problems: vec![] };
     v.server(c);
@@ -51,6 +54,7 @@ impl Validator {
                 ),
             );
         }
+        self.admin_token(c);
         if c.server.max_body_bytes == 0 {
             self.push("server.max_body_bytes".into(), "must be greater than 0");
         }
@@ -65,6 +69,40 @@ impl Validator {
             );
         }
         self.redis(c);
+    }
+
+    /// The admin token opens the admin API and the dashboard (drain, restore, the audit
+    /// log, the ledger): an empty or short one (`"${VAR}"` with `VAR` set but empty, say)
+    /// would let anyone in, so the gateway refuses to start with it.
+    fn admin_token(&mut self, c: &Config) {
+        use secrecy::ExposeSecret;
+        let tokens = [
+            ("server.admin_token", &c.server.admin_token),
+            ("server.metrics_token", &c.server.metrics_token),
+        ];
+        for (key, token) in tokens {
+            let Some(token) = token else { continue };
+            let len = token.expose_secret().chars().count();
+            if len < MIN_ADMIN_TOKEN_CHARS {
+                // The length is no secret worth keeping; the token itself never appears.
+                self.push(
+                    key.into(),
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters (it has {len}); \
+                         generate one with `openssl rand -hex 32`, or remove the key to \
+                         disable what it opens"
+                    ),
+                );
+            }
+        }
+        if let Some(listen) = &c.server.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                self.push(
+                    "server.metrics_listen".into(),
+                    format!("`{listen}` is not an address like 127.0.0.1:9464"),
+                );
+            }
+        }
     }
 
     fn redis(&mut self, c: &Config) {

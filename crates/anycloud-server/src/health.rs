@@ -37,7 +37,44 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+/// `GET /metrics` on the main listener: it names every tenant with its spend and
+/// remaining budget, so it needs `Authorization: Bearer` with `server.metrics_token` or
+/// the admin token (401 otherwise; 403 when neither is configured, pointing at
+/// `server.metrics_listen`).
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let server = &state.config.server;
+    let tokens: Vec<_> = [&server.metrics_token, &server.admin_token]
+        .into_iter()
+        .flatten()
+        .collect();
+    if tokens.is_empty() {
+        return crate::ApiError::Forbidden {
+            message: "/metrics on this listener needs `server.metrics_token` (or the admin \
+                      token); `server.metrics_listen` serves it on an internal listener."
+                .into(),
+            code: "metrics_disabled",
+            route: vec![],
+        }
+        .into_response();
+    }
+    let presented = crate::auth::presented_key(&headers, false).unwrap_or("");
+    if !tokens
+        .iter()
+        .any(|t| crate::admin_auth::token_matches(presented, t))
+    {
+        return crate::ApiError::Unauthorized {
+            message: "/metrics needs `Authorization: Bearer <server.metrics_token>`.".into(),
+        }
+        .into_response();
+    }
+    open_metrics(State(state)).await.into_response()
+}
+
+/// `/metrics` without auth: only on `server.metrics_listen`, the internal listener.
+pub async fn open_metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     state.metrics.observe_clouds(
         state.config.clouds.iter().map(|c| c.name.as_str()),
         &state.clouds,

@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_auth;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -45,6 +46,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purger = ingress::responses::spawn_purger(state.clone());
+    // One shutdown signal for the main and the metrics listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = match &state.config.server.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listener (no auth)");
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                state.clone(),
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let app = app::router(state.clone());
     // Nagle off: each SSE event must leave at once, not wait for the
     // client's delayed ACK (measured: +180 ms p50 on streams without it).
@@ -55,6 +77,8 @@ pub async fn serve(
     // MCP sessions hold SSE streams open: end them when shutdown begins, or graceful
     // shutdown would wait for clients to hang up.
     let mcp_sessions = state.mcp.shutdown_token();
+    // The peer address feeds the failed-admin-auth limiter (`admin_auth`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -63,7 +87,26 @@ pub async fn serve(
         .await;
     purger.abort();
     state.mcp.shutdown().await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // In-flight requests have finished: write every queued audit entry and spend record.
     state.governance.flush().await;
     served
+}
+
+/// Serves only `GET /metrics`, without auth, on `listener` until `shutdown` resolves:
+/// the internal listener of `server.metrics_listen`, for a Prometheus that should not
+/// hold a token. Everything else there is a 404.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(health::open_metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub ui: crate::ui::UiState,
     /// `/mcp` and the upstream MCP servers.
     pub mcp: crate::mcp::McpGateway,
+    /// Failed admin-token attempts per client address (`admin_auth`).
+    pub auth_failures: crate::admin_auth::FailedAuthLimiter,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -181,6 +183,7 @@ impl AppState {
             providers,
             store,
             key_cache: KeyCache::default(),
+            auth_failures: Default::default(),
             clouds,
             metrics,
             tracing,

@@ -372,6 +372,7 @@ impl Gw {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
             .send()
             .await
             .unwrap();
