@@ -372,6 +372,7 @@ mod tests {
             key_id: "k".into(),
             model: "m".into(),
             route: vec![],
+            needs: None,
             attempts,
             status: 200,
             latency_ms: 10,
