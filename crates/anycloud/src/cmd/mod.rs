@@ -9,8 +9,10 @@ pub mod emulate;
 pub mod keys;
 pub mod migrate;
 pub mod report;
+pub mod risk;
 pub mod route;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 
 use anyhow::Context;
