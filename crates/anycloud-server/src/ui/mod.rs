@@ -6,7 +6,8 @@
 //! - `recorder` — the outcome sink that keeps the last 15 minutes per cloud
 //!   and the last route decisions, in memory.
 //! - `panels`   — the dashboard's panels (also served one by one for refresh).
-//! - `audit_page`, `ledger_page` — the audit viewer and the ledger report.
+//! - `audit_page`, `ledger_page`, `risk_page` — the audit viewer, the ledger report and
+//!   the vendor-risk document.
 //! - `chart`, `html` — SVG charts, escaping, the page frame, CSS and JS.
 //!
 //! Every page but the login form and the static assets needs a session;
@@ -19,6 +20,7 @@ pub mod html;
 pub mod ledger_page;
 pub mod panels;
 pub mod recorder;
+pub mod risk_page;
 pub mod session;
 
 use crate::state::AppState;
@@ -62,6 +64,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/audit", get(audit))
         .route("/ui/ledger", get(ledger))
         .route("/ui/ledger.csv", get(ledger_csv))
+        .route("/ui/risk", get(risk))
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))
 }
@@ -297,6 +300,22 @@ async fn ledger(
     html(
         StatusCode::OK,
         html::page("Ledger report", html::Nav::Ledger, &s.csrf, &body),
+    )
+}
+
+async fn risk(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(range): Query<ledger_page::Range>,
+) -> Response {
+    let (_, s) = match session(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = risk_page::render(&state, &range).await;
+    html(
+        StatusCode::OK,
+        html::page("Vendor risk", html::Nav::Risk, &s.csrf, &body),
     )
 }
 

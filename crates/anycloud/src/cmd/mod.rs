@@ -12,8 +12,10 @@ pub mod keys;
 pub mod migrate;
 pub mod report;
 pub mod residency;
+pub mod risk;
 pub mod route;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 
 use anyhow::Context;
