@@ -38,7 +38,7 @@ pub async fn chat_load(
         url.starts_with("http://127.0.0.1:") || url.starts_with("http://[::1]:"),
         "load only ever goes to this machine"
     );
-    let out = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let out = Arc::new(Mutex::new(Vec::with_capacity(n.min(100_000))));
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + max_time;
     let mut tasks = Vec::new();
