@@ -8,6 +8,8 @@ use std::collections::HashSet;
 
 /// Shortest admin token `config check` and `serve` accept.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Longest `[responses] retention_days`.
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
 
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut v = Validator { problems: vec![] };
@@ -19,7 +21,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.models(c, &clouds);
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
+    crate::mcp::validate_servers(&c.mcp_servers, &mut v.problems);
+    let mcp_servers: HashSet<&str> = c.mcp_servers.iter().map(|s| s.name.as_str()).collect();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Some(p) = &t.mcp {
+            v.problems
+                .extend(p.problems(&format!("tenants[{i}].mcp"), &mcp_servers));
+        }
+    }
     crate::telemetry::validate(c, &mut v.problems);
+    crate::residency::validate(c, &mut v.problems);
     v.problems
 }
 
@@ -47,6 +58,13 @@ impl Validator {
             );
         }
         self.admin_token(c);
+        // Purge arithmetic adds this many days to a date: bounded so it cannot overflow.
+        if !(1..=MAX_RETENTION_DAYS).contains(&c.responses.retention_days) {
+            self.push(
+                "responses.retention_days".into(),
+                format!("must be between 1 and {MAX_RETENTION_DAYS} (ten years)"),
+            );
+        }
         if c.server.max_body_bytes == 0 {
             self.push("server.max_body_bytes".into(), "must be greater than 0");
         }

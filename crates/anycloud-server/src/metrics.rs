@@ -166,6 +166,8 @@ pub struct Metrics {
     pub declines: Family<DeclineLabels, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub cost: Family<SpendLabels, CounterF64>,
+    /// Attempts whose reported usage was beyond the request's bounds (`outcome::UsageBounds`).
+    pub usage_clamped: Family<CloudLabels, Counter>,
     /// 1 while a cloud is drained.
     pub cloud_drained: Family<CloudLabels, Gauge>,
     /// 0 closed, 1 half-open, 2 open.
@@ -212,6 +214,7 @@ impl Metrics {
             declines: Family::default(),
             tokens: Family::default(),
             cost: Family::default(),
+            usage_clamped: Family::default(),
             cloud_drained: Family::default(),
             cloud_breaker: Family::default(),
             budget_remaining: Family::default(),
@@ -266,6 +269,17 @@ impl Metrics {
             "Spend in USD at the deployments' prices, by cloud, model and tenant",
             m.cost.clone(),
         );
+        r.register(
+            "usage_clamped",
+            "Attempts whose reported usage exceeded the request's bounds and was clamped for billing, by cloud",
+            m.usage_clamped.clone(),
+        );
+        for c in &config.clouds {
+            // Present at 0 from the start, so an alert can watch it before the first clamp.
+            let _ = m.usage_clamped.get_or_create(&CloudLabels {
+                cloud: c.name.clone(),
+            });
+        }
         r.register(
             "cloud_drained",
             "1 while the cloud is drained by the kill switch",
@@ -438,6 +452,13 @@ fn period_label(p: BudgetPeriod) -> &'static str {
 /// Per-request series, from the one place every request ends.
 impl OutcomeSink for Metrics {
     fn record(&self, o: &RequestOutcome) {
+        for a in o.attempts.iter().filter(|a| a.reported_usage.is_some()) {
+            self.usage_clamped
+                .get_or_create(&CloudLabels {
+                    cloud: a.cloud.clone(),
+                })
+                .inc();
+        }
         let model = self.labels.model(&o.model);
         let cloud = self.labels.cloud(o.cloud());
         let tenant = self.labels.tenant(&o.tenant);
@@ -524,6 +545,25 @@ impl Metrics {
     pub fn register_redis(&mut self) -> RedisMetrics {
         RedisMetrics::register(&mut self.registry)
     }
+
+    /// Only with `[store.content]`: content writes by the jurisdiction they went to.
+    pub fn register_content(&mut self) -> Family<ContentLabels, Counter> {
+        let writes = Family::<ContentLabels, Counter>::default();
+        self.registry.register(
+            "content_writes",
+            "Stored responses and captures written, by the jurisdiction of their content store (only with [store.content])",
+            writes.clone(),
+        );
+        writes
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContentLabels {
+    /// A jurisdiction of `[store.content]`.
+    pub jurisdiction: String,
+    /// `response` or `capture`.
+    pub kind: &'static str,
 }
 
 impl RedisMetrics {

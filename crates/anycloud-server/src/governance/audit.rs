@@ -93,9 +93,15 @@ impl OutcomeSink for AuditLog {
             .attempts
             .iter()
             .map(|a| {
-                json!({"cloud": a.cloud, "deployment": a.deployment, "outcome": a.outcome,
+                let mut v = json!({"cloud": a.cloud, "deployment": a.deployment, "outcome": a.outcome,
                        "upstream_status": a.upstream_status, "latency_ms": a.latency_ms,
-                       "usage_estimated": a.usage_estimated})
+                       "usage_estimated": a.usage_estimated});
+                // Clamped for billing: what the cloud said stays on the record.
+                if let Some(r) = &a.reported_usage {
+                    v["usage_reported"] = json!({"input_tokens": r.input_tokens,
+                        "output_tokens": r.output_tokens, "cached_input_tokens": r.cached_input_tokens});
+                }
+                v
             })
             .collect();
         self.push(AuditEntry {
@@ -108,8 +114,8 @@ impl OutcomeSink for AuditLog {
             request_id: Some(o.request_id.clone()),
             status: Some(i64::from(o.status)),
             latency_ms: Some(o.latency_ms as i64),
-            input_tokens: Some(usage.input_tokens as i64),
-            output_tokens: Some(usage.output_tokens as i64),
+            input_tokens: Some(i64::try_from(usage.input_tokens).unwrap_or(i64::MAX)),
+            output_tokens: Some(i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)),
             cost_usd: Some(o.cost_usd()),
             route: Some(route_json(&o.route)),
             detail: Some(json!({"attempts": attempts})),

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
+    for w in anycloud_config::warnings::warnings(&config) {
+        tracing::warn!(key = %w.key, "{}", w.message);
+    }
     let store = super::open_store(&config).await?;
     let listen = config.server.listen.clone();
     let (ledger, sinks) = super::start_ledger(&store, &config.store);
