@@ -21,6 +21,11 @@ struct Cli {
     command: Command,
 }
 
+/// mimalloc instead of glibc malloc: under sustained load glibc's per-thread arenas keep
+/// freed memory, so RSS only grows; mimalloc returns it (README "Reliability").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the gateway with built-in emulated clouds and a temporary SQLite store.
@@ -104,6 +109,11 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// The usage ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// The hash-chained audit log.
     Audit {
         #[command(subcommand)]
@@ -174,6 +184,19 @@ enum LogFormatArg {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Compare a load generator's record of responses (JSON lines with `request_id` and
+    /// `status`) with the ledger: prints matched, missing, unexpected and duplicated;
+    /// exit 1 unless only matched.
+    Reconcile {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        requests: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -374,6 +397,9 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify { config },
             } => cmd::audit::verify(&config).await,
+            Command::Ledger {
+                command: LedgerCommand::Reconcile { config, requests },
+            } => cmd::reconcile::run(&config, &requests).await,
             Command::Migrate { config } => cmd::migrate::run(&config).await,
             Command::Store {
                 command: StoreCommand::Residency { config, format },

@@ -10,6 +10,7 @@ pub mod demo_traffic;
 pub mod emulate;
 pub mod keys;
 pub mod migrate;
+pub mod reconcile;
 pub mod report;
 pub mod residency;
 pub mod risk;
