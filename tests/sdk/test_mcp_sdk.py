@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -434,3 +435,30 @@ def test_metrics_count_calls_by_server_tool_and_outcome(gw):
     assert 'anycloud_mcp_calls_total{server="emu",tool="emu__add",outcome="ok"}' in text
     assert 'anycloud_mcp_calls_total{server="emu",tool="emu__fail",outcome="tool_error"}' in text
     assert 'anycloud_mcp_call_duration_seconds_count{server="emu",tool="emu__add"}' in text
+
+
+def test_the_dashboard_shows_tool_calls_and_drains_a_server(gw):
+    async def go():
+        async with gw.client("agents") as c:
+            await c.call_tool("emu__lookup_order", {"order_id": "A-1"})
+
+    run(go())
+    ui = httpx.Client(base_url=gw.base_url, timeout=10, follow_redirects=False)
+    r = ui.post("/ui/login", data={"token": ADMIN})
+    assert r.status_code in (302, 303), r.text
+    panel = ui.get("/ui/panel/mcp")
+    assert panel.status_code == 200, panel.text
+    assert 'data-mcp-server="emu"' in panel.text and 'data-mcp-server="py"' in panel.text
+    assert "emu__lookup_order" in panel.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', panel.text)
+    assert csrf, panel.text
+    try:
+        r = ui.post("/ui/mcp/py/drain", data={"csrf": csrf.group(1)})
+        assert r.status_code in (302, 303), r.text
+        servers = {s["name"]: s for s in gw.admin("GET", "/admin/v1/mcp/servers").json()["data"]}
+        assert servers["py"]["drained"] is True
+        assert ui.post("/ui/mcp/py/restore", data={"csrf": "forged"}).status_code == 403
+    finally:
+        gw.admin("POST", "/admin/v1/mcp/servers/py/restore")
+    drains = gw.admin("GET", "/admin/v1/audit?action=admin.mcp.drain").json()["data"]
+    assert any(e["detail"]["after"]["mcp_server"] == "py" for e in drains)

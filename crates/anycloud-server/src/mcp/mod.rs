@@ -14,6 +14,7 @@ pub mod handler;
 pub mod http_client;
 pub mod policy;
 pub mod record;
+pub mod ui;
 pub mod upstream;
 
 use crate::auth::Principal;
@@ -36,6 +37,8 @@ pub use record::McpMetrics;
 pub struct McpGateway {
     upstreams: Vec<Arc<Upstream>>,
     pub metrics: McpMetrics,
+    /// Recent calls and counts per server, for the dashboard.
+    pub recent: ui::Recent,
     /// Ends every client session (SSE streams included) when the gateway shuts down.
     shutdown: CancellationToken,
     // std RwLock: a map read or insert, never held across an await. Keyed by tenant
@@ -64,6 +67,7 @@ impl McpGateway {
                 .map(|s| Arc::new(Upstream::new(s.clone(), http.clone())))
                 .collect(),
             metrics,
+            recent: ui::Recent::default(),
             shutdown: CancellationToken::new(),
             compiled: RwLock::default(),
         }
