@@ -462,3 +462,37 @@ def test_the_dashboard_shows_tool_calls_and_drains_a_server(gw):
         gw.admin("POST", "/admin/v1/mcp/servers/py/restore")
     drains = gw.admin("GET", "/admin/v1/audit?action=admin.mcp.drain").json()["data"]
     assert any(e["detail"]["after"]["mcp_server"] == "py" for e in drains)
+
+
+def test_a_key_policy_from_the_admin_api_narrows_the_tenant_policy(gw):
+    r = gw.admin("GET", "/admin/v1/tenants/agents")
+    assert r.status_code == 200 and r.json()["mcp"]["deny"] == ["py__delete_everything"], r.text
+    bad = httpx.post(
+        gw.base_url + "/admin/v1/keys",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"tenant": "agents", "mcp": {"servers": ["nowhere"]}},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and "unknown MCP server `nowhere`" in bad.text, bad.text
+    r = httpx.post(
+        gw.base_url + "/admin/v1/keys",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"tenant": "agents", "name": "echo-only", "mcp": {"tools": ["emu__echo"]}},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["mcp"] == {"servers": None, "tools": ["emu__echo"]}
+    gw.keys["echo-only"] = r.json()["key"]
+
+    async def go():
+        async with gw.client("echo-only") as c:
+            names = {t.name for t in (await c.list_tools()).tools}
+            ok = await c.call_tool("emu__echo", {"text": "narrow"})
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("emu__add", {"a": 1, "b": 2})
+            return names, ok, e.value.error
+
+    names, ok, err = run(go())
+    assert names == {"emu__echo"}
+    assert text_of(ok) == "narrow"
+    assert err.code == -32010 and "key's MCP policy" in err.message
