@@ -33,6 +33,9 @@ use upstream::Upstream;
 
 pub use record::McpMetrics;
 
+/// A tenant as last seen, and its compiled policy.
+type CompiledFor = (Arc<TenantConfig>, Option<Arc<policy::Compiled>>);
+
 /// Every upstream server, and the compiled tenant policies.
 pub struct McpGateway {
     upstreams: Vec<Arc<Upstream>>,
@@ -43,7 +46,7 @@ pub struct McpGateway {
     shutdown: CancellationToken,
     // std RwLock: a map read or insert, never held across an await. Keyed by tenant
     // name; the stored tenant `Arc` tells a policy changed through the admin API.
-    compiled: RwLock<HashMap<String, (Arc<TenantConfig>, Option<Arc<policy::Compiled>>)>>,
+    compiled: RwLock<HashMap<String, CompiledFor>>,
 }
 
 impl std::fmt::Debug for McpGateway {
