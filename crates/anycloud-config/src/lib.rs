@@ -10,6 +10,7 @@ pub mod interpolate;
 pub mod locate;
 pub mod mcp;
 pub mod model;
+pub mod residency;
 pub mod telemetry;
 pub mod validate;
 pub mod warnings;

@@ -145,6 +145,7 @@ prop_compose! {
             budget: None,
             rate_limit: None,
             capture: false,
+            data_jurisdiction: None,
             mcp: None,
         };
         Case {

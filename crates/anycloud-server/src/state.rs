@@ -29,6 +29,8 @@ pub struct AppState {
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
     pub governance: crate::governance::Governance,
+    /// Every bookkeeping queue, for admission, `/readyz` and metrics.
+    pub bookkeeping: crate::bookkeeping::Bookkeeping,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
@@ -127,9 +129,17 @@ impl AppState {
         let governance = crate::governance::Governance::new(
             store.clone(),
             &config.capture,
+            &config.store,
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
+        if let Some(residency) = store.residency() {
+            crate::residency::observe(
+                residency,
+                metrics.register_content(),
+                governance.audit.clone(),
+            );
+        }
         let mcp = crate::mcp::McpGateway::new(
             &config,
             crate::mcp::McpMetrics::register(&mut metrics.registry, !config.mcp_servers.is_empty()),
@@ -188,6 +198,13 @@ impl AppState {
             metrics,
             tracing,
             sinks: sinks.into(),
+            bookkeeping: {
+                let b = crate::bookkeeping::Bookkeeping::default();
+                for g in governance.gauges() {
+                    b.register(g);
+                }
+                b
+            },
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             ui,
@@ -281,6 +298,7 @@ pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
         "budget": t.budget.map(|b| serde_json::json!({"usd": b.usd, "period": format!("{:?}", b.period).to_lowercase()})),
         "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
         "capture": t.capture,
+        "data_jurisdiction": t.data_jurisdiction(),
         "mcp": t.mcp,
     })
 }

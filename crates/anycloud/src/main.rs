@@ -163,6 +163,10 @@ enum StoreCommand {
         /// Take the source store from this config's `store.url` instead of --from.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// With --config: copy this jurisdiction's content store (`[store.content]`)
+        /// instead of the main store.
+        #[arg(long, requires = "config")]
+        content: Option<String>,
         /// The target store URL; migrated first, and it must hold no records.
         #[arg(long)]
         to: String,
@@ -172,6 +176,14 @@ enum StoreCommand {
         /// Rows per batch (one transaction on the target each).
         #[arg(long, default_value_t = anycloud_store::copy::DEFAULT_BATCH)]
         batch_size: u32,
+    },
+    /// Where each tenant's content (stored responses, captures) lives, with the rows of
+    /// each tenant found in every store.
+    Residency {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 
@@ -299,10 +311,14 @@ fn main() -> ExitCode {
             } => cmd::audit::verify(&config).await,
             Command::Migrate { config } => cmd::migrate::run(&config).await,
             Command::Store {
+                command: StoreCommand::Residency { config, format },
+            } => cmd::residency::run(&config, format == Format::Json).await,
+            Command::Store {
                 command:
                     StoreCommand::Copy {
                         from,
                         config,
+                        content,
                         to,
                         replace,
                         batch_size,
@@ -311,6 +327,7 @@ fn main() -> ExitCode {
                 cmd::store::copy(cmd::store::CopyArgs {
                     from: from.as_deref(),
                     config: config.as_deref(),
+                    content: content.as_deref(),
                     to: &to,
                     replace,
                     batch_size,

@@ -29,7 +29,8 @@ use utoipa::{Modify, OpenApi};
         tenants::Tenant, tenants::NewTenant, tenants::TenantPolicy,
         keys::Key, keys::CreatedKey, keys::NewKey,
         audit::AuditItem, audit::AuditPage, audit::VerifyResult,
-        captures::Capture, crate::mcp::policy::McpPolicySpec,
+        captures::Capture, crate::residency::ContentPlacement,
+        crate::mcp::policy::McpPolicySpec,
     )),
     modifiers(&AdminToken),
     tags(

@@ -11,6 +11,7 @@ pub mod emulate;
 pub mod keys;
 pub mod migrate;
 pub mod report;
+pub mod residency;
 pub mod route;
 pub mod serve;
 pub mod store;
@@ -99,20 +100,57 @@ pub fn load_config(path: &Path) -> anyhow::Result<anycloud_config::Config> {
 }
 
 /// Opens the configured store and applies pending migrations, or with
-/// `store.auto_migrate = false` refuses to go on while any are pending.
+/// `store.auto_migrate = false` refuses to go on while any are pending. With
+/// `[store.content]`, each content store is opened the same way and the main store is
+/// wrapped so that content goes to the tenant's jurisdiction
+/// (`anycloud_store::ResidentStore`).
 pub async fn open_store(
     config: &anycloud_config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
-    let store = anycloud_store::open_unmigrated(&config.store.url)
+    let main = open_one(config, "store.url", &config.store.url).await?;
+    if config.store.content.is_empty() {
+        return Ok(main);
+    }
+    let mut content = std::collections::BTreeMap::new();
+    for (j, url) in &config.store.content {
+        let name = format!("store.content.{j}");
+        content.insert(j.clone(), open_one(config, &name, url).await?);
+    }
+    Ok(std::sync::Arc::new(anycloud_store::ResidentStore::new(
+        main, content,
+    )))
+}
+
+/// Every store the config names: `("store.url", main)`, then `("store.content.<j>", url)`.
+pub fn store_urls(config: &anycloud_config::Config) -> Vec<(String, &str)> {
+    std::iter::once(("store.url".to_owned(), config.store.url.as_str()))
+        .chain(
+            config
+                .store
+                .content
+                .iter()
+                .map(|(j, url)| (format!("store.content.{j}"), url.as_str())),
+        )
+        .collect()
+}
+
+/// One store (`name` is its config key, for errors: never the URL).
+async fn open_one(
+    config: &anycloud_config::Config,
+    name: &str,
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
+    let store = anycloud_store::open_unmigrated(url)
         .await
-        .with_context(|| "cannot open the store (store.url)".to_string())?;
+        .with_context(|| format!("cannot open the store ({name})"))?;
     if config.store.auto_migrate {
         let applied = store
-            .migrate(&|m| tracing::info!(migration = %migrate::name(m), "store migration applied"))
+            .migrate(&|m| tracing::info!(store = name, migration = %migrate::name(m), "store migration applied"))
             .await
-            .context("cannot migrate the store (store.url)")?;
+            .with_context(|| format!("cannot migrate the store ({name})"))?;
         if !applied.is_empty() {
             tracing::info!(
+                store = name,
                 count = applied.len(),
                 backend = store.backend(),
                 "store migrated"
@@ -123,11 +161,11 @@ pub async fn open_store(
     let pending = store
         .pending_migrations()
         .await
-        .context("cannot read the store's migrations (store.url)")?;
+        .with_context(|| format!("cannot read the store's migrations ({name})"))?;
     if !pending.is_empty() {
         let names: Vec<String> = pending.iter().map(migrate::name).collect();
         anyhow::bail!(
-            "the store has {} pending migration{} ({}) and store.auto_migrate = false: \
+            "the store ({name}) has {} pending migration{} ({}) and store.auto_migrate = false: \
              run `anycloud migrate --config <file>` first",
             pending.len(),
             if pending.len() == 1 { "" } else { "s" },
@@ -140,13 +178,18 @@ pub async fn open_store(
 /// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].
 pub fn start_ledger(
     store: &std::sync::Arc<dyn anycloud_store::Store>,
+    queues: &anycloud_config::StoreConfig,
 ) -> (
     std::sync::Arc<anycloud_ledger::LedgerWriter>,
     Vec<std::sync::Arc<dyn anycloud_server::outcome::OutcomeSink>>,
 ) {
     let writer = std::sync::Arc::new(anycloud_ledger::LedgerWriter::start(
         store.clone(),
-        anycloud_ledger::WriterConfig::default(),
+        anycloud_ledger::WriterConfig {
+            capacity: queues.queue_bound,
+            spill: anycloud_server::bookkeeping::spool_config(queues, "ledger").spill,
+            ..Default::default()
+        },
     ));
     let sink = anycloud_server::ledger_sink::LedgerSink::new(writer.clone());
     (writer, vec![std::sync::Arc::new(sink)])
