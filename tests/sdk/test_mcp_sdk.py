@@ -91,7 +91,8 @@ name = "no-mcp"
 
 
 class McpGateway:
-    def __init__(self, base_url: str, keys: dict[str, str], emu: str, workdir: Path, config: Path, binary: Path):
+    def __init__(self, base_url: str, keys: dict[str, str], emu: str, workdir: Path, config: Path, binary: Path, server_pid: int):
+        self.server_pid = server_pid
         self.base_url = base_url
         self.keys = keys
         self.emu = emu
@@ -153,7 +154,7 @@ def gw():
         procs.append(server)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server)
-        yield McpGateway(base, keys, url, workdir, config, binary)
+        yield McpGateway(base, keys, url, workdir, config, binary, server.p.pid)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -496,3 +497,40 @@ def test_a_key_policy_from_the_admin_api_narrows_the_tenant_policy(gw):
     assert names == {"emu__echo"}
     assert text_of(ok) == "narrow"
     assert err.code == -32010 and "key's MCP policy" in err.message
+
+
+def _stdio_children(gw: McpGateway) -> set[int]:
+    """Pids of the gateway's `anycloud emulate --mcp-stdio` children."""
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-P", str(gw.server_pid), "-f", "--", "--mcp-stdio"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_a_stdio_server_that_exits_is_started_again(gw):
+    import os
+    import signal
+    import time
+
+    async def echo(text: str):
+        async with gw.client("agents") as c:
+            try:
+                return await c.call_tool("emustdio__echo", {"text": text})
+            except MCPError as e:
+                return e
+
+    assert text_of(run(echo("before"))) == "before"
+    before = _stdio_children(gw)
+    assert len(before) == 1, before
+    os.kill(before.pop(), signal.SIGKILL)
+    until = time.monotonic() + 10
+    while True:
+        result = run(echo("after"))
+        if not isinstance(result, MCPError):
+            break
+        # The call that finds the old process gone fails as `unavailable`; the next starts it again.
+        assert result.error.code == -32012, result.error
+        assert time.monotonic() < until, "the stdio server was not started again"
+        time.sleep(0.1)
+    assert text_of(result) == "after"
+    assert len(_stdio_children(gw)) == 1
