@@ -118,8 +118,13 @@ def documented_metrics() -> dict[str, tuple[str, set[str]]]:
 
 
 def redis_only_metrics() -> set[str]:
-    """Metrics README says exist only with `store.redis_url` (this gateway has none)."""
-    return {name for name, _, _, meaning in metric_rows() if meaning.startswith("Only with `store.redis_url`")}
+    """Metrics README says exist only with `store.redis_url` or `[[mcp_servers]]` (this gateway
+    has neither; test_mcp_sdk.py checks the MCP series)."""
+    return {
+        name
+        for name, _, _, meaning in metric_rows()
+        if meaning.startswith(("Only with `store.redis_url`", "Only with `[[mcp_servers]]`"))
+    }
 
 
 def metric_rows() -> list[tuple[str, str, set[str], str]]:

@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         audit::AuditItem, audit::AuditPage, audit::VerifyResult,
         captures::Capture, crate::residency::ContentPlacement,
         risk::RiskDocument, risk::SimulationDocument,
+        crate::mcp::policy::McpPolicySpec,
     )),
     modifiers(&AdminToken),
     tags(

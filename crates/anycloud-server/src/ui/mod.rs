@@ -61,6 +61,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/logout", post(logout))
         .route("/ui/panel/{name}", get(panel))
         .route("/ui/clouds/{name}/{action}", post(cloud_action))
+        .route("/ui/mcp/{name}/{action}", post(mcp_action))
         .route("/ui/audit", get(audit))
         .route("/ui/ledger", get(ledger))
         .route("/ui/ledger.csv", get(ledger_csv))
@@ -269,6 +270,35 @@ async fn cloud_action(
         );
     }
     Redirect::to("/ui#panel-clouds").into_response()
+}
+
+/// The MCP panel's Drain / Restore buttons (`mcp::admin::set_drained`, audited).
+async fn mcp_action(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (_, s) = match session(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form: Option<CsrfForm> = serde_urlencoded::from_bytes(&body).ok();
+    if !form.is_some_and(|f| s.csrf_ok(&f.csrf)) {
+        return csrf_refused();
+    }
+    let drained = match action.as_str() {
+        "drain" => true,
+        "restore" => false,
+        _ => return html(StatusCode::NOT_FOUND, "unknown action".into()),
+    };
+    if crate::mcp::admin::set_drained(&state, &name, drained).is_none() {
+        return html(
+            StatusCode::NOT_FOUND,
+            format!("No MCP server named `{}` is configured.", html::esc(&name)),
+        );
+    }
+    Redirect::to("/ui#panel-mcp").into_response()
 }
 
 async fn audit(
