@@ -144,7 +144,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand: `url` may carry a PostgreSQL password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default = "default_store_url")]
@@ -168,6 +169,26 @@ pub struct StoreConfig {
     /// content stays in the main store.
     #[serde(default)]
     pub content: std::collections::BTreeMap<String, String>,
+    /// Where ledger, audit, budget-spend and capture records go while the store cannot
+    /// take them (one append-only file per queue, replayed when it answers again). One
+    /// directory per instance. Unset: records wait in memory only, up to `queue_bound`.
+    #[serde(default)]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Bytes each queue's spill file may hold before new requests are refused (503).
+    #[serde(default = "default_spill_max_bytes")]
+    pub spill_max_bytes: u64,
+    /// Records each bookkeeping queue holds in memory before admission waits, then
+    /// answers 503 with `retry-after`.
+    #[serde(default = "default_queue_bound")]
+    pub queue_bound: usize,
+}
+
+fn default_spill_max_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_queue_bound() -> usize {
+    50_000
 }
 
 fn default_true() -> bool {
@@ -243,6 +264,9 @@ impl Default for StoreConfig {
             redis_down: RedisDownPolicy::default(),
             auto_migrate: true,
             content: Default::default(),
+            spill_dir: None,
+            spill_max_bytes: default_spill_max_bytes(),
+            queue_bound: default_queue_bound(),
         }
     }
 }
@@ -598,4 +622,34 @@ impl TenantConfig {
             _ => None,
         }
     }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_down", &self.redis_down)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// A store URL fit for logs: its password (and any query, which may hold one too, as
+/// `?password=`) replaced by `[REDACTED]`. Unparseable URLs are redacted whole.
+pub fn redact_url(raw: &str) -> String {
+    if raw.starts_with("sqlite:") {
+        return raw.to_string();
+    }
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return "[REDACTED]".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("[REDACTED]"));
+    }
+    if u.query().is_some_and(|q| q.contains("password")) {
+        u.set_query(Some("[REDACTED]"));
+    }
+    u.to_string()
 }

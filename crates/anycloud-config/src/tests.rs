@@ -284,3 +284,41 @@ declined_models = ["frontier"]
     );
     assert_eq!(locate::line_of_key(text, &w[0].key), Some(15));
 }
+
+#[test]
+fn store_url_password_never_shows_in_debug_and_retention_is_bounded() {
+    let with_pg = GOOD.replacen(
+        "[[clouds]]",
+        "[store]\nurl = \"postgres://gw:pg-Secret-pw@db.internal:5432/gw?sslmode=verify-full\"\n\n[[clouds]]",
+        1,
+    );
+    let c = parse_str(&with_pg, Path::new("a.toml"), &env).map_err(|e| e.to_string());
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("pg-Secret-pw"),
+        "password leaked in Debug: {dbg}"
+    );
+    assert!(
+        dbg.contains("db.internal"),
+        "the rest of the URL stays: {dbg}"
+    );
+    assert_eq!(
+        redact_url("postgres://u:p@h/db?password=x"),
+        "postgres://u:%5BREDACTED%5D@h/db?[REDACTED]"
+    );
+    for days in ["0", "4000", "4294967295"] {
+        let bad = format!("{GOOD}\n[responses]\nretention_days = {days}\n");
+        let err = parse_str(&bad, Path::new("a.toml"), &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("`responses.retention_days`: must be between 1 and 3650"),
+            "{days}: {err}"
+        );
+    }
+}

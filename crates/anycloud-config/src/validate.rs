@@ -8,6 +8,8 @@ use std::collections::HashSet;
 
 /// Shortest admin token `config check` and `serve` accept.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Longest `[responses] retention_days`.
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
 
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut v = Validator { problems: vec![] };
@@ -48,6 +50,13 @@ impl Validator {
             );
         }
         self.admin_token(c);
+        // Purge arithmetic adds this many days to a date: bounded so it cannot overflow.
+        if !(1..=MAX_RETENTION_DAYS).contains(&c.responses.retention_days) {
+            self.push(
+                "responses.retention_days".into(),
+                format!("must be between 1 and {MAX_RETENTION_DAYS} (ten years)"),
+            );
+        }
         if c.server.max_body_bytes == 0 {
             self.push("server.max_body_bytes".into(), "must be greater than 0");
         }
@@ -116,6 +125,15 @@ impl Validator {
             self.push(
                 "store.redis_prefix".into(),
                 "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
+            );
+        }
+        if c.store.queue_bound < 100 {
+            self.push("store.queue_bound".into(), "must be at least 100 records");
+        }
+        if c.store.spill_max_bytes < 1 << 20 {
+            self.push(
+                "store.spill_max_bytes".into(),
+                "must be at least 1048576 (1 MiB)",
             );
         }
     }

@@ -14,6 +14,7 @@ pub mod admin_auth;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod bookkeeping;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;

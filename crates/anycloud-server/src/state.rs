@@ -29,6 +29,8 @@ pub struct AppState {
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
     pub governance: crate::governance::Governance,
+    /// Every bookkeeping queue, for admission, `/readyz` and metrics.
+    pub bookkeeping: crate::bookkeeping::Bookkeeping,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
@@ -125,6 +127,7 @@ impl AppState {
         let governance = crate::governance::Governance::new(
             store.clone(),
             &config.capture,
+            &config.store,
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
@@ -189,6 +192,13 @@ impl AppState {
             metrics,
             tracing,
             sinks: sinks.into(),
+            bookkeeping: {
+                let b = crate::bookkeeping::Bookkeeping::default();
+                for g in governance.gauges() {
+                    b.register(g);
+                }
+                b
+            },
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             ui,

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod migrate;
 pub mod postgres;
 pub mod residency;
+pub mod spool;
 pub mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -668,12 +668,22 @@ async fn scenario(b: Backend, two_instances: bool) {
         dir: dir.path().to_path_buf(),
     };
     let copied = cli(
-        &["store", "copy", "--content", "eu", "--to", &copy.url("eu-copy")],
+        &[
+            "store",
+            "copy",
+            "--content",
+            "eu",
+            "--to",
+            &copy.url("eu-copy"),
+        ],
         &path,
     );
     assert!(copied.contains("copy verified"), "{copied}");
     let rows = copy.rows("eu-copy", "responses").await;
-    assert!(!rows.is_empty() && rows.iter().all(|(t, _)| t == "emea"), "{rows:?}");
+    assert!(
+        !rows.is_empty() && rows.iter().all(|(t, _)| t == "emea"),
+        "{rows:?}"
+    );
 
     // Retention: every response has expired; the purge at start empties both stores.
     b.expire_responses().await;

@@ -161,7 +161,10 @@ async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::set_cookie(&id)),
+            (
+                header::SET_COOKIE,
+                session::set_cookie(&id, state.config.server.secure_cookies),
+            ),
             (header::LOCATION, "/ui".to_string()),
         ],
     )
@@ -179,7 +182,10 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::clear_cookie()),
+            (
+                header::SET_COOKIE,
+                session::clear_cookie(state.config.server.secure_cookies),
+            ),
             (header::LOCATION, "/ui/login".to_string()),
         ],
     )

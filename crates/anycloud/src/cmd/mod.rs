@@ -153,13 +153,18 @@ async fn open_one(
 /// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].
 pub fn start_ledger(
     store: &std::sync::Arc<dyn anycloud_store::Store>,
+    queues: &anycloud_config::StoreConfig,
 ) -> (
     std::sync::Arc<anycloud_ledger::LedgerWriter>,
     Vec<std::sync::Arc<dyn anycloud_server::outcome::OutcomeSink>>,
 ) {
     let writer = std::sync::Arc::new(anycloud_ledger::LedgerWriter::start(
         store.clone(),
-        anycloud_ledger::WriterConfig::default(),
+        anycloud_ledger::WriterConfig {
+            capacity: queues.queue_bound,
+            spill: anycloud_server::bookkeeping::spool_config(queues, "ledger").spill,
+            ..Default::default()
+        },
     ));
     let sink = anycloud_server::ledger_sink::LedgerSink::new(writer.clone());
     (writer, vec![std::sync::Arc::new(sink)])
