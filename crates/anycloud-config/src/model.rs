@@ -34,6 +34,9 @@ pub struct Config {
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Upstream MCP servers behind `/mcp`.
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::McpServerConfig>,
 }
 
 /// Stored state of the Responses API.
@@ -604,6 +607,9 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+    /// MCP tools the tenant may call through `/mcp`; absent = none.
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpPolicy>,
     /// The jurisdiction whose content store keeps this tenant's stored Responses and
     /// captured payloads; see [`TenantConfig::data_jurisdiction`] for the default.
     #[serde(default)]

@@ -21,6 +21,14 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.models(c, &clouds);
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
+    crate::mcp::validate_servers(&c.mcp_servers, &mut v.problems);
+    let mcp_servers: HashSet<&str> = c.mcp_servers.iter().map(|s| s.name.as_str()).collect();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Some(p) = &t.mcp {
+            v.problems
+                .extend(p.problems(&format!("tenants[{i}].mcp"), &mcp_servers));
+        }
+    }
     crate::telemetry::validate(c, &mut v.problems);
     crate::residency::validate(c, &mut v.problems);
     v.problems

@@ -146,6 +146,7 @@ prop_compose! {
             rate_limit: None,
             capture: false,
             data_jurisdiction: None,
+            mcp: None,
         };
         Case {
             table,

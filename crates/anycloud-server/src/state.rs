@@ -35,6 +35,8 @@ pub struct AppState {
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
+    /// `/mcp` and the upstream MCP servers.
+    pub mcp: crate::mcp::McpGateway,
     /// Failed admin-token attempts per client address (`admin_auth`).
     pub auth_failures: crate::admin_auth::FailedAuthLimiter,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
@@ -138,6 +140,10 @@ impl AppState {
                 governance.audit.clone(),
             );
         }
+        let mcp = crate::mcp::McpGateway::new(
+            &config,
+            crate::mcp::McpMetrics::register(&mut metrics.registry),
+        );
         let metrics = Arc::new(metrics);
         governance.audit.on_flush(metrics.flush_observer("audit"));
         governance
@@ -202,8 +208,10 @@ impl AppState {
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             ui,
+            mcp,
             tenants: RwLock::new(tenants),
         });
+        state.mcp.start();
         if let Some(b) = &state.broadcast {
             // Drains made on other instances before this one started.
             crate::shared::events::resync_drains(&state, b).await;
@@ -291,5 +299,6 @@ pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
         "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
         "capture": t.capture,
         "data_jurisdiction": t.data_jurisdiction(),
+        "mcp": t.mcp,
     })
 }

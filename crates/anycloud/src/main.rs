@@ -90,9 +90,13 @@ enum Command {
     Emulate {
         #[arg(long, default_value_t = 9100)]
         port: u16,
-        /// One cloud only: openai_compatible or azure_openai.
+        /// One emulator only: openai_compatible, azure_openai, oci, bedrock, vertex,
+        /// anthropic or mcp.
         #[arg(long)]
         cloud: Option<String>,
+        /// Serve the MCP emulator over stdio instead (for `[[mcp_servers]] command`).
+        #[arg(long, conflicts_with_all = ["cloud"])]
+        mcp_stdio: bool,
     },
 }
 
@@ -226,9 +230,17 @@ fn main() -> ExitCode {
                 .as_ref()
                 .map(|c| c.server.log_format)
                 .unwrap_or_default();
-            cmd::init_logging(flag, configured, loaded.as_ref().map(|c| &c.telemetry))
+            cmd::init_logging(
+                flag,
+                configured,
+                loaded.as_ref().map(|c| &c.telemetry),
+                false,
+            )
         }
-        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None),
+        Command::Demo { .. } => {
+            cmd::init_logging(None, anycloud_config::LogFormat::Text, None, true)
+        }
+        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None, false),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -322,7 +334,13 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
+            Command::Emulate {
+                mcp_stdio: true, ..
+            } => {
+                anycloud_emulators::mcp::serve_stdio().await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Emulate { port, cloud, .. } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });
     // After the server drained on SIGTERM: export the last spans.

@@ -34,6 +34,8 @@ pub struct Tenant {
     /// at rest"). Shown by the read endpoints; not part of the audited policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<crate::residency::ContentPlacement>,
+    /// MCP tools the tenant may call; `null` = none.
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// The policy part of a tenant, for create and update.
@@ -50,6 +52,7 @@ pub struct TenantPolicy {
     /// Whose content store keeps its stored responses and captures; default: its one
     /// jurisdiction.
     pub data_jurisdiction: Option<String>,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -66,6 +69,7 @@ pub struct NewTenant {
     #[serde(default)]
     pub capture: bool,
     pub data_jurisdiction: Option<String>,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 impl From<&TenantConfig> for Tenant {
@@ -80,6 +84,7 @@ impl From<&TenantConfig> for Tenant {
             capture: t.capture,
             data_jurisdiction: t.data_jurisdiction.clone(),
             content: None,
+            mcp: t.mcp.clone().map(Into::into),
         }
     }
 }
@@ -136,6 +141,11 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
             return Err(ApiError::invalid(m, Some("rate_limit")));
         }
     }
+    if let Some(m) = &p.mcp {
+        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
+            return Err(ApiError::invalid(msg, Some("mcp")));
+        }
+    }
     if p.capture && !state.governance.sealer.enabled() {
         return Err(ApiError::invalid(
             "Capture needs `[capture] key` in the gateway's config.",
@@ -151,6 +161,7 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
         rate_limit: p.rate_limit.map(Into::into),
         capture: p.capture,
         data_jurisdiction: p.data_jurisdiction,
+        mcp: p.mcp.map(Into::into),
     };
     if let Some(m) = anycloud_config::residency::placement_problem(&state.config, &t) {
         return Err(ApiError::invalid(m, Some("data_jurisdiction")));
@@ -213,6 +224,7 @@ async fn create_inner(
         rate_limit: input.rate_limit,
         capture: input.capture,
         data_jurisdiction: input.data_jurisdiction,
+        mcp: input.mcp,
     };
     let cfg = to_config(state, &input.name, policy)?;
     if state.tenant(&cfg.name).is_some() {

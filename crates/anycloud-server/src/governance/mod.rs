@@ -38,11 +38,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// A key's own policy, set through the admin API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPolicy {
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
+    /// Narrows the tenant's MCP policy for this key (README "MCP gateway").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// `{ usd, period }`, as in the config's tenant budgets.
@@ -214,10 +217,10 @@ impl Governance {
             .key_policies
             .read()
             .ok()
-            .and_then(|m| m.get(key_id).copied());
-        if let Some((p, at)) = cached {
+            .and_then(|m| m.get(key_id).cloned());
+        if let Some((p, at)) = &cached {
             if at.elapsed() < POLICY_TTL {
-                return Ok(p);
+                return Ok(p.clone());
             }
         }
         let read = crate::auth::store_read("key policy lookup", self.store.key_policy(key_id));
@@ -237,7 +240,7 @@ impl Governance {
             if m.len() > 100_000 {
                 m.clear();
             }
-            m.insert(key_id.to_string(), (policy, Instant::now()));
+            m.insert(key_id.to_string(), (policy.clone(), Instant::now()));
         }
         Ok(policy)
     }

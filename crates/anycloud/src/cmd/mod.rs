@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod config_check;
 pub mod demo;
+pub mod demo_console;
+pub mod demo_tools;
 pub mod demo_traffic;
 pub mod emulate;
 pub mod keys;
@@ -24,16 +26,34 @@ use std::path::Path;
 ///
 /// With `[telemetry] otlp_endpoint` set (serve only), spans are exported over
 /// OTLP/HTTP too; the returned exporter must be shut down to flush them.
+///
+/// `demo`: access-log lines go to the demo's file and are counted for its summary line
+/// (`demo_console`), not printed.
 pub fn init_logging(
     flag: Option<anycloud_config::LogFormat>,
     configured: anycloud_config::LogFormat,
     telemetry: Option<&anycloud_config::TelemetryConfig>,
+    demo: bool,
 ) -> Option<anycloud_server::telemetry::export::TraceExport> {
     use anycloud_config::LogFormat;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let filter = EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter =
+        EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let demo_layers = demo.then(|| {
+        if let Ok(off) = format!("{}=off", demo_console::ACCESS_TARGET).parse() {
+            filter = std::mem::take(&mut filter).add_directive(off);
+        }
+        let file = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(demo_console::AccessFile)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(demo_console::ACCESS_TARGET, tracing::Level::INFO),
+            );
+        file.and_then(demo_console::Counter)
+    });
     let env = match std::env::var("ANYCLOUD_LOG_FORMAT").as_deref() {
         Ok("json") => Some(LogFormat::Json),
         Ok("text") => Some(LogFormat::Text),
@@ -63,7 +83,11 @@ pub fn init_logging(
         }
         _ => (None, None),
     };
-    tracing_subscriber::registry().with(fmt).with(otel).init();
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .with(demo_layers)
+        .init();
     if let Some(e) = startup_error {
         tracing::error!(error = %e, "traces will not be exported");
     }
