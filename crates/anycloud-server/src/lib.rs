@@ -17,6 +17,8 @@ pub mod body;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod governance;
 pub mod health;
 pub mod ingress;

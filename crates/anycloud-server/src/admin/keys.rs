@@ -82,7 +82,7 @@ fn not_found(id: &str) -> ApiError {
     }
 }
 
-fn check_policy(p: &KeyPolicy) -> Result<(), ApiError> {
+pub(crate) fn check_policy(p: &KeyPolicy) -> Result<(), ApiError> {
     if let Some(b) = p.budget {
         if !(b.usd.is_finite() && b.usd >= 0.0) {
             return Err(ApiError::invalid(
