@@ -125,6 +125,7 @@ impl AppState {
         let governance = crate::governance::Governance::new(
             store.clone(),
             &config.capture,
+            &config.audit,
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;

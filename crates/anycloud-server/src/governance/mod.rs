@@ -172,6 +172,7 @@ impl Governance {
     pub fn new(
         store: Arc<dyn Store>,
         capture: &anycloud_config::CaptureConfig,
+        audit_config: &anycloud_config::AuditConfig,
         link: Option<Arc<RedisLink>>,
         request_timeout: Duration,
     ) -> Result<Governance, capture::CaptureError> {
@@ -182,7 +183,10 @@ impl Governance {
         Ok(Governance {
             budgets: Arc::new(budget::Budgets::new(store.clone(), shared_budgets)),
             limits: limits::RateLimiter::new(link.map(redis_ratelimit::SharedGcra::new)),
-            audit: Arc::new(audit::AuditLog::new(store.clone())),
+            audit: Arc::new(audit::AuditLog::new(
+                store.clone(),
+                audit::chain_keys(audit_config)?,
+            )),
             sealer: capture::Sealer::from_config(capture)?,
             store,
             key_policies: RwLock::default(),
