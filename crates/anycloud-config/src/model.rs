@@ -37,6 +37,9 @@ pub struct Config {
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Upstream MCP servers behind `/mcp`.
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::McpServerConfig>,
 }
 
 /// Stored state of the Responses API.
@@ -186,6 +189,31 @@ pub struct StoreConfig {
     /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
     #[serde(default = "default_true")]
     pub auto_migrate: bool,
+    /// `[store.content]`: where tenants' content (stored Responses, captured payloads)
+    /// lives, one store URL per jurisdiction (README "Data residency at rest"). Empty: all
+    /// content stays in the main store.
+    #[serde(default)]
+    pub content: std::collections::BTreeMap<String, String>,
+    /// Where ledger, audit, budget-spend and capture records go while the store cannot
+    /// take them (one append-only file per queue, replayed when it answers again). One
+    /// directory per instance. Unset: records wait in memory only, up to `queue_bound`.
+    #[serde(default)]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Bytes each queue's spill file may hold before new requests are refused (503).
+    #[serde(default = "default_spill_max_bytes")]
+    pub spill_max_bytes: u64,
+    /// Records each bookkeeping queue holds in memory before admission waits, then
+    /// answers 503 with `retry-after`.
+    #[serde(default = "default_queue_bound")]
+    pub queue_bound: usize,
+}
+
+fn default_spill_max_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_queue_bound() -> usize {
+    50_000
 }
 
 fn default_true() -> bool {
@@ -260,6 +288,10 @@ impl Default for StoreConfig {
             redis_prefix: default_redis_prefix(),
             redis_down: RedisDownPolicy::default(),
             auto_migrate: true,
+            content: Default::default(),
+            spill_dir: None,
+            spill_max_bytes: default_spill_max_bytes(),
+            queue_bound: default_queue_bound(),
         }
     }
 }
@@ -597,6 +629,27 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+    /// MCP tools the tenant may call through `/mcp`; absent = none.
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpPolicy>,
+    /// The jurisdiction whose content store keeps this tenant's stored Responses and
+    /// captured payloads; see [`TenantConfig::data_jurisdiction`] for the default.
+    #[serde(default)]
+    pub data_jurisdiction: Option<String>,
+}
+
+impl TenantConfig {
+    /// Where the tenant's content lives: `data_jurisdiction` when set, else its one
+    /// jurisdiction when `jurisdictions` names exactly one, else none.
+    pub fn data_jurisdiction(&self) -> Option<&str> {
+        if let Some(j) = &self.data_jurisdiction {
+            return Some(j);
+        }
+        match self.jurisdictions.as_deref() {
+            Some([only]) => Some(only),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for StoreConfig {

@@ -21,7 +21,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.models(c, &clouds);
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
+    crate::mcp::validate_servers(&c.mcp_servers, &mut v.problems);
+    let mcp_servers: HashSet<&str> = c.mcp_servers.iter().map(|s| s.name.as_str()).collect();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Some(p) = &t.mcp {
+            v.problems
+                .extend(p.problems(&format!("tenants[{i}].mcp"), &mcp_servers));
+        }
+    }
     crate::telemetry::validate(c, &mut v.problems);
+    crate::residency::validate(c, &mut v.problems);
     v.problems
 }
 
@@ -164,6 +173,15 @@ impl Validator {
             self.push(
                 "store.redis_prefix".into(),
                 "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
+            );
+        }
+        if c.store.queue_bound < 100 {
+            self.push("store.queue_bound".into(), "must be at least 100 records");
+        }
+        if c.store.spill_max_bytes < 1 << 20 {
+            self.push(
+                "store.spill_max_bytes".into(),
+                "must be at least 1048576 (1 MiB)",
             );
         }
     }

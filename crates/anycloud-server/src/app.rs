@@ -66,6 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/admin/v1/ledger/report", get(admin::ledger::report))
         .merge(crate::admin::routes())
+        .merge(crate::mcp::admin::routes())
+        .merge(crate::mcp::routes(state.clone()))
         .merge(crate::ui::routes())
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)

@@ -14,6 +14,7 @@ pub mod admin_auth;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod bookkeeping;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;
@@ -23,10 +24,12 @@ pub mod governance;
 pub mod health;
 pub mod ingress;
 pub mod ledger_sink;
+pub mod mcp;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
 pub mod request_scope;
+pub mod residency;
 pub mod shared;
 pub mod state;
 pub mod telemetry;
@@ -75,12 +78,19 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // MCP sessions hold SSE streams open: end them when shutdown begins, or graceful
+    // shutdown would wait for clients to hang up.
+    let mcp_sessions = state.mcp.shutdown_token();
     // The peer address feeds the failed-admin-auth limiter (`admin_auth`).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            mcp_sessions.cancel();
+        })
         .await;
     purger.abort();
+    state.mcp.shutdown().await;
     if let Some(m) = metrics_server {
         m.abort();
     }

@@ -6,10 +6,10 @@
 //! admin token: admin actions record who (`admin`) and what changed, and key creation
 //! records the key's id and prefix only.
 
-use super::batch::BatchWriter;
 use super::capture::CaptureError;
 use crate::outcome::{OutcomeSink, RequestOutcome};
 use anycloud_router::Decision;
+use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::{AuditEntry, ChainKeys, ChainStatus, Store};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 pub struct AuditLog {
-    writer: BatchWriter<AuditEntry>,
+    writer: Spool<AuditEntry>,
     keys: Arc<ChainKeys>,
     store: Arc<dyn Store>,
     // std Mutex: set and read whole, never held across an await.
@@ -48,17 +48,19 @@ pub fn chain_keys(c: &anycloud_config::AuditConfig) -> Result<ChainKeys, Capture
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn Store>, keys: ChainKeys) -> AuditLog {
+    /// `config`: the queue's bound and spill file (see `crate::bookkeeping`). Each batch is
+    /// one append: the chain is hashed in memory (under `keys`) and written with one
+    /// multi-row insert.
+    pub fn new(store: Arc<dyn Store>, config: SpoolConfig, keys: ChainKeys) -> AuditLog {
         let keys = Arc::new(keys);
         let (writer_store, writer_keys) = (store.clone(), keys.clone());
-        let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<AuditEntry>| {
-            let (store, keys) = (writer_store.clone(), writer_keys.clone());
-            Box::pin(async move {
-                if let Err(e) = store.append_audit(&batch, &keys).await {
-                    tracing::error!(error = %e, entries = batch.len(), "audit append failed");
-                }
-            })
-        }));
+        let writer = Spool::start(
+            config,
+            Arc::new(move |batch: Arc<Vec<AuditEntry>>| {
+                let (store, keys) = (writer_store.clone(), writer_keys.clone());
+                Box::pin(async move { store.append_audit(&batch, &keys).await.map(|_| ()) })
+            }),
+        );
         AuditLog {
             writer,
             keys,
@@ -88,6 +90,10 @@ impl AuditLog {
         self.last_verify.lock().ok().and_then(|l| l.clone())
     }
 
+    pub fn gauge(&self) -> SpoolGauge {
+        self.writer.gauge()
+    }
+
     pub fn push(&self, entry: AuditEntry) {
         self.writer.push(entry);
     }
@@ -106,10 +112,10 @@ impl AuditLog {
 
     /// Entries waiting to be appended.
     pub fn pending(&self) -> u64 {
-        self.writer.pending()
+        self.writer.stats().pending
     }
 
-    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+    pub fn on_flush(&self, hook: FlushHook) {
         self.writer.on_flush(hook);
     }
 
