@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command: Rust tests (nextest when installed, else cargo test), then the Python
 # SDK conformance suite (tests/sdk) against the real `anycloud` binary, schemathesis on the
-# admin API, and the dashboard's browser tests (tests/browser, headless Chromium).
+# admin API, the dashboard's browser tests (tests/browser, headless Chromium), and every
+# fuzz target for a few seconds (scripts/fuzz.sh).
 # Idempotent, needs no stdin, works on a fresh machine with only the package registries.
 # Runs every stage, prints each runner's summary, and exits non-zero if any stage failed.
 set -euo pipefail
@@ -117,6 +118,18 @@ fi
 if [[ $br_rc -ne 0 ]]; then failed+=("browser(exit $br_rc)"); fi
 br_summary="$(awk '/^ℹ tests/{t=$3} /^ℹ pass/{p=$3} /^ℹ fail/{f=$3} END {if (t != "") printf "node --test: %d tests, %d passed, %d failed", t, p, f}' "$br_log" 2>/dev/null || true)"
 
+# ---- fuzzing: every cargo-fuzz target briefly, so a new panic fails CI ----------------------
+# 18 targets x FUZZ_SECONDS (default 12) plus the build: about 4-5 minutes. The long runs
+# are `FUZZ_SECONDS=600 bash scripts/fuzz.sh [target...]` (fuzz/README.md).
+fz_log="$LOG_DIR/fuzz.log"
+step "fuzz: every target for ${FUZZ_SECONDS:-12}s (scripts/fuzz.sh)"
+set +e
+bash scripts/fuzz.sh 2>&1 | tee "$fz_log"
+fz_rc=${PIPESTATUS[0]}
+set -e
+if [[ $fz_rc -ne 0 ]]; then failed+=("fuzz(exit $fz_rc)"); fi
+fz_summary="$(grep -cE '^[a-z_]+ +execs' "$fz_log" || true) targets ran"
+
 # ---- hooks for later stages ---------------------------------------------------------------
 # Add further suites here, each recording into `failed` instead of exiting early.
 
@@ -126,6 +139,7 @@ echo "rust:   ${rust_summary:-no summary line found (see $rust_log)}"
 echo "python: ${py_summary:-no summary line found (see $py_log)}"
 echo "schemathesis: ${st_summary:-no summary line found (see $st_log)}"
 echo "browser: ${br_summary:-no summary line found (see $br_log)}"
+echo "fuzz:   ${fz_summary:-no summary (see $fz_log)}"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -31,6 +31,9 @@ pub struct Config {
     /// Payload capture for tenants with `capture = true`.
     #[serde(default)]
     pub capture: CaptureConfig,
+    /// The audit chain's HMAC key.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
@@ -58,6 +61,25 @@ impl Default for ResponsesConfig {
             retention_days: default_retention_days(),
         }
     }
+}
+
+/// `[audit]`: the HMAC-SHA-256 key of the audit chain (README "Security"). Without it
+/// the chain is plain SHA-256, which anyone who can write the database can recompute.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Base64 of at least 32 random bytes.
+    pub key: Option<SecretString>,
+    /// Written into each entry's hash (`<key_id>:<hmac>`), so keys can rotate.
+    #[serde(default = "default_audit_key_id")]
+    pub key_id: String,
+    /// Retired keys, still used to verify older entries.
+    #[serde(default)]
+    pub old_keys: Vec<CaptureKey>,
+}
+
+fn default_audit_key_id() -> String {
+    "a1".into()
 }
 
 /// `[capture]`: the AES-256-GCM key that seals captured bodies, and redaction.

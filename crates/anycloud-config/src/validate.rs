@@ -58,6 +58,7 @@ impl Validator {
             );
         }
         self.admin_token(c);
+        self.audit_keys(c);
         // Purge arithmetic adds this many days to a date: bounded so it cannot overflow.
         if !(1..=MAX_RETENTION_DAYS).contains(&c.responses.retention_days) {
             self.push(
@@ -110,6 +111,45 @@ impl Validator {
                 self.push(
                     "server.metrics_listen".into(),
                     format!("`{listen}` is not an address like 127.0.0.1:9464"),
+                );
+            }
+        }
+    }
+
+    fn audit_keys(&mut self, c: &Config) {
+        use base64::Engine as _;
+        use secrecy::ExposeSecret;
+        let a = &c.audit;
+        let id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        };
+        let mut keys: Vec<(String, &secrecy::SecretString, &str)> = a
+            .old_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("audit.old_keys[{i}]"), &k.key, k.id.as_str()))
+            .collect();
+        if let Some(k) = &a.key {
+            keys.push(("audit.key".into(), k, a.key_id.as_str()));
+        }
+        for (path, key, id) in keys {
+            let long_enough = base64::engine::general_purpose::STANDARD
+                .decode(key.expose_secret().trim())
+                .is_ok_and(|b| b.len() >= 32);
+            if !long_enough {
+                self.push(
+                    path.clone(),
+                    "must be base64 of at least 32 random bytes (`openssl rand -base64 32`)",
+                );
+            }
+            if !id_ok(id) {
+                self.push(
+                    path,
+                    format!("key id `{id}` must be 1 to 32 letters, digits, `-` or `_`"),
                 );
             }
         }

@@ -15,6 +15,8 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod oci;
 pub mod openai;

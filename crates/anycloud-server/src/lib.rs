@@ -18,6 +18,8 @@ pub mod bookkeeping;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod governance;
 pub mod health;
 pub mod ingress;

@@ -130,6 +130,7 @@ impl AppState {
             store.clone(),
             &config.capture,
             &config.store,
+            &config.audit,
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;

@@ -76,12 +76,13 @@ pub async fn counts(store: &dyn TransferStore) -> Result<Vec<(Table, u64)>, Stor
 
 /// Copies every row of `from` into `to` (which should be empty: rows that exist already
 /// make the copy fail with a conflict), `batch` rows per page. `progress` is called after
-/// each page with the table and the number of rows just copied.
+/// each page with the table and the number of rows just copied; `keys` verify the chains.
 pub async fn copy(
     from: &dyn Store,
     to: &dyn Store,
     batch: u32,
     progress: &(dyn Fn(Table, u64) + Send + Sync),
+    keys: &crate::ChainKeys,
 ) -> Result<CopySummary, StoreError> {
     let batch = batch.max(1);
     for table in Table::ALL {
@@ -99,11 +100,16 @@ pub async fn copy(
             after = page.cursor();
         }
     }
-    compare(from, to).await
+    compare(from, to, keys).await
 }
 
 /// Compares two stores: counts, ledger totals and audit chains.
-pub async fn compare(from: &dyn Store, to: &dyn Store) -> Result<CopySummary, StoreError> {
+/// `keys` verify the chains (`[audit]` of the config; unkeyed without one).
+pub async fn compare(
+    from: &dyn Store,
+    to: &dyn Store,
+    keys: &crate::ChainKeys,
+) -> Result<CopySummary, StoreError> {
     let (source, target) = (counts(from).await?, counts(to).await?);
     Ok(CopySummary {
         tables: source
@@ -117,7 +123,7 @@ pub async fn compare(from: &dyn Store, to: &dyn Store) -> Result<CopySummary, St
             .collect(),
         source_ledger: from.ledger_totals().await?,
         target_ledger: to.ledger_totals().await?,
-        source_chain: from.verify_audit().await?,
-        target_chain: to.verify_audit().await?,
+        source_chain: from.verify_audit(keys).await?,
+        target_chain: to.verify_audit(keys).await?,
     })
 }

@@ -95,13 +95,23 @@ pub struct CaptureRecord {
 pub trait GovernanceStore: Send + Sync {
     /// Appends entries to the chain in one transaction, in order, and returns them with
     /// their `seq` and hashes.
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Entries matching `q`, in `seq` order.
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Walks the whole chain (and checks it ends at the recorded head).
-    async fn verify_audit(&self) -> Result<ChainStatus, StoreError>;
+    /// Walks the whole chain page by page (and checks it ends at the recorded head).
+    async fn verify_audit(&self, keys: &ChainKeys) -> Result<ChainStatus, StoreError>;
+
+    /// The recorded head of the chain, `(seq, hash)`, if any entry was written.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// The entry with this `seq`, if there is one (checkpoints).
+    async fn audit_entry(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError>;
 
     /// Adds settled spend, in USD, per `(scope, period_start)`.
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError>;
@@ -160,8 +170,122 @@ fn write_canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// The hash of entry `seq` after `prev_hash`.
-pub fn entry_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+/// The keys of the audit chain (`[audit] key`, `key_id`, `old_keys`). With a key, each
+/// entry's `hash` is `<key id>:` and the hex HMAC-SHA-256 of `prev_hash || canonical
+/// JSON` under that key, so whoever can write the database but does not hold the key
+/// cannot recompute the chain after changing an entry. Without one (and for entries
+/// written before a key was set) it is the plain SHA-256, 64 hex digits.
+#[derive(Clone, Default)]
+pub struct ChainKeys {
+    current: Option<(String, Vec<u8>)>,
+    old: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ChainKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainKeys")
+            .field("current", &self.current.as_ref().map(|(id, _)| id))
+            .field(
+                "old",
+                &self.old.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+impl ChainKeys {
+    /// No key: the plain SHA-256 chain.
+    pub fn unkeyed() -> ChainKeys {
+        ChainKeys::default()
+    }
+
+    /// `current` signs new entries; `old` (retired keys) still verify older ones.
+    pub fn new(current: (String, Vec<u8>), old: Vec<(String, Vec<u8>)>) -> ChainKeys {
+        ChainKeys {
+            current: Some(current),
+            old,
+        }
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.current.is_some()
+    }
+
+    pub fn current_id(&self) -> Option<&str> {
+        self.current.as_ref().map(|(id, _)| id.as_str())
+    }
+
+    fn key(&self, id: &str) -> Option<&[u8]> {
+        self.current
+            .iter()
+            .chain(self.old.iter())
+            .find(|(k, _)| k == id)
+            .map(|(_, key)| key.as_slice())
+    }
+
+    /// The hash of entry `seq` after `prev_hash`, under the current key (if any).
+    pub fn hash(&self, prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+        let msg = hashed_message(prev_hash, seq, entry);
+        match &self.current {
+            Some((id, key)) => format!("{id}:{}", hmac_hex(key, &msg)),
+            None => hex::encode(Sha256::digest(&msg)),
+        }
+    }
+
+    /// Whether `r.hash` is right for its content, under the key it names. `Err` says why
+    /// not (an unknown key id, a changed entry).
+    fn check(&self, r: &AuditRecord) -> Result<(), String> {
+        let msg = hashed_message(&r.prev_hash, r.seq, &r.entry);
+        let ok = match r.hash.split_once(':') {
+            Some((id, mac)) => {
+                let Some(key) = self.key(id) else {
+                    return Err(format!(
+                        "entry {} is signed with audit key `{id}`, which is not configured",
+                        r.seq
+                    ));
+                };
+                let Ok(mac) = hex::decode(mac) else {
+                    return Err(format!("entry {} was altered (its hash is not hex)", r.seq));
+                };
+                let Ok(mut m) = <HmacSha256 as hmac::Mac>::new_from_slice(key) else {
+                    return Err("the audit key cannot be used".into());
+                };
+                hmac::Mac::update(&mut m, &msg);
+                hmac::Mac::verify_slice(m, &mac).is_ok()
+            }
+            None => hex::encode(Sha256::digest(&msg)) == r.hash,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "entry {} was altered (its content does not match its hash)",
+                r.seq
+            ))
+        }
+    }
+
+    /// The MAC of a checkpoint line under key `id`.
+    pub fn sign(&self, id: &str, line: &str) -> Option<String> {
+        self.key(id).map(|k| hmac_hex(k, line.as_bytes()))
+    }
+}
+
+fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+    match <HmacSha256 as hmac::Mac>::new_from_slice(key) {
+        Ok(mut m) => {
+            hmac::Mac::update(&mut m, msg);
+            hex::encode(hmac::Mac::finalize(m).into_bytes())
+        }
+        // HMAC takes a key of any length; this arm cannot be reached.
+        Err(_) => String::new(),
+    }
+}
+
+/// `prev_hash || canonical JSON of the entry with its seq`: what each link hashes.
+fn hashed_message(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
     let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("seq".into(), Value::from(seq));
@@ -176,10 +300,159 @@ pub fn entry_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
             map.insert("cost_usd".into(), Value::from(0.0));
         }
     }
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(canonical_json(&value).as_bytes());
-    hex::encode(h.finalize())
+    let mut msg = prev_hash.as_bytes().to_vec();
+    msg.extend_from_slice(canonical_json(&value).as_bytes());
+    msg
+}
+
+/// The unkeyed hash of entry `seq` after `prev_hash` (see [`ChainKeys::hash`]).
+pub fn entry_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+    ChainKeys::unkeyed().hash(prev_hash, seq, entry)
+}
+
+/// Walks the chain one record at a time, holding only the previous hash: the backends
+/// feed it page by page, so verifying a log of any length takes constant memory.
+#[derive(Debug)]
+pub struct ChainVerifier<'k> {
+    keys: &'k ChainKeys,
+    prev: String,
+    expected_seq: i64,
+    /// Entries under the plain SHA-256 (written before a key was configured).
+    pub unkeyed: i64,
+    keyed_seen: bool,
+    broken: Option<ChainStatus>,
+}
+
+impl<'k> ChainVerifier<'k> {
+    pub fn new(keys: &'k ChainKeys) -> ChainVerifier<'k> {
+        ChainVerifier {
+            keys,
+            prev: GENESIS_HASH.to_string(),
+            expected_seq: 1,
+            unkeyed: 0,
+            keyed_seen: false,
+            broken: None,
+        }
+    }
+
+    /// True once a break was found (feed no more).
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    fn fail(&mut self, seq: i64, verified: i64, problem: String) {
+        if self.broken.is_none() {
+            self.broken = Some(ChainStatus::Broken {
+                seq,
+                verified,
+                problem,
+            });
+        }
+    }
+
+    /// A row that could not be read back (a field no longer parses): the chain is broken
+    /// at `seq`, named like a changed value.
+    pub fn unreadable(&mut self, seq: i64, what: &str) {
+        let verified = self.expected_seq - 1;
+        self.fail(
+            seq,
+            verified,
+            format!("entry {seq} was altered (its {what} can no longer be read)"),
+        );
+    }
+
+    /// The hash of the last entry that verified (the genesis hash before any).
+    pub fn prev_hash(&self) -> &str {
+        &self.prev
+    }
+
+    pub fn feed(&mut self, r: &AuditRecord) {
+        if self.broken.is_some() {
+            return;
+        }
+        let expected = self.expected_seq;
+        let verified = expected - 1;
+        if r.seq > expected {
+            return self.fail(
+                expected,
+                verified,
+                format!("entry {expected} is missing (the next entry is {})", r.seq),
+            );
+        }
+        if r.seq < expected {
+            return self.fail(
+                expected,
+                verified,
+                format!(
+                    "entry {} appears again where entry {expected} belongs",
+                    r.seq
+                ),
+            );
+        }
+        if r.prev_hash != self.prev {
+            return self.fail(
+                expected,
+                verified,
+                format!(
+                    "entry {expected} does not follow entry {verified} (prev_hash differs): entries were removed or reordered"
+                ),
+            );
+        }
+        let keyed = r.hash.contains(':');
+        if !keyed && self.keyed_seen {
+            // Once the chain is keyed, an unkeyed entry is someone recomputing hashes
+            // without the key.
+            return self.fail(
+                expected,
+                verified,
+                format!("entry {expected} was altered (it is not signed with an audit key, but the entries before it are)"),
+            );
+        }
+        if let Err(problem) = self.keys.check(r) {
+            return self.fail(expected, verified, problem);
+        }
+        self.keyed_seen |= keyed;
+        self.unkeyed += i64::from(!keyed);
+        self.prev = r.hash.clone();
+        self.expected_seq += 1;
+    }
+
+    /// The result, given the recorded chain head `(seq, hash)`.
+    pub fn finish(self, head: Option<(i64, String)>) -> ChainStatus {
+        if let Some(b) = self.broken {
+            return b;
+        }
+        let count = self.expected_seq - 1;
+        let prev = self.prev;
+        match head {
+            Some((seq, _)) if seq > count => ChainStatus::Broken {
+                seq: count + 1,
+                verified: count,
+                problem: format!(
+                    "entry {} is missing (the chain's head says {seq} entries)",
+                    count + 1
+                ),
+            },
+            Some((seq, hash_at_head)) if seq == count && hash_at_head != prev => {
+                ChainStatus::Broken {
+                    seq: count,
+                    verified: count - 1,
+                    problem: format!("entry {count} was altered (it is not the recorded head)"),
+                }
+            }
+            Some((seq, _)) if seq < count => ChainStatus::Broken {
+                seq: seq + 1,
+                verified: seq,
+                problem: format!("entry {} was added outside the chain's head", seq + 1),
+            },
+            None if count > 0 => ChainStatus::Broken {
+                seq: count,
+                verified: count,
+                problem: "the chain's head record is missing".into(),
+            },
+            _ => ChainStatus::Intact { count },
+        }
+    }
 }
 
 /// Walks records (in the order read, which must be `seq` order) from the genesis hash.
@@ -187,66 +460,14 @@ pub fn entry_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
 pub fn verify_chain<'a>(
     records: impl IntoIterator<Item = &'a AuditRecord>,
     head: Option<(i64, String)>,
+    keys: &ChainKeys,
 ) -> ChainStatus {
-    let mut prev = GENESIS_HASH.to_string();
-    let mut expected_seq = 1i64;
+    let mut v = ChainVerifier::new(keys);
     for r in records {
-        let broken = |problem: String| ChainStatus::Broken {
-            seq: expected_seq,
-            verified: expected_seq - 1,
-            problem,
-        };
-        if r.seq > expected_seq {
-            return broken(format!(
-                "entry {expected_seq} is missing (the next entry is {})",
-                r.seq
-            ));
+        v.feed(r);
+        if v.is_broken() {
+            break;
         }
-        if r.seq < expected_seq {
-            return broken(format!(
-                "entry {} appears again where entry {expected_seq} belongs",
-                r.seq
-            ));
-        }
-        if r.prev_hash != prev {
-            return broken(format!(
-                "entry {expected_seq} does not follow entry {} (prev_hash differs): entries were removed or reordered",
-                expected_seq - 1
-            ));
-        }
-        if entry_hash(&prev, r.seq, &r.entry) != r.hash {
-            return broken(format!(
-                "entry {expected_seq} was altered (its content does not match its hash)"
-            ));
-        }
-        prev = r.hash.clone();
-        expected_seq += 1;
     }
-    let count = expected_seq - 1;
-    match head {
-        Some((seq, _)) if seq > count => ChainStatus::Broken {
-            seq: count + 1,
-            verified: count,
-            problem: format!(
-                "entry {} is missing (the chain's head says {seq} entries)",
-                count + 1
-            ),
-        },
-        Some((seq, hash_at_head)) if seq == count && hash_at_head != prev => ChainStatus::Broken {
-            seq: count,
-            verified: count - 1,
-            problem: format!("entry {count} was altered (it is not the recorded head)"),
-        },
-        Some((seq, _)) if seq < count => ChainStatus::Broken {
-            seq: seq + 1,
-            verified: seq,
-            problem: format!("entry {} was added outside the chain's head", seq + 1),
-        },
-        None if count > 0 => ChainStatus::Broken {
-            seq: count,
-            verified: count,
-            problem: "the chain's head record is missing".into(),
-        },
-        _ => ChainStatus::Intact { count },
-    }
+    v.finish(head)
 }

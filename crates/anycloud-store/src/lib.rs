@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::StoreError;
 pub use governance::{
-    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus, GovernanceStore,
+    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus, ChainVerifier,
+    GovernanceStore,
 };
 pub use migrate::MigrationInfo;
 pub use postgres::PgStore;

@@ -27,7 +27,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::governance::{AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus};
+use crate::governance::{
+    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus,
+};
 use crate::migrate::MigrationInfo;
 use crate::transfer::{Cursor, LedgerTotals, Page, Table};
 use crate::{
@@ -351,16 +353,28 @@ impl Store for ResidentStore {
 
 #[async_trait]
 impl GovernanceStore for ResidentStore {
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
-        self.main.append_audit(entries).await
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.main.append_audit(entries, keys).await
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.main.query_audit(q).await
     }
 
-    async fn verify_audit(&self) -> Result<ChainStatus, StoreError> {
-        self.main.verify_audit().await
+    async fn verify_audit(&self, keys: &ChainKeys) -> Result<ChainStatus, StoreError> {
+        self.main.verify_audit(keys).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.main.audit_head().await
+    }
+
+    async fn audit_entry(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError> {
+        self.main.audit_entry(seq).await
     }
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {

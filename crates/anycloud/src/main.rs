@@ -205,6 +205,19 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         config: PathBuf,
+        /// A checkpoint written by `audit checkpoint`: also prove that nothing up to it
+        /// was rewritten or truncated.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Write the chain's signed head (sequence, hash, time) to a file or stdout, for the
+    /// operator to keep outside the database (needs `[audit] key`).
+    Checkpoint {
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write it (stdout without).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -395,8 +408,11 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Audit {
-                command: AuditCommand::Verify { config },
-            } => cmd::audit::verify(&config).await,
+                command: AuditCommand::Verify { config, checkpoint },
+            } => cmd::audit::verify(&config, checkpoint.as_deref()).await,
+            Command::Audit {
+                command: AuditCommand::Checkpoint { config, out },
+            } => cmd::audit::checkpoint(&config, out.as_deref()).await,
             Command::Ledger {
                 command: LedgerCommand::Reconcile { config, requests },
             } => cmd::reconcile::run(&config, &requests).await,

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use anycloud_store::governance::{AuditEntry, CaptureRecord};
 use anycloud_store::testing::PgSchema;
-use anycloud_store::{RecordedPrice, Store, StoredResponse, TenantRecord, UsageRecord};
+use anycloud_store::{ChainKeys, RecordedPrice, Store, StoredResponse, TenantRecord, UsageRecord};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 
@@ -167,7 +167,10 @@ async fn populate(store: &dyn Store) {
         })
         .collect();
     for chunk in entries.chunks(5) {
-        store.append_audit(chunk).await.unwrap();
+        store
+            .append_audit(chunk, &ChainKeys::unkeyed())
+            .await
+            .unwrap();
     }
     store
         .add_spend(&[("tenant:acme".into(), "2026-11-01".into(), 0.27)])

@@ -71,7 +71,8 @@ pub async fn get_one(
             request_id: rec.request_id,
             at: rec.at,
             tenant: rec.tenant,
-            key_id: rec.key_id,
+            // The configured key's id (the stored one also marks tenant binding).
+            key_id: crate::governance::capture::key_id_of(&rec.key_id).to_string(),
             request: body.get("request").cloned().unwrap_or_default(),
             response: body.get("response").cloned().filter(|v| !v.is_null()),
         })

@@ -93,6 +93,11 @@ fn check_policy(state: &AppState, p: &KeyPolicy) -> Result<(), ApiError> {
             return Err(ApiError::invalid(msg, Some("mcp")));
         }
     }
+    check_policy_shape(p)
+}
+
+/// The checks of a key policy that need no config (also the fuzz target's).
+pub(crate) fn check_policy_shape(p: &KeyPolicy) -> Result<(), ApiError> {
     if let Some(b) = p.budget {
         if !(b.usd.is_finite() && b.usd >= 0.0) {
             return Err(ApiError::invalid(

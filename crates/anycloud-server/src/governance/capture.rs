@@ -28,6 +28,8 @@ pub enum CaptureError {
     Open,
     #[error("capture could not be sealed")]
     Seal,
+    #[error("audit key `{id}` is not base64 of at least 32 bytes")]
+    BadAuditKey { id: String },
 }
 
 pub struct Sealer {
@@ -44,6 +46,19 @@ impl std::fmt::Debug for Sealer {
             .field("redact", &self.redact)
             .finish()
     }
+}
+
+/// Marks the stored key id of a record sealed with [`bound_aad`].
+pub const TENANT_BOUND: &str = "+t";
+
+/// The configured key id of a stored one (without the [`TENANT_BOUND`] mark).
+pub fn key_id_of(stored: &str) -> &str {
+    stored.strip_suffix(TENANT_BOUND).unwrap_or(stored)
+}
+
+/// Associated data binding a sealed record to its tenant and id.
+fn bound_aad(tenant: &str, request_id: &str) -> Vec<u8> {
+    format!("anycloud-seal-v2\0{tenant}\0{request_id}").into_bytes()
 }
 
 fn cipher(id: &str, b64: &str) -> Result<Aes256Gcm, CaptureError> {
@@ -92,15 +107,16 @@ impl Sealer {
     }
 
     /// Seals without redaction, for state that must round-trip exactly (stored
-    /// Responses API conversations). `aad` binds the record to its id.
+    /// Responses API conversations). The associated data binds the record to its id and
+    /// its tenant: a row moved to another tenant (or id) no longer opens.
     pub fn seal_exact(
         &self,
-        aad: &str,
+        request_id: &str,
         tenant: &str,
         body: Value,
     ) -> Result<CaptureRecord, CaptureError> {
-        let request_id = aad;
         let (id, ci) = self.current.as_ref().ok_or(CaptureError::Seal)?;
+        let aad = bound_aad(tenant, request_id);
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let plain = body.to_string();
@@ -109,7 +125,7 @@ impl Sealer {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: plain.as_bytes(),
-                    aad: request_id.as_bytes(),
+                    aad: &aad,
                 },
             )
             .map_err(|_| CaptureError::Seal)?;
@@ -117,18 +133,26 @@ impl Sealer {
             request_id: request_id.to_string(),
             at: chrono::Utc::now(),
             tenant: tenant.to_string(),
-            key_id: id.clone(),
+            key_id: format!("{id}{TENANT_BOUND}"),
             nonce: nonce.to_vec(),
             ciphertext,
         })
     }
 
+    /// Opens a record. Records sealed before tenant binding (key id without the
+    /// [`TENANT_BOUND`] mark) are still read with their old associated data (the id
+    /// alone); a bound record cannot be passed off as one, since its ciphertext only
+    /// opens with the bound data.
     pub fn open(&self, r: &CaptureRecord) -> Result<Value, CaptureError> {
+        let (key_id, aad) = match r.key_id.strip_suffix(TENANT_BOUND) {
+            Some(id) => (id, bound_aad(&r.tenant, &r.request_id)),
+            None => (r.key_id.as_str(), r.request_id.as_bytes().to_vec()),
+        };
         let ci = self
             .all
-            .get(&r.key_id)
+            .get(key_id)
             .ok_or_else(|| CaptureError::UnknownKey {
-                id: r.key_id.clone(),
+                id: key_id.to_string(),
             })?;
         if r.nonce.len() != 12 {
             return Err(CaptureError::Open);
@@ -138,7 +162,7 @@ impl Sealer {
                 Nonce::from_slice(&r.nonce),
                 Payload {
                     msg: &r.ciphertext,
-                    aad: r.request_id.as_bytes(),
+                    aad: &aad,
                 },
             )
             .map_err(|_| CaptureError::Open)?;
@@ -315,13 +339,21 @@ mod tests {
         let rec = s1
             .seal("req_1", "t", serde_json::json!({"request": "a@b.io"}))
             .unwrap();
-        assert_eq!(rec.key_id, "k1");
+        assert_eq!(rec.key_id, "k1+t");
         assert!(!String::from_utf8_lossy(&rec.ciphertext).contains("request"));
         assert_eq!(s1.open(&rec).unwrap()["request"], "[EMAIL]");
         // Moved to another request id: refused.
         let mut moved = rec.clone();
         moved.request_id = "req_2".into();
         assert!(s1.open(&moved).is_err());
+        // Moved to another tenant: refused too (the tenant is in the associated data).
+        let mut moved = rec.clone();
+        moved.tenant = "other".into();
+        assert!(matches!(s1.open(&moved), Err(CaptureError::Open)));
+        // Passed off as a record from before tenant binding: refused.
+        let mut downgraded = rec.clone();
+        downgraded.key_id = "k1".into();
+        assert!(s1.open(&downgraded).is_err());
         // Rotated: k2 is current, k1 still opens old records.
         let s2 = Sealer::from_config(&CaptureConfig {
             key: Some(key(2)),
@@ -334,7 +366,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s2.open(&rec).unwrap()["request"], "[EMAIL]");
-        assert_eq!(s2.seal("r", "t", Value::Null).unwrap().key_id, "k2");
+        assert_eq!(s2.seal("r", "t", Value::Null).unwrap().key_id, "k2+t");
         // Without k1, the old record names its key.
         let s3 = Sealer::from_config(&CaptureConfig {
             key: Some(key(2)),
@@ -347,5 +379,38 @@ mod tests {
             s3.open(&rec),
             Err(CaptureError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn records_sealed_before_tenant_binding_still_open() {
+        use aes_gcm::aead::{Aead, Payload};
+        let s = Sealer::from_config(&CaptureConfig {
+            key: Some(key(1)),
+            key_id: "k1".into(),
+            old_keys: vec![],
+            redact: false,
+        })
+        .unwrap();
+        // As the previous release sealed: the request id alone as associated data.
+        let (_, ci) = s.current.as_ref().unwrap();
+        let nonce = [7u8; 12];
+        let ciphertext = ci
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: br#"{"old":true}"#,
+                    aad: b"req_old",
+                },
+            )
+            .unwrap();
+        let legacy = CaptureRecord {
+            request_id: "req_old".into(),
+            at: chrono::Utc::now(),
+            tenant: "t".into(),
+            key_id: "k1".into(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        };
+        assert_eq!(s.open(&legacy).unwrap()["old"], true);
     }
 }

@@ -178,6 +178,7 @@ impl Governance {
         store: Arc<dyn Store>,
         capture: &anycloud_config::CaptureConfig,
         queues: &anycloud_config::StoreConfig,
+        audit_config: &anycloud_config::AuditConfig,
         link: Option<Arc<RedisLink>>,
         request_timeout: Duration,
     ) -> Result<Governance, capture::CaptureError> {
@@ -201,6 +202,7 @@ impl Governance {
             audit: Arc::new(audit::AuditLog::new(
                 store.clone(),
                 spool_config(queues, "audit"),
+                audit::chain_keys(audit_config)?,
             )),
             sealer: capture::Sealer::from_config(capture)?,
             captures: capture::writer(store.clone(), spool_config(queues, "capture")),

@@ -23,6 +23,9 @@ pub struct Filters {
     #[serde(default)]
     pub action: String,
     pub after: Option<i64>,
+    /// `?verify=1`: walk the chain now rather than show the last result.
+    #[serde(default)]
+    pub verify: Option<String>,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -131,11 +134,36 @@ fn row(r: &AuditRecord) -> String {
 pub async fn render(state: &AppState, f: &Filters) -> String {
     // Read-your-writes: queued entries (≤ 50 ms old) belong on the page and in the check.
     state.governance.audit.flush().await;
-    let status = state.store.verify_audit().await.map_err(|e| {
+    // The chain is walked on request (`?verify=1`) or on the first view since start, not
+    // on every view: the banner shows the last result and when it was taken.
+    let audit = &state.governance.audit;
+    let last = match audit.last_verify() {
+        Some(last) if f.verify.is_none() => Ok(last),
+        _ => audit.verify().await.map(|s| (chrono::Utc::now(), s)),
+    };
+    let status = last.map_err(|e| {
         tracing::error!(error = %e, "dashboard: audit verify failed");
         "The audit log could not be read.".to_string()
     });
-    let (banner, count) = chain_banner(&status);
+    let chain: Result<ChainStatus, String> = status
+        .as_ref()
+        .map(|(_, s)| s.clone())
+        .map_err(Clone::clone);
+    let (mut banner, _) = chain_banner(&chain);
+    if let Ok((at, _)) = &status {
+        let _ = write!(
+            banner,
+            r#"<p class="muted" id="chain-checked">Checked {} UTC. <a href="/ui/audit?verify=1">Verify now</a></p>"#,
+            at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    let count = match state.store.audit_head().await {
+        Ok(h) => h.map_or(0, |(seq, _)| seq),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard: audit head unreadable");
+            0
+        }
+    };
     let after = f
         .after
         .unwrap_or(if f.any() {

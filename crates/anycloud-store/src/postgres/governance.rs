@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::{ms, PgStore};
 use crate::governance::{
-    entry_hash, verify_chain, AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus,
+    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus, ChainVerifier,
     GovernanceStore, GENESIS_HASH,
 };
 use crate::StoreError;
@@ -134,7 +134,11 @@ pub(crate) async fn set_head(
 
 #[async_trait]
 impl GovernanceStore for PgStore {
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -157,7 +161,7 @@ impl GovernanceStore for PgStore {
             entry.at = ms(e.at);
             let record = AuditRecord {
                 seq,
-                hash: entry_hash(&prev, seq, &entry),
+                hash: keys.hash(&prev, seq, &entry),
                 entry,
                 prev_hash: prev,
             };
@@ -192,7 +196,7 @@ impl GovernanceStore for PgStore {
         rows.iter().map(audit_from_row).collect()
     }
 
-    async fn verify_audit(&self) -> Result<ChainStatus, StoreError> {
+    async fn verify_audit(&self, keys: &ChainKeys) -> Result<ChainStatus, StoreError> {
         // One snapshot for the head and every page: appends by other instances meanwhile
         // are simply not seen, instead of looking like rows written past the head.
         let mut tx = self.pool.begin().await?;
@@ -204,7 +208,8 @@ impl GovernanceStore for PgStore {
             .await?
             .map(|r| Ok::<_, StoreError>((r.try_get("seq")?, r.try_get("hash")?)))
             .transpose()?;
-        let mut all = Vec::new();
+        // Page by page in seq order, holding one page and the previous hash.
+        let mut v = ChainVerifier::new(keys);
         let mut after = i64::MIN;
         loop {
             let sql = format!(
@@ -216,16 +221,39 @@ impl GovernanceStore for PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
             for row in &rows {
-                let r = audit_from_row(row)?;
-                after = r.seq;
-                all.push(r);
+                let seq: i64 = row.try_get("seq")?;
+                after = seq;
+                match audit_from_row(row) {
+                    Ok(r) => v.feed(&r),
+                    Err(StoreError::Corrupt { column, .. }) => v.unreadable(seq, column),
+                    // A column PostgreSQL itself can no longer decode is the same story.
+                    Err(StoreError::Database(_)) => v.unreadable(seq, "content"),
+                    Err(e) => return Err(e),
+                }
             }
-            if (rows.len() as i64) < VERIFY_PAGE {
+            if (rows.len() as i64) < VERIFY_PAGE || v.is_broken() {
                 break;
             }
         }
         tx.commit().await?;
-        Ok(verify_chain(all.iter(), head))
+        Ok(v.finish(head))
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
+            .transpose()
+    }
+
+    async fn audit_entry(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq = $1");
+        let row = sqlx::query(&sql)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(audit_from_row).transpose()
     }
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::{parse_timestamp, timestamp, SqliteStore};
 use crate::governance::{
-    entry_hash, verify_chain, AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainStatus,
+    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus, ChainVerifier,
     GovernanceStore, GENESIS_HASH,
 };
 use crate::StoreError;
@@ -118,7 +118,11 @@ pub(super) async fn set_head(
 
 #[async_trait]
 impl GovernanceStore for SqliteStore {
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -139,7 +143,7 @@ impl GovernanceStore for SqliteStore {
                 seq += 1;
                 let record = AuditRecord {
                     seq,
-                    hash: entry_hash(&prev, seq, e),
+                    hash: keys.hash(&prev, seq, e),
                     entry: e.clone(),
                     prev_hash: prev,
                 };
@@ -184,14 +188,14 @@ impl GovernanceStore for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
-    async fn verify_audit(&self) -> Result<ChainStatus, StoreError> {
+    async fn verify_audit(&self, keys: &ChainKeys) -> Result<ChainStatus, StoreError> {
         let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_optional(&self.pool)
             .await?
             .map(|r| Ok::<_, StoreError>((r.try_get("seq")?, r.try_get("hash")?)))
             .transpose()?;
-        // Read in pages by rowid order of seq; the chain check itself is pure.
-        let mut all = Vec::new();
+        // Page by page in seq order, holding one page and the previous hash.
+        let mut v = ChainVerifier::new(keys);
         let mut after = i64::MIN;
         loop {
             let sql = format!(
@@ -202,17 +206,37 @@ impl GovernanceStore for SqliteStore {
                 .bind(VERIFY_PAGE)
                 .fetch_all(&self.pool)
                 .await?;
-            let n = rows.len();
             for row in &rows {
-                let r = audit_from_row(row)?;
-                after = r.seq;
-                all.push(r);
+                let seq: i64 = row.try_get("seq")?;
+                after = seq;
+                match audit_from_row(row) {
+                    Ok(r) => v.feed(&r),
+                    Err(StoreError::Corrupt { column, .. }) => v.unreadable(seq, column),
+                    Err(e) => return Err(e),
+                }
             }
-            if (n as i64) < VERIFY_PAGE {
+            if (rows.len() as i64) < VERIFY_PAGE || v.is_broken() {
                 break;
             }
         }
-        Ok(verify_chain(all.iter(), head))
+        Ok(v.finish(head))
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
+            .transpose()
+    }
+
+    async fn audit_entry(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq = ?1");
+        let row = sqlx::query(&sql)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(audit_from_row).transpose()
     }
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use serde_json::json;
 use anycloud_store::copy;
 use anycloud_store::governance::{CaptureRecord, ChainStatus};
 use anycloud_store::transfer::Table;
-use anycloud_store::{create_key, open, Store, StoreError, StoredResponse};
+use anycloud_store::{create_key, open, ChainKeys, Store, StoreError, StoredResponse};
 
 use crate::fixture::*;
 
@@ -36,7 +36,10 @@ async fn populate(store: &dyn Store) {
         .collect();
     store.insert_usage(&records).await.unwrap();
     store
-        .append_audit(&(1..=7).map(entry).collect::<Vec<_>>())
+        .append_audit(
+            &(1..=7).map(entry).collect::<Vec<_>>(),
+            &ChainKeys::unkeyed(),
+        )
         .await
         .unwrap();
     store
@@ -82,9 +85,15 @@ async fn copy_moves_every_record_and_refuses_duplicates(f: &Fixture) {
     .await
     .unwrap();
     let rows = std::sync::atomic::AtomicU64::new(0);
-    let summary = copy::copy(source.as_ref(), target.as_ref(), 4, &|_, n| {
-        rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    })
+    let summary = copy::copy(
+        source.as_ref(),
+        target.as_ref(),
+        4,
+        &|_, n| {
+            rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        },
+        &ChainKeys::unkeyed(),
+    )
     .await
     .expect("copy");
     assert!(
@@ -122,9 +131,15 @@ async fn copy_moves_every_record_and_refuses_duplicates(f: &Fixture) {
     );
 
     // A second copy into the now full target conflicts instead of duplicating.
-    let err = copy::copy(source.as_ref(), target.as_ref(), 4, &|_, _| {})
-        .await
-        .expect_err("target is not empty");
+    let err = copy::copy(
+        source.as_ref(),
+        target.as_ref(),
+        4,
+        &|_, _| {},
+        &ChainKeys::unkeyed(),
+    )
+    .await
+    .expect_err("target is not empty");
     assert!(
         matches!(err, StoreError::Conflict { what: "tenants" }),
         "{err:?}"
@@ -136,8 +151,14 @@ async fn copy_moves_every_record_and_refuses_duplicates(f: &Fixture) {
         .unwrap()
         .iter()
         .all(|(_, n)| *n == 0));
-    let again = copy::copy(source.as_ref(), target.as_ref(), 1_000, &|_, _| {})
-        .await
-        .unwrap();
+    let again = copy::copy(
+        source.as_ref(),
+        target.as_ref(),
+        1_000,
+        &|_, _| {},
+        &ChainKeys::unkeyed(),
+    )
+    .await
+    .unwrap();
     assert!(again.mismatches().is_empty(), "{:?}", again.mismatches());
 }

@@ -4,13 +4,14 @@ use chrono::Duration;
 use serde_json::json;
 
 use anycloud_store::governance::{AuditEntry, AuditQuery, CaptureRecord, ChainStatus};
-use anycloud_store::{create_key, Store};
+use anycloud_store::{create_key, ChainKeys, Store};
 
 use crate::fixture::*;
 
 both_backends!(
     audit_chain_appends_queries_and_verifies,
     audit_tampering_is_detected,
+    keyed_chain_resists_recomputed_hashes_and_rotates,
     spend_policies_and_captures_round_trip,
     two_instances_appending_at_once_keep_one_chain,
 );
@@ -27,15 +28,19 @@ fn query(f: impl FnOnce(&mut AuditQuery)) -> AuditQuery {
 async fn audit_chain_appends_queries_and_verifies(f: &Fixture) {
     let store = f.open().await;
     assert_eq!(
-        store.verify_audit().await.unwrap(),
+        store.verify_audit(&ChainKeys::unkeyed()).await.unwrap(),
         ChainStatus::Intact { count: 0 }
     );
-    assert!(store.append_audit(&[]).await.unwrap().is_empty());
+    assert!(store
+        .append_audit(&[], &ChainKeys::unkeyed())
+        .await
+        .unwrap()
+        .is_empty());
     let mut first = entry(1);
     first.at += Duration::microseconds(123); // hashed at millisecond precision
     first.cost_usd = Some(-0.0); // an empty f64 sum; must verify after a round trip
     let written = store
-        .append_audit(&[first, entry(2), entry(3)])
+        .append_audit(&[first, entry(2), entry(3)], &ChainKeys::unkeyed())
         .await
         .unwrap();
     assert_eq!(
@@ -48,7 +53,10 @@ async fn audit_chain_appends_queries_and_verifies(f: &Fixture) {
     extra.action = "admin.key.create".into();
     extra.cloud = None;
     extra.detail = Some(json!({"before": null, "after": {"id": "k9", "n": 1.0}}));
-    let more = store.append_audit(&[extra]).await.unwrap();
+    let more = store
+        .append_audit(&[extra], &ChainKeys::unkeyed())
+        .await
+        .unwrap();
     assert_eq!(
         more[0].prev_hash, written[2].hash,
         "a second batch continues the chain"
@@ -87,13 +95,17 @@ async fn audit_chain_appends_queries_and_verifies(f: &Fixture) {
         .unwrap();
     assert_eq!(window.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(
-        store.verify_audit().await.unwrap(),
+        store.verify_audit(&ChainKeys::unkeyed()).await.unwrap(),
         ChainStatus::Intact { count: 4 }
     );
 }
 
 async fn broken_at(store: &dyn Store) -> (i64, String) {
-    match store.verify_audit().await.expect("verify") {
+    match store
+        .verify_audit(&ChainKeys::unkeyed())
+        .await
+        .expect("verify")
+    {
         ChainStatus::Broken { seq, problem, .. } => (seq, problem),
         ChainStatus::Intact { count } => panic!("tampering not detected ({count} entries)"),
     }
@@ -102,7 +114,10 @@ async fn broken_at(store: &dyn Store) -> (i64, String) {
 async fn audit_tampering_is_detected(f: &Fixture) {
     let store = f.open().await;
     store
-        .append_audit(&(1..=5).map(entry).collect::<Vec<_>>())
+        .append_audit(
+            &(1..=5).map(entry).collect::<Vec<_>>(),
+            &ChainKeys::unkeyed(),
+        )
         .await
         .unwrap();
     let cases = [
@@ -141,6 +156,21 @@ async fn audit_tampering_is_detected(f: &Fixture) {
             "",
         ),
     ];
+    let mut cases = cases.to_vec();
+    if f.url.starts_with("sqlite") {
+        // A field that no longer parses still names its entry (PostgreSQL's typed
+        // columns refuse such a value at the UPDATE).
+        cases.push((
+            "UPDATE audit_log SET at = 'not a time' WHERE seq = 3",
+            3,
+            "altered",
+        ));
+        cases.push((
+            "UPDATE audit_log SET route = '{not json' WHERE seq = 4",
+            4,
+            "altered",
+        ));
+    }
     for (sql, seq, word) in cases {
         // Each case on a pristine copy of the chain: tamper, check, restore.
         f.exec(
@@ -159,7 +189,7 @@ async fn audit_tampering_is_detected(f: &Fixture) {
         )
         .await;
         assert_eq!(
-            store.verify_audit().await.unwrap(),
+            store.verify_audit(&ChainKeys::unkeyed()).await.unwrap(),
             ChainStatus::Intact { count: 5 }
         );
     }
@@ -221,7 +251,12 @@ async fn two_instances_appending_at_once_keep_one_chain(f: &Fixture) {
                             e
                         })
                         .collect();
-                    written.extend(store.append_audit(&batch).await.expect("append"));
+                    written.extend(
+                        store
+                            .append_audit(&batch, &ChainKeys::unkeyed())
+                            .await
+                            .expect("append"),
+                    );
                 }
                 written
             }));
@@ -237,8 +272,102 @@ async fn two_instances_appending_at_once_keep_one_chain(f: &Fixture) {
     assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "one gapless order");
     for store in &instances {
         assert_eq!(
-            store.verify_audit().await.expect("verify"),
+            store
+                .verify_audit(&ChainKeys::unkeyed())
+                .await
+                .expect("verify"),
             ChainStatus::Intact { count: total }
         );
     }
+}
+
+fn keys(id: &str, byte: u8) -> ChainKeys {
+    ChainKeys::new((id.into(), vec![byte; 32]), vec![])
+}
+
+/// Rewrites entry `seq` and recomputes every hash from it on, as someone with database
+/// access but without the key would (plain SHA-256, or HMAC under a guessed key).
+async fn rewrite_from(store: &dyn Store, f: &Fixture, seq: i64, with: &ChainKeys) {
+    let head = store.audit_head().await.unwrap().unwrap().0;
+    let mut prev = match seq {
+        1 => anycloud_store::governance::GENESIS_HASH.to_string(),
+        s => store.audit_entry(s - 1).await.unwrap().unwrap().hash,
+    };
+    for s in seq..=head {
+        let mut r = store.audit_entry(s).await.unwrap().unwrap();
+        if s == seq {
+            r.entry.tenant = Some("rewritten".into());
+        }
+        let hash = with.hash(&prev, s, &r.entry);
+        f.exec(&format!(
+            "UPDATE audit_log SET tenant = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {s}",
+            r.entry.tenant.unwrap_or_default()
+        ))
+        .await;
+        prev = hash;
+    }
+    f.exec(&format!("UPDATE audit_head SET hash = '{prev}'"))
+        .await;
+}
+
+async fn keyed_chain_resists_recomputed_hashes_and_rotates(f: &Fixture) {
+    let store = f.open().await;
+    // Two entries from before a key was set, three under key a1, two under a2 (rotated).
+    store
+        .append_audit(&[entry(1), entry(2)], &ChainKeys::unkeyed())
+        .await
+        .unwrap();
+    let a1 = keys("a1", 1);
+    store
+        .append_audit(&[entry(3), entry(4), entry(5)], &a1)
+        .await
+        .unwrap();
+    let a2 = ChainKeys::new(("a2".into(), vec![2; 32]), vec![("a1".into(), vec![1; 32])]);
+    let written = store
+        .append_audit(&[entry(6), entry(7)], &a2)
+        .await
+        .unwrap();
+    assert!(written[0].hash.starts_with("a2:"), "{}", written[0].hash);
+    assert_eq!(
+        store.verify_audit(&a2).await.unwrap(),
+        ChainStatus::Intact { count: 7 }
+    );
+    // Without the retired key the older entries cannot be checked.
+    match store.verify_audit(&keys("a2", 2)).await.unwrap() {
+        ChainStatus::Broken { seq, problem, .. } => {
+            assert_eq!(seq, 3);
+            assert!(problem.contains("`a1`"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    f.exec(
+        "CREATE TABLE audit_backup AS SELECT * FROM audit_log;
+         CREATE TABLE head_backup AS SELECT * FROM audit_head",
+    )
+    .await;
+    for (seq, forger) in [
+        (4, ChainKeys::unkeyed()),
+        (6, keys("a2", 9)),
+        (3, keys("a1", 9)),
+    ] {
+        rewrite_from(store.as_ref(), f, seq, &forger).await;
+        match store.verify_audit(&a2).await.unwrap() {
+            ChainStatus::Broken {
+                seq: at, problem, ..
+            } => {
+                assert_eq!(at, seq.max(3), "{problem}");
+                assert!(problem.contains("altered"), "{problem}");
+            }
+            other => panic!("rewrite from {seq} not detected: {other:?}"),
+        }
+        f.exec(
+            "DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM audit_backup;
+             DELETE FROM audit_head; INSERT INTO audit_head SELECT * FROM head_backup",
+        )
+        .await;
+    }
+    assert_eq!(
+        store.verify_audit(&a2).await.unwrap(),
+        ChainStatus::Intact { count: 7 }
+    );
 }

@@ -30,19 +30,22 @@ pub struct CopyArgs<'a> {
 }
 
 pub async fn copy(args: CopyArgs<'_>) -> anyhow::Result<ExitCode> {
-    let from_url = match (args.from, args.config) {
+    let config = args.config.map(super::load_config).transpose()?;
+    // The config's `[audit]` keys verify a keyed chain on both sides.
+    let keys = match &config {
+        Some(c) => anycloud_server::governance::audit::chain_keys(&c.audit)?,
+        None => anycloud_store::ChainKeys::unkeyed(),
+    };
+    let from_url = match (args.from, &config) {
         (Some(url), _) => url.to_owned(),
-        (None, Some(path)) => {
-            let config = super::load_config(path)?;
-            match args.content {
-                None => config.store.url,
-                Some(j) => config.store.content.get(j).cloned().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--content {j}: the config has no content store `{j}` in [store.content]"
-                    )
-                })?,
-            }
-        }
+        (None, Some(config)) => match args.content {
+            None => config.store.url.clone(),
+            Some(j) => config.store.content.get(j).cloned().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--content {j}: the config has no content store `{j}` in [store.content]"
+                )
+            })?,
+        },
         (None, None) => anyhow::bail!("give the source store as --from <url> or --config <file>"),
     };
     if from_url == args.to {
@@ -92,7 +95,14 @@ pub async fn copy(args: CopyArgs<'_>) -> anyhow::Result<ExitCode> {
             bar.inc(n);
         }
     };
-    let summary = copy::copy(from.as_ref(), to.as_ref(), args.batch_size, &progress).await;
+    let summary = copy::copy(
+        from.as_ref(),
+        to.as_ref(),
+        args.batch_size,
+        &progress,
+        &keys,
+    )
+    .await;
     bar.finish_and_clear();
     let summary = summary?;
     print_summary(from.backend(), to.backend(), &summary);

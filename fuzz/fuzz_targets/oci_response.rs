@@ -1,0 +1,4 @@
+//! OCI chat / embed replies and errors.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| anycloud_providers::fuzzing::oci_response(data));
