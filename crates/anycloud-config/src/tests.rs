@@ -41,7 +41,7 @@ rate_limit = { requests_per_minute = 600, tokens_per_minute = 200_000 }
 
 fn env(name: &str) -> Option<String> {
     match name {
-        "ADMIN" => Some("adm\"in\\tok".into()),
+        "ADMIN" => Some("adm\"in\\tok-0123456789".into()),
         "AZ_KEY" => Some("az-secret-123".into()),
         _ => None,
     }
@@ -75,7 +75,7 @@ fn parses_a_full_config_and_redacts_secrets_in_debug() {
             .as_ref()
             .map(|s| s.expose_secret().to_string())
             .as_deref(),
-        Some("adm\"in\\tok")
+        Some("adm\"in\\tok-0123456789")
     );
 }
 
@@ -222,6 +222,30 @@ fn store_auto_migrate_defaults_to_true_and_must_be_a_bool() {
 }
 
 #[test]
+fn an_empty_or_short_admin_token_is_refused_naming_the_key() {
+    for token in ["", "fifteen-chars-x"] {
+        let empty = |name: &str| match name {
+            "ADMIN" => Some(token.to_string()),
+            other => env(other),
+        };
+        let err = parse_str(GOOD, Path::new("a.toml"), &empty)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("a.toml:4: `server.admin_token`: must be at least 16 characters"),
+            "{token:?}: {err}"
+        );
+        assert!(token.is_empty() || !err.contains(token), "{err}");
+    }
+    let ok = |name: &str| match name {
+        "ADMIN" => Some("sixteen-chars-ok".to_string()),
+        other => env(other),
+    };
+    assert!(parse_str(GOOD, Path::new("a.toml"), &ok).is_ok());
+}
+
+#[test]
 fn a_deployment_on_the_primary_of_a_model_it_declined_is_a_warning() {
     let text = r#"
 [[clouds]]
@@ -259,4 +283,42 @@ declined_models = ["frontier"]
         w[0].message
     );
     assert_eq!(locate::line_of_key(text, &w[0].key), Some(15));
+}
+
+#[test]
+fn store_url_password_never_shows_in_debug_and_retention_is_bounded() {
+    let with_pg = GOOD.replacen(
+        "[[clouds]]",
+        "[store]\nurl = \"postgres://gw:pg-Secret-pw@db.internal:5432/gw?sslmode=verify-full\"\n\n[[clouds]]",
+        1,
+    );
+    let c = parse_str(&with_pg, Path::new("a.toml"), &env).map_err(|e| e.to_string());
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("pg-Secret-pw"),
+        "password leaked in Debug: {dbg}"
+    );
+    assert!(
+        dbg.contains("db.internal"),
+        "the rest of the URL stays: {dbg}"
+    );
+    assert_eq!(
+        redact_url("postgres://u:p@h/db?password=x"),
+        "postgres://u:%5BREDACTED%5D@h/db?[REDACTED]"
+    );
+    for days in ["0", "4000", "4294967295"] {
+        let bad = format!("{GOOD}\n[responses]\nretention_days = {days}\n");
+        let err = parse_str(&bad, Path::new("a.toml"), &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("`responses.retention_days`: must be between 1 and 3650"),
+            "{days}: {err}"
+        );
+    }
 }

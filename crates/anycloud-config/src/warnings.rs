@@ -28,5 +28,6 @@ pub fn warnings(c: &Config) -> Vec<Problem> {
             }
         }
     }
+    out.extend(crate::residency::warnings(c));
     out
 }

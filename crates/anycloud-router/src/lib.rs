@@ -130,7 +130,7 @@ pub fn route(
     let Some(model_index) = table.model_index(input.model) else {
         return Err(RouteError::UnknownModel {
             model: input.model.to_string(),
-            suggestions: table.suggest(input.model),
+            suggestions: table.suggest(input.model, input.tenant.models.as_deref()),
         });
     };
     let tenant = input.tenant;

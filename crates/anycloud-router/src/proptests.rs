@@ -145,6 +145,8 @@ prop_compose! {
             budget: None,
             rate_limit: None,
             capture: false,
+            data_jurisdiction: None,
+            mcp: None,
         };
         Case {
             table,

@@ -166,10 +166,13 @@ impl RoutingTable {
     }
 
     /// Up to three configured names closest to `model`.
-    pub fn suggest(&self, model: &str) -> Vec<String> {
+    /// Close names for an unknown `model`, only among those the tenant may use
+    /// (`allowed`, when it has an allow-list): a 404 must not name other tenants' models.
+    pub fn suggest(&self, model: &str, allowed: Option<&[String]>) -> Vec<String> {
         let mut scored: Vec<(f64, &String)> = self
             .names
             .iter()
+            .filter(|n| allowed.is_none_or(|a| a.contains(n)))
             .map(|n| (strsim::jaro_winkler(model, n), n))
             .filter(|(s, _)| *s > 0.6)
             .collect();

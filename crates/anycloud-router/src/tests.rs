@@ -156,6 +156,20 @@ fn unknown_model_suggests_close_names_and_allow_list_is_enforced() {
         other => unreachable!("{other:?}"),
     }
     let narrow = &c.tenants[2];
+    // A tenant with an allow-list is never told about models outside it.
+    let input_narrow = RouteInput {
+        tenant: narrow,
+        ..input
+    };
+    match route(&t, &input_narrow, &NoState) {
+        Err(RouteError::UnknownModel { suggestions, .. }) => assert!(
+            suggestions
+                .iter()
+                .all(|s| narrow.models.as_ref().is_some_and(|m| m.contains(s))),
+            "{suggestions:?}"
+        ),
+        other => unreachable!("{other:?}"),
+    }
     let input = RouteInput {
         model: "gpt-4o",
         tenant: narrow,

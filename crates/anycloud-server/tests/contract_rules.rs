@@ -85,6 +85,7 @@ async fn a_declined_model_skips_the_primary_everywhere_it_is_reported() {
     let metrics = gw
         .http
         .get(format!("{}/metrics", gw.url))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         tenants::Tenant, tenants::NewTenant, tenants::TenantPolicy,
         keys::Key, keys::CreatedKey, keys::NewKey,
         audit::AuditItem, audit::AuditPage, audit::VerifyResult,
-        captures::Capture,
+        captures::Capture, crate::residency::ContentPlacement,
         risk::RiskDocument, risk::SimulationDocument,
     )),
     modifiers(&AdminToken),

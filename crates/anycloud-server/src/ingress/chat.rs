@@ -94,6 +94,7 @@ async fn run(
         },
     )
     .await?;
+    tracker.set_usage_bounds(crate::outcome::UsageBounds::of(&chat));
     let ctx = CallCtx {
         request_id: rid.clone(),
         traceparent: super::traceparent(&parts.headers),

@@ -318,6 +318,7 @@ async fn run(
         },
     )
     .await?;
+    tracker.set_usage_bounds(crate::outcome::UsageBounds::of(&p.chat));
     let ctx = CallCtx {
         request_id: rid.clone(),
         traceparent: super::traceparent(&parts.headers),
