@@ -88,7 +88,7 @@ after(async () => {
 });
 
 test("without a session every page goes to the login form; a wrong token is refused", async () => {
-  for (const p of ["/ui", "/ui/audit", "/ui/ledger", "/ui/panel/traffic"]) {
+  for (const p of ["/ui", "/ui/audit", "/ui/ledger", "/ui/risk", "/ui/panel/traffic"]) {
     await page.goto(base + p);
     assert.equal(new URL(page.url()).pathname, "/ui/login", `${p} redirects to login`);
   }
@@ -221,6 +221,20 @@ test("the ledger report renders and downloads as CSV", async () => {
   assert.match(csv.split("\n")[0], /,/);
   assert.match(csv, /azure-us/);
   assert.match(csv, /local-openai/);
+});
+
+test("the Risk page shows concentration, single points of failure and the outage drill", async () => {
+  await page.click("nav a:has-text('Risk')");
+  await page.waitForSelector("#risk #outage");
+  const text = await page.textContent("#risk");
+  // The demo's traffic ran through azure-us (Azure) and local-openai (other), both `us`.
+  assert.match(text, /Per cloud — HHI \d+ (unconcentrated|moderate|high)/);
+  assert.match(text, /Per provider[\s\S]*Azure/);
+  assert.match(text, /Per jurisdiction[\s\S]*us/);
+  const outage = await page.$$eval("#outage tbody tr td:first-child", (tds) => tds.map((t) => t.textContent));
+  assert.ok(outage.includes("azure-us") && outage.includes("local-openai"), outage.join(","));
+  assert.equal(await page.getAttribute("nav a:has-text('Risk')", "aria-current"), "page");
+  await shot("risk");
 });
 
 test("logout ends the session", async () => {
