@@ -59,6 +59,39 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Vendor risk: concentration (HHI) per cloud, provider and jurisdiction, single points
+    /// of failure and the outage drill (README "Vendor risk").
+    Risk {
+        #[arg(long)]
+        config: PathBuf,
+        /// First day (YYYY-MM-DD, UTC), inclusive (default: 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD, UTC), exclusive (default: tomorrow).
+        #[arg(long)]
+        to: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// The outage drill for this cloud in detail.
+        #[arg(long)]
+        without: Option<String>,
+    },
+    /// Replay the period's served requests under a candidate config (README "Vendor risk").
+    Simulate {
+        #[arg(long)]
+        config: PathBuf,
+        /// The candidate config (agreements, policies, prices) to replay under.
+        #[arg(long)]
+        candidate: PathBuf,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Spend per cloud/model/tenant, revenue share and commitment burn-down.
     Report {
         #[arg(long)]
@@ -313,6 +346,38 @@ fn main() -> ExitCode {
                 tokens,
                 json: format == Format::Json,
             }),
+            Command::Risk {
+                config,
+                from,
+                to,
+                format,
+                without,
+            } => {
+                cmd::risk::run(cmd::risk::Args {
+                    config: &config,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format: &format,
+                    without: without.as_deref(),
+                })
+                .await
+            }
+            Command::Simulate {
+                config,
+                candidate,
+                from,
+                to,
+                format,
+            } => {
+                cmd::simulate::run(cmd::simulate::Args {
+                    config: &config,
+                    candidate: &candidate,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format: &format,
+                })
+                .await
+            }
             Command::Report {
                 config,
                 from,

@@ -123,6 +123,8 @@ mod tests {
             usage_estimated: false,
             price: Default::default(),
             cost_nanos: 1,
+            needs: None,
+            estimated_tokens: None,
             outcome: outcome.into(),
             upstream_status: Some(200),
             latency_ms: 1,
