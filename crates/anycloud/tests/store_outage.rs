@@ -144,7 +144,7 @@ async fn load(g: &Gateway, n: usize) -> Vec<Answer> {
                 if i >= n {
                     break;
                 }
-                let stream = i % 2 == 0;
+                let stream = i.is_multiple_of(2);
                 let mut body = json!({"model": "gpt-4o", "stream": stream, "max_tokens": 8,
                     "messages": [{"role": "user", "content": format!("hello {i}")}]});
                 if stream {

@@ -67,7 +67,7 @@ pub async fn chat_load(
 }
 
 async fn one_chat(http: &reqwest::Client, url: &str, key: &str, i: usize) -> Answer {
-    let stream = i % 2 == 0;
+    let stream = i.is_multiple_of(2);
     let mut body = json!({"model": "gpt-4o", "stream": stream, "max_tokens": 8,
         "messages": [{"role": "user", "content": format!("hello {i}")}]});
     if stream {
