@@ -337,6 +337,16 @@ impl Store for ResidentStore {
     async fn usage_count(&self) -> Result<u64, StoreError> {
         self.main.usage_count().await
     }
+
+    async fn served_usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<crate::UsageCursor>,
+        limit: u32,
+    ) -> Result<Vec<(crate::UsageCursor, UsageRecord)>, StoreError> {
+        self.main.served_usage(from, to, after, limit).await
+    }
 }
 
 #[async_trait]

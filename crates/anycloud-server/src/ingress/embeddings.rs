@@ -75,6 +75,7 @@ async fn run(
             EmbeddingInput::Tokens(t) => t.len() as u64,
         })
         .sum();
+    tracker.set_needs(&[Capability::Embeddings], estimate);
     let plan = super::plan(
         state,
         &principal.tenant,

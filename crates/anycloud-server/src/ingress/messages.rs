@@ -87,13 +87,9 @@ async fn run(
     info.model = state.model_label(&chat.model);
     tracker.set_model(&info.model);
     let estimate = chat.estimate_input_tokens() + u64::from(chat.params.max_tokens.unwrap_or(0));
-    let plan = super::plan(
-        state,
-        &principal.tenant,
-        &chat.model,
-        &chat.needs(),
-        estimate,
-    )?;
+    let needs = chat.needs();
+    tracker.set_needs(&needs, estimate);
+    let plan = super::plan(state, &principal.tenant, &chat.model, &needs, estimate)?;
     let admission = crate::governance::admit(
         state,
         &principal,

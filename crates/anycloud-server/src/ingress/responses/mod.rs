@@ -304,13 +304,9 @@ async fn run(
     tracker.set_model(&info.model);
     let estimate =
         p.chat.estimate_input_tokens() + u64::from(p.chat.params.max_tokens.unwrap_or(0));
-    let plan = super::plan(
-        state,
-        &principal.tenant,
-        &p.chat.model,
-        &p.chat.needs(),
-        estimate,
-    )?;
+    let needs = p.chat.needs();
+    tracker.set_needs(&needs, estimate);
+    let plan = super::plan(state, &principal.tenant, &p.chat.model, &needs, estimate)?;
     let admission = crate::governance::admit(
         state,
         &principal,
