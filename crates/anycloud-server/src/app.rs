@@ -38,9 +38,18 @@ use std::sync::Arc;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(ingress::chat::handle))
-        .route("/v1/embeddings", post(ingress::embeddings::handle))
-        .route("/v1/responses", post(ingress::responses::create))
+        .route(
+            "/v1/chat/completions",
+            post(ingress::pipeline::handle::<ingress::chat::Chat>),
+        )
+        .route(
+            "/v1/embeddings",
+            post(ingress::pipeline::handle::<ingress::embeddings::Embeddings>),
+        )
+        .route(
+            "/v1/responses",
+            post(ingress::pipeline::handle::<ingress::responses::create::Responses>),
+        )
         .route(
             "/v1/responses/{id}",
             get(ingress::responses::retrieve).delete(ingress::responses::delete),
@@ -49,7 +58,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/responses/{id}/input_items",
             get(ingress::responses::input_items),
         )
-        .route("/v1/messages", post(ingress::messages::handle))
+        .route(
+            "/v1/messages",
+            post(ingress::pipeline::handle::<ingress::messages::Messages>),
+        )
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
         .route("/admin/v1/clouds", get(admin::clouds::list))

@@ -140,6 +140,9 @@ impl AppState {
         sinks.push(Arc::new(crate::governance::BudgetSettler(
             governance.budgets.clone(),
         )));
+        sinks.push(Arc::new(crate::governance::LimitSettler(
+            governance.limits.clone(),
+        )));
         let routes = RoutingTable::new(&config);
         let clouds = Arc::new(CloudStates::with_config(
             config.clouds.iter().map(|c| c.name.as_str()),

@@ -175,7 +175,13 @@ pub fn store<R: serde::Serialize>(
         }
     };
     let store = state.store.clone();
-    tokio::spawn(async move {
+    // Also called from a stream's `Drop`: no runtime there (shutdown) means no write,
+    // never a panic.
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::error!("payload capture dropped: no runtime to write it");
+        return;
+    };
+    rt.spawn(async move {
         if let Err(e) = store.insert_capture(&record).await {
             tracing::error!(error = %e, "payload capture write failed");
         }

@@ -156,7 +156,7 @@ impl From<RateLimit> for RateLimitSpec {
 #[derive(Debug)]
 pub struct Governance {
     pub budgets: Arc<budget::Budgets>,
-    pub limits: limits::RateLimiter,
+    pub limits: Arc<limits::RateLimiter>,
     pub audit: Arc<audit::AuditLog>,
     pub sealer: capture::Sealer,
     store: Arc<dyn Store>,
@@ -181,7 +181,9 @@ impl Governance {
         });
         Ok(Governance {
             budgets: Arc::new(budget::Budgets::new(store.clone(), shared_budgets)),
-            limits: limits::RateLimiter::new(link.map(redis_ratelimit::SharedGcra::new)),
+            limits: Arc::new(limits::RateLimiter::new(
+                link.map(redis_ratelimit::SharedGcra::new),
+            )),
             audit: Arc::new(audit::AuditLog::new(store.clone())),
             sealer: capture::Sealer::from_config(capture)?,
             store,
@@ -240,6 +242,19 @@ pub struct BudgetSettler(pub Arc<budget::Budgets>);
 impl OutcomeSink for BudgetSettler {
     fn record(&self, o: &RequestOutcome) {
         self.0.settle(&o.request_id, o.cost_usd());
+    }
+}
+
+/// Corrects tokens-per-minute limits, charged at the request's estimate on admission,
+/// to the tokens it really used (streams included: they finish when they end).
+#[derive(Debug)]
+pub struct LimitSettler(pub Arc<limits::RateLimiter>);
+
+impl OutcomeSink for LimitSettler {
+    fn record(&self, o: &RequestOutcome) {
+        let u = o.usage();
+        self.0
+            .settle(&o.request_id, u.input_tokens + u.output_tokens);
     }
 }
 
@@ -346,6 +361,15 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     let mut adm = Admission::default();
     match g.limits.check(&checks).await {
         limits::Verdict::Allowed(states) => {
+            // Token limits were spent at the estimate; held to be settled to real usage.
+            let held = checks
+                .iter()
+                .zip(&about)
+                .zip(&states)
+                .filter(|((_, (_, kind)), st)| *kind == "tokens" && st.is_some())
+                .map(|((c, _), _)| c.clone())
+                .collect();
+            g.limits.hold(ask.request_id, held);
             for ((_, kind), st) in about.iter().zip(states) {
                 let Some(st) = st else { continue };
                 if *kind == "requests" {
