@@ -25,6 +25,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30.0
+# `/metrics` needs a bearer token on the main listener (README "Security").
+METRICS_TOKEN = "sdk-metrics-token-0123456789"
 
 
 def _die_with_parent() -> None:
@@ -197,6 +199,7 @@ def write_config(path: Path, listen: str, db: Path, emus: dict[str, Emulator]) -
         f"""
 [server]
 listen = "{listen}"
+metrics_token = "{METRICS_TOKEN}"
 max_body_bytes = 65536
 
 [store]

@@ -83,7 +83,8 @@ class Gw:
         return r.status_code
 
     def families(self) -> list:
-        r = self.http.get(f"{self.base}/metrics")
+        assert self.http.get(f"{self.base}/metrics").status_code == 401, "/metrics needs a token"
+        r = self.http.get(f"{self.base}/metrics", headers=self.admin)
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/openmetrics-text")
         return list(text_string_to_metric_families(r.text))

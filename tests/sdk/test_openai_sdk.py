@@ -17,6 +17,7 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from conftest import METRICS_TOKEN
 
 # model name -> the only cloud that serves it
 SINGLE_CLOUD_MODELS = {"azure-only": "azure-us", "local-only": "local-openai"}
@@ -592,7 +593,9 @@ def test_metrics_count_requests_per_cloud(gateway):
     c = client(gateway)
     c.chat.completions.create(model="azure-only", messages=[{"role": "user", "content": "m1"}])
     c.chat.completions.create(model="local-only", messages=[{"role": "user", "content": "m2"}])
-    r = raw(gateway, "GET", "/metrics", key=None)
+    assert raw(gateway, "GET", "/metrics", key=None).status_code == 401
+    assert raw(gateway, "GET", "/metrics", key="team").status_code == 401, "a client key is not enough"
+    r = raw(gateway, "GET", "/metrics", key=METRICS_TOKEN)
     assert r.status_code == 200
     assert "text/plain" in r.headers.get("content-type", "") or "openmetrics" in r.headers.get("content-type", "")
     lines = [l for l in r.text.splitlines() if l.startswith("anycloud_requests_total{")]

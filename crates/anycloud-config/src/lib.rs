@@ -8,10 +8,14 @@
 
 pub mod interpolate;
 pub mod locate;
+pub mod mcp;
 pub mod model;
+pub mod residency;
 pub mod telemetry;
 pub mod validate;
+pub mod warnings;
 
+pub use mcp::{McpPolicy, McpServerConfig};
 pub use model::*;
 pub use telemetry::{LogFormat, TelemetryConfig};
 

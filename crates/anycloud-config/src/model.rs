@@ -34,6 +34,9 @@ pub struct Config {
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Upstream MCP servers behind `/mcp`.
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::McpServerConfig>,
 }
 
 /// Stored state of the Responses API.
@@ -91,6 +94,15 @@ pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     pub admin_token: Option<SecretString>,
+    /// Bearer token for `GET /metrics` on the main listener (the admin token works too).
+    pub metrics_token: Option<SecretString>,
+    /// A second, internal listener serving only `/metrics`, without auth, for a
+    /// Prometheus on the same host or network (e.g. `127.0.0.1:9464`).
+    pub metrics_listen: Option<String>,
+    /// Mark the dashboard's session cookie `Secure` (send it over HTTPS only). Turn it on
+    /// when the gateway is reached through a TLS-terminating proxy.
+    #[serde(default)]
+    pub secure_cookies: bool,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// Overall deadline for one client request across all attempts.
@@ -124,6 +136,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             admin_token: None,
+            metrics_token: None,
+            metrics_listen: None,
+            secure_cookies: false,
             max_body_bytes: default_max_body(),
             request_timeout_ms: default_request_timeout(),
             default_max_output_tokens: default_max_output_tokens(),
@@ -132,7 +147,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand: `url` may carry a PostgreSQL password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default = "default_store_url")]
@@ -151,6 +167,31 @@ pub struct StoreConfig {
     /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
     #[serde(default = "default_true")]
     pub auto_migrate: bool,
+    /// `[store.content]`: where tenants' content (stored Responses, captured payloads)
+    /// lives, one store URL per jurisdiction (README "Data residency at rest"). Empty: all
+    /// content stays in the main store.
+    #[serde(default)]
+    pub content: std::collections::BTreeMap<String, String>,
+    /// Where ledger, audit, budget-spend and capture records go while the store cannot
+    /// take them (one append-only file per queue, replayed when it answers again). One
+    /// directory per instance. Unset: records wait in memory only, up to `queue_bound`.
+    #[serde(default)]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Bytes each queue's spill file may hold before new requests are refused (503).
+    #[serde(default = "default_spill_max_bytes")]
+    pub spill_max_bytes: u64,
+    /// Records each bookkeeping queue holds in memory before admission waits, then
+    /// answers 503 with `retry-after`.
+    #[serde(default = "default_queue_bound")]
+    pub queue_bound: usize,
+}
+
+fn default_spill_max_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_queue_bound() -> usize {
+    50_000
 }
 
 fn default_true() -> bool {
@@ -225,6 +266,10 @@ impl Default for StoreConfig {
             redis_prefix: default_redis_prefix(),
             redis_down: RedisDownPolicy::default(),
             auto_migrate: true,
+            content: Default::default(),
+            spill_dir: None,
+            spill_max_bytes: default_spill_max_bytes(),
+            queue_bound: default_queue_bound(),
         }
     }
 }
@@ -562,4 +607,55 @@ pub struct TenantConfig {
     /// Store request and response bodies (encrypted) for this tenant.
     #[serde(default)]
     pub capture: bool,
+    /// MCP tools the tenant may call through `/mcp`; absent = none.
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpPolicy>,
+    /// The jurisdiction whose content store keeps this tenant's stored Responses and
+    /// captured payloads; see [`TenantConfig::data_jurisdiction`] for the default.
+    #[serde(default)]
+    pub data_jurisdiction: Option<String>,
+}
+
+impl TenantConfig {
+    /// Where the tenant's content lives: `data_jurisdiction` when set, else its one
+    /// jurisdiction when `jurisdictions` names exactly one, else none.
+    pub fn data_jurisdiction(&self) -> Option<&str> {
+        if let Some(j) = &self.data_jurisdiction {
+            return Some(j);
+        }
+        match self.jurisdictions.as_deref() {
+            Some([only]) => Some(only),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_down", &self.redis_down)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// A store URL fit for logs: its password (and any query, which may hold one too, as
+/// `?password=`) replaced by `[REDACTED]`. Unparseable URLs are redacted whole.
+pub fn redact_url(raw: &str) -> String {
+    if raw.starts_with("sqlite:") {
+        return raw.to_string();
+    }
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return "[REDACTED]".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("[REDACTED]"));
+    }
+    if u.query().is_some_and(|q| q.contains("password")) {
+        u.set_query(Some("[REDACTED]"));
+    }
+    u.to_string()
 }

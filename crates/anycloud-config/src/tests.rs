@@ -41,7 +41,7 @@ rate_limit = { requests_per_minute = 600, tokens_per_minute = 200_000 }
 
 fn env(name: &str) -> Option<String> {
     match name {
-        "ADMIN" => Some("adm\"in\\tok".into()),
+        "ADMIN" => Some("adm\"in\\tok-0123456789".into()),
         "AZ_KEY" => Some("az-secret-123".into()),
         _ => None,
     }
@@ -75,7 +75,7 @@ fn parses_a_full_config_and_redacts_secrets_in_debug() {
             .as_ref()
             .map(|s| s.expose_secret().to_string())
             .as_deref(),
-        Some("adm\"in\\tok")
+        Some("adm\"in\\tok-0123456789")
     );
 }
 
@@ -219,4 +219,106 @@ fn store_auto_migrate_defaults_to_true_and_must_be_a_bool() {
     let line = bad.lines().count();
     assert!(err.contains(&format!("a.toml:{line}:")), "{err}");
     assert!(err.contains("expected a boolean"), "{err}");
+}
+
+#[test]
+fn an_empty_or_short_admin_token_is_refused_naming_the_key() {
+    for token in ["", "fifteen-chars-x"] {
+        let empty = |name: &str| match name {
+            "ADMIN" => Some(token.to_string()),
+            other => env(other),
+        };
+        let err = parse_str(GOOD, Path::new("a.toml"), &empty)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("a.toml:4: `server.admin_token`: must be at least 16 characters"),
+            "{token:?}: {err}"
+        );
+        assert!(token.is_empty() || !err.contains(token), "{err}");
+    }
+    let ok = |name: &str| match name {
+        "ADMIN" => Some("sixteen-chars-ok".to_string()),
+        other => env(other),
+    };
+    assert!(parse_str(GOOD, Path::new("a.toml"), &ok).is_ok());
+}
+
+#[test]
+fn a_deployment_on_the_primary_of_a_model_it_declined_is_a_warning() {
+    let text = r#"
+[[clouds]]
+name = "azure-us"
+provider = "openai_compatible"
+base_url = "http://127.0.0.1:1/v1"
+[[clouds]]
+name = "aws-eu"
+provider = "openai_compatible"
+base_url = "http://127.0.0.1:2/v1"
+[[models]]
+name = "frontier"
+[[models.deployments]]
+cloud = "aws-eu"
+target = "f"
+[[models.deployments]]
+cloud = "azure-us"
+target = "f2"
+[[models]]
+name = "gpt-4o"
+[[models.deployments]]
+cloud = "azure-us"
+target = "g"
+[agreements.primary]
+cloud = "azure-us"
+declined_models = ["frontier"]
+"#;
+    let c = parse_str(text, Path::new("a.toml"), &env).unwrap_or_else(|e| unreachable!("{e}"));
+    let w = warnings::warnings(&c);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, "models[0].deployments[1]");
+    assert!(
+        w[0].message.contains("declined_by_primary"),
+        "{}",
+        w[0].message
+    );
+    assert_eq!(locate::line_of_key(text, &w[0].key), Some(15));
+}
+
+#[test]
+fn store_url_password_never_shows_in_debug_and_retention_is_bounded() {
+    let with_pg = GOOD.replacen(
+        "[[clouds]]",
+        "[store]\nurl = \"postgres://gw:pg-Secret-pw@db.internal:5432/gw?sslmode=verify-full\"\n\n[[clouds]]",
+        1,
+    );
+    let c = parse_str(&with_pg, Path::new("a.toml"), &env).map_err(|e| e.to_string());
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("pg-Secret-pw"),
+        "password leaked in Debug: {dbg}"
+    );
+    assert!(
+        dbg.contains("db.internal"),
+        "the rest of the URL stays: {dbg}"
+    );
+    assert_eq!(
+        redact_url("postgres://u:p@h/db?password=x"),
+        "postgres://u:%5BREDACTED%5D@h/db?[REDACTED]"
+    );
+    for days in ["0", "4000", "4294967295"] {
+        let bad = format!("{GOOD}\n[responses]\nretention_days = {days}\n");
+        let err = parse_str(&bad, Path::new("a.toml"), &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("`responses.retention_days`: must be between 1 and 3650"),
+            "{days}: {err}"
+        );
+    }
 }

@@ -6,6 +6,11 @@ use crate::{CloudConfig, Config, Problem};
 use anycloud_types::ProviderKind;
 use std::collections::HashSet;
 
+/// Shortest admin token `config check` and `serve` accept.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Longest `[responses] retention_days`.
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
+
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut v = Validator { problems: vec![] };
     v.server(c);
@@ -16,7 +21,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     v.models(c, &clouds);
     v.agreements(c, &clouds, &models);
     v.tenants(c, &clouds, &models);
+    crate::mcp::validate_servers(&c.mcp_servers, &mut v.problems);
+    let mcp_servers: HashSet<&str> = c.mcp_servers.iter().map(|s| s.name.as_str()).collect();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Some(p) = &t.mcp {
+            v.problems
+                .extend(p.problems(&format!("tenants[{i}].mcp"), &mcp_servers));
+        }
+    }
     crate::telemetry::validate(c, &mut v.problems);
+    crate::residency::validate(c, &mut v.problems);
     v.problems
 }
 
@@ -43,6 +57,14 @@ impl Validator {
                 ),
             );
         }
+        self.admin_token(c);
+        // Purge arithmetic adds this many days to a date: bounded so it cannot overflow.
+        if !(1..=MAX_RETENTION_DAYS).contains(&c.responses.retention_days) {
+            self.push(
+                "responses.retention_days".into(),
+                format!("must be between 1 and {MAX_RETENTION_DAYS} (ten years)"),
+            );
+        }
         if c.server.max_body_bytes == 0 {
             self.push("server.max_body_bytes".into(), "must be greater than 0");
         }
@@ -57,6 +79,40 @@ impl Validator {
             );
         }
         self.redis(c);
+    }
+
+    /// The admin token opens the admin API and the dashboard (drain, restore, the audit
+    /// log, the ledger): an empty or short one (`"${VAR}"` with `VAR` set but empty, say)
+    /// would let anyone in, so the gateway refuses to start with it.
+    fn admin_token(&mut self, c: &Config) {
+        use secrecy::ExposeSecret;
+        let tokens = [
+            ("server.admin_token", &c.server.admin_token),
+            ("server.metrics_token", &c.server.metrics_token),
+        ];
+        for (key, token) in tokens {
+            let Some(token) = token else { continue };
+            let len = token.expose_secret().chars().count();
+            if len < MIN_ADMIN_TOKEN_CHARS {
+                // The length is no secret worth keeping; the token itself never appears.
+                self.push(
+                    key.into(),
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters (it has {len}); \
+                         generate one with `openssl rand -hex 32`, or remove the key to \
+                         disable what it opens"
+                    ),
+                );
+            }
+        }
+        if let Some(listen) = &c.server.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                self.push(
+                    "server.metrics_listen".into(),
+                    format!("`{listen}` is not an address like 127.0.0.1:9464"),
+                );
+            }
+        }
     }
 
     fn redis(&mut self, c: &Config) {
@@ -77,6 +133,15 @@ impl Validator {
             self.push(
                 "store.redis_prefix".into(),
                 "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
+            );
+        }
+        if c.store.queue_bound < 100 {
+            self.push("store.queue_bound".into(), "must be at least 100 records");
+        }
+        if c.store.spill_max_bytes < 1 << 20 {
+            self.push(
+                "store.spill_max_bytes".into(),
+                "must be at least 1048576 (1 MiB)",
             );
         }
     }

@@ -28,6 +28,7 @@ mod chat;
 mod embeddings;
 pub mod faults;
 mod http;
+pub mod mcp;
 mod oci;
 mod oci_sig;
 mod openai;
@@ -43,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use faults::{Faults, InjectedFailure};
+pub use mcp::{spawn_mcp, McpEmulatorHandle};
 pub use record::RecordedRequest;
 pub use vertex::VertexSettings;
 

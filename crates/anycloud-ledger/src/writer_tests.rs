@@ -4,6 +4,7 @@
 use super::*;
 use anycloud_store::{RecordedPrice, SqliteStore};
 use chrono::Utc;
+use std::sync::Mutex;
 
 fn record(i: u64) -> UsageRecord {
     UsageRecord {
@@ -36,25 +37,26 @@ async fn store() -> Arc<dyn Store> {
 }
 
 #[tokio::test]
-async fn a_full_queue_spills_to_overflow_and_close_drains_everything() {
+async fn past_its_capacity_the_writer_says_full_and_close_drains_everything() {
     let store = store().await;
     let cfg = WriterConfig {
         capacity: 4,
         max_batch: 16,
         flush_interval: Duration::from_millis(50),
+        spill: None,
     };
     let w = LedgerWriter::start(store.clone(), cfg);
-    // No await between records: the writer cannot run, so the queue overflows.
+    // No await between records: the writer cannot run, so they are all held.
     for i in 0..100 {
         w.record(record(i));
     }
-    let s = w.stats();
-    assert_eq!(s.overflowed, 96);
-    assert_eq!(s.pending, 100);
+    assert!(w.gauge().full(), "admission must see the bound passed");
+    assert_eq!(w.stats().pending, 100);
     w.close().await;
     assert_eq!(store.usage_count().await.ok(), Some(100));
     let s = w.stats();
     assert_eq!((s.written, s.pending, s.lost), (100, 0, 0));
+    assert!(!w.gauge().full());
     // After close: counted as lost, never silently.
     w.record(record(1));
     assert_eq!(w.stats().lost, 1);

@@ -62,8 +62,10 @@ impl ProviderError {
         }
     }
 
+    /// Sets the cloud's retry delay, clamped to [`MAX_RETRY_AFTER`]: a cloud's number
+    /// must not park a deployment for years (or overflow an `Instant`).
     pub fn with_retry_after(mut self, d: Option<Duration>) -> Self {
-        self.retry_after = d;
+        self.retry_after = d.map(|d| d.min(MAX_RETRY_AFTER));
         self
     }
 
@@ -120,22 +122,75 @@ impl ProviderError {
     }
 }
 
+/// The longest retry delay taken from a cloud; longer ones (`1e20`, `inf`) are clamped.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Seconds from a cloud (a header, a `retryDelay`) as a duration: `None` when negative
+/// or not a number, at most [`MAX_RETRY_AFTER`]. Never panics, unlike
+/// `Duration::from_secs_f64` on a huge or infinite value.
+pub fn upstream_seconds(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+    )
+}
+
 /// Parses `retry-after-ms` or `retry-after` (seconds; an HTTP date is not
 /// worth the parse for LLM clouds, which send seconds).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-    {
-        if ms >= 0.0 {
-            return Some(Duration::from_millis(ms as u64));
-        }
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    if let Some(d) = number("retry-after-ms").and_then(|ms| upstream_seconds(ms / 1000.0)) {
+        return Some(d);
     }
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    number(reqwest::header::RETRY_AFTER.as_str()).and_then(upstream_seconds)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod retry_after_tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn huge_infinite_or_negative_retry_after_is_clamped_or_ignored_never_a_panic() {
+        for v in ["1e20", "inf", "1e400", "18446744073709551616"] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", v)])),
+                Some(MAX_RETRY_AFTER),
+                "{v}"
+            );
+            assert_eq!(
+                retry_after(&headers(&[("retry-after-ms", v)])),
+                Some(MAX_RETRY_AFTER),
+                "ms {v}"
+            );
+        }
+        for v in ["-1", "NaN", "-inf", "soon"] {
+            assert_eq!(retry_after(&headers(&[("retry-after", v)])), None, "{v}");
+        }
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1500")])),
+            Some(Duration::from_millis(1500))
+        );
+        let e =
+            ProviderError::upstream(429, "x").with_retry_after(Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(e.retry_after, Some(MAX_RETRY_AFTER));
+    }
 }

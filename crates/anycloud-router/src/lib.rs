@@ -8,8 +8,9 @@
 //! all call it ([`explain`] wraps it for display).
 //!
 //! Checks per deployment, in product.md §4 order (the first that fails is
-//! the reason recorded): tenant clouds, tenant jurisdictions; exclusivity
-//! held by another cloud, validity window, ship-first; capabilities and
+//! the reason recorded): tenant clouds, tenant jurisdictions; declined by
+//! the primary, exclusivity held by another cloud, validity window,
+//! ship-first; capabilities and
 //! context length; drained, breaker open. Ordering is in [`order`].
 
 pub mod explain;
@@ -129,7 +130,7 @@ pub fn route(
     let Some(model_index) = table.model_index(input.model) else {
         return Err(RouteError::UnknownModel {
             model: input.model.to_string(),
-            suggestions: table.suggest(input.model),
+            suggestions: table.suggest(input.model, input.tenant.models.as_deref()),
         });
     };
     let tenant = input.tenant;
@@ -145,6 +146,7 @@ pub fn route(
         exclusive_holder: table.exclusive_holder(input.model, input.date),
         ship_first_blocks: table.ship_first_blocks(model_index, input.model, input.date),
         primary: table.primary.as_ref().map(|p| p.cloud.as_str()),
+        primary_declined: table.primary_declined(input.model),
     };
     let deployments = table.deployments(model_index);
     let mut eligible = Vec::with_capacity(deployments.len());
@@ -179,6 +181,8 @@ struct Facts<'a> {
     exclusive_holder: Option<&'a str>,
     ship_first_blocks: bool,
     primary: Option<&'a str>,
+    /// The primary declined this model: its own deployment is skipped.
+    primary_declined: bool,
 }
 
 /// Why `d` may not serve this request, or `None` if it may.
@@ -202,6 +206,9 @@ fn check(
         if !ok {
             return Some(Reason::Jurisdiction);
         }
+    }
+    if facts.primary_declined && facts.primary == Some(d.cloud.as_str()) {
+        return Some(Reason::DeclinedByPrimary);
     }
     if facts.exclusive_holder.is_some_and(|c| c != d.cloud) {
         return Some(Reason::ExclusiveElsewhere);

@@ -145,6 +145,8 @@ prop_compose! {
             budget: None,
             rate_limit: None,
             capture: false,
+            data_jurisdiction: None,
+            mcp: None,
         };
         Case {
             table,
@@ -200,8 +202,10 @@ proptest! {
             .filter(|e| e.active_on(c.date))
             .map(|e| e.cloud.clone());
         let primary = c.table.primary.clone();
-        let primary_valid = primary.as_ref().is_some_and(|p| {
-            deps.iter().any(|d| d.cloud == p.cloud && d.valid_on(c.date))
+        // Ship-first releases the model once the primary's deployment of it
+        // has started (its window may since have ended) or the primary declined it.
+        let primary_started = primary.as_ref().is_some_and(|p| {
+            deps.iter().any(|d| d.cloud == p.cloud && d.started_on(c.date))
         });
         for (rank, &i) in candidates.iter().enumerate() {
             let d = &deps[i];
@@ -216,8 +220,11 @@ proptest! {
                 prop_assert_eq!(&d.cloud, h, "exclusive elsewhere");
             }
             if let Some(p) = &primary {
-                let released = !p.ship_first || !p.declined_models.is_empty() || primary_valid;
+                let declined = !p.declined_models.is_empty();
+                let released = !p.ship_first || declined || primary_started;
                 prop_assert!(released || d.cloud == p.cloud, "ship first");
+                // A model the primary declined never goes to the primary.
+                prop_assert!(!(declined && d.cloud == p.cloud), "declined by primary");
                 if d.cloud == p.cloud {
                     // The primary first whenever eligible (ahead of every other cloud).
                     prop_assert!(candidates[..rank].iter().all(|&j| deps[j].cloud == p.cloud), "primary first");
@@ -225,6 +232,20 @@ proptest! {
             }
             prop_assert!(c.needs.iter().all(|n| d.capabilities.contains(n)), "capability");
             prop_assert!(!c.drained.contains(&d.cloud) && !c.open.contains(&d.cloud), "health");
+        }
+        // The two agreement reasons are given exactly when their rule applies.
+        for d in &declined {
+            match d.outcome {
+                Outcome::Declined(Reason::ShipFirst) => {
+                    let p = primary.as_ref();
+                    prop_assert!(p.is_some_and(|p| p.ship_first && p.declined_models.is_empty() && !primary_started && d.cloud != p.cloud), "ship_first given wrongly");
+                }
+                Outcome::Declined(Reason::DeclinedByPrimary) => {
+                    let p = primary.as_ref();
+                    prop_assert!(p.is_some_and(|p| !p.declined_models.is_empty() && d.cloud == p.cloud), "declined_by_primary given wrongly");
+                }
+                _ => {}
+            }
         }
     }
 }

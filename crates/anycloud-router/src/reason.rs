@@ -10,6 +10,10 @@ pub enum Reason {
     TenantCloud,
     Jurisdiction,
     ExclusiveElsewhere,
+    /// The primary declined the model (`agreements.primary.declined_models`):
+    /// it chose not to support it, so it is not asked even when it has a
+    /// deployment.
+    DeclinedByPrimary,
     OutsideWindow,
     ShipFirst,
     Capability(Capability),
@@ -28,6 +32,7 @@ impl Reason {
                 | Reason::TenantCloud
                 | Reason::Jurisdiction
                 | Reason::ExclusiveElsewhere
+                | Reason::DeclinedByPrimary
                 | Reason::OutsideWindow
                 | Reason::ShipFirst
         )
@@ -46,6 +51,7 @@ impl Reason {
             Reason::TenantCloud => "tenant_cloud",
             Reason::Jurisdiction => "jurisdiction",
             Reason::ExclusiveElsewhere => "exclusive_elsewhere",
+            Reason::DeclinedByPrimary => "declined_by_primary",
             Reason::OutsideWindow => "outside_window",
             Reason::ShipFirst => "ship_first",
             Reason::Capability(Capability::Chat) => "capability:chat",

@@ -28,6 +28,12 @@ impl Deployment {
     pub fn valid_on(&self, date: NaiveDate) -> bool {
         self.valid_from.is_none_or(|f| date >= f) && self.valid_until.is_none_or(|u| date <= u)
     }
+
+    /// Whether the deployment had started on `date` (`valid_from` on or
+    /// before it, or no `valid_from`), whether or not it has since ended.
+    pub fn started_on(&self, date: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| date >= f)
+    }
 }
 
 /// `[agreements.primary]`: first look, and optionally ship-first.
@@ -160,10 +166,13 @@ impl RoutingTable {
     }
 
     /// Up to three configured names closest to `model`.
-    pub fn suggest(&self, model: &str) -> Vec<String> {
+    /// Close names for an unknown `model`, only among those the tenant may use
+    /// (`allowed`, when it has an allow-list): a 404 must not name other tenants' models.
+    pub fn suggest(&self, model: &str, allowed: Option<&[String]>) -> Vec<String> {
         let mut scored: Vec<(f64, &String)> = self
             .names
             .iter()
+            .filter(|n| allowed.is_none_or(|a| a.contains(n)))
             .map(|n| (strsim::jaro_winkler(model, n), n))
             .filter(|(s, _)| *s > 0.6)
             .collect();
@@ -179,25 +188,34 @@ impl RoutingTable {
             .map(|e| e.cloud.as_str())
     }
 
-    /// Ship-first (product.md §3.4): when the primary has `ship_first`, a
-    /// model may run on another cloud only once the primary *serves* it — it
-    /// has a deployment of the model whose validity window contains the
-    /// request's date — or has *declined* it (`declined_models`). Tenant
+    /// Whether the primary declined `model` (`declined_models`).
+    pub fn primary_declined(&self, model: &str) -> bool {
+        self.primary
+            .as_ref()
+            .is_some_and(|p| p.declined_models.iter().any(|m| m == model))
+    }
+
+    /// Ship-first (product.md §3.4; README "Routing"): when the primary has
+    /// `ship_first`, a model may run on another cloud only once the primary
+    /// has *shipped* it — it has a deployment of the model whose `valid_from`
+    /// is on or before the request's date (or has none) — or has *declined*
+    /// it (`declined_models`). The end of the primary's window does not hold
+    /// the others back again: once shipped, the model stays released (the
+    /// expired primary deployment is skipped as `outside_window`). Tenant
     /// policy, capabilities and health of the primary's deployment do not
-    /// matter here: the primary having the model is what releases it to the
-    /// others (if the primary then cannot take this particular request,
-    /// that is its right of first refusal being used). Returns true when
-    /// other clouds are held back for `model` on `date`.
+    /// matter here either: if the primary cannot take this particular
+    /// request, that is its right of first refusal being used. Returns true
+    /// when other clouds are held back for `model` on `date`.
     pub fn ship_first_blocks(&self, model_index: usize, model: &str, date: NaiveDate) -> bool {
         let Some(p) = &self.primary else {
             return false;
         };
-        if !p.ship_first || p.declined_models.iter().any(|m| m == model) {
+        if !p.ship_first || self.primary_declined(model) {
             return false;
         }
         !self
             .deployments(model_index)
             .iter()
-            .any(|d| d.cloud == p.cloud && d.valid_on(date))
+            .any(|d| d.cloud == p.cloud && d.started_on(date))
     }
 }

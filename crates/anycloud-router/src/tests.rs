@@ -156,6 +156,20 @@ fn unknown_model_suggests_close_names_and_allow_list_is_enforced() {
         other => unreachable!("{other:?}"),
     }
     let narrow = &c.tenants[2];
+    // A tenant with an allow-list is never told about models outside it.
+    let input_narrow = RouteInput {
+        tenant: narrow,
+        ..input
+    };
+    match route(&t, &input_narrow, &NoState) {
+        Err(RouteError::UnknownModel { suggestions, .. }) => assert!(
+            suggestions
+                .iter()
+                .all(|s| narrow.models.as_ref().is_some_and(|m| m.contains(s))),
+            "{suggestions:?}"
+        ),
+        other => unreachable!("{other:?}"),
+    }
     let input = RouteInput {
         model: "gpt-4o",
         tenant: narrow,
@@ -214,6 +228,19 @@ target = "f"
 [[models.deployments]]
 cloud = "gcp-eu"
 target = "f2"
+[[models.deployments]]
+cloud = "azure-us"
+target = "f3"
+[[models]]
+name = "licensed"
+[[models.deployments]]
+cloud = "azure-us"
+target = "l"
+valid_from = "2026-03-01"
+valid_until = "2026-12-31"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "l2"
 [agreements.primary]
 cloud = "azure-us"
 ship_first = true
@@ -382,12 +409,42 @@ fn ship_first_exclusive_and_declined_models() {
     assert_eq!(clouds_of(&t, &plan), ["aws-eu"]);
     assert_eq!(
         reason::header_value(&plan.declined),
-        "gcp-eu:declined(exclusive_elsewhere)"
+        "gcp-eu:declined(exclusive_elsewhere) azure-us:declined(declined_by_primary)"
     );
-    // After the exclusivity ends, gcp-eu may serve it too.
+    // After the exclusivity ends, gcp-eu may serve it too; the primary, which
+    // declined it, still not, although it has a deployment.
     let plan = plan_for(&t, &c, "frontier-agent", "2027-07-01", &NoSpend, &NoState)
         .unwrap_or_else(|e| unreachable!("{e:?}"));
     assert_eq!(clouds_of(&t, &plan), ["aws-eu", "gcp-eu"]);
+    assert_eq!(
+        reason::header_value(&plan.declined),
+        "azure-us:declined(declined_by_primary)"
+    );
+}
+
+#[test]
+fn ship_first_releases_once_the_primary_window_started() {
+    let (c, t) = agreements("priority");
+    // Before the primary's window opens the model may run nowhere else.
+    match plan_for(&t, &c, "licensed", "2026-02-28", &NoSpend, &NoState) {
+        Err(RouteError::NoCandidate { declined, .. }) => assert_eq!(
+            reason::header_value(&declined),
+            "azure-us:declined(outside_window) gcp-eu:declined(ship_first)"
+        ),
+        other => unreachable!("{other:?}"),
+    }
+    // Inside it: the primary first, then the others.
+    let plan = plan_for(&t, &c, "licensed", "2026-03-01", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert_eq!(clouds_of(&t, &plan), ["azure-us", "gcp-eu"]);
+    // After it ended: the primary is skipped, the others still serve.
+    let plan = plan_for(&t, &c, "licensed", "2027-01-01", &NoSpend, &NoState)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert_eq!(clouds_of(&t, &plan), ["gcp-eu"]);
+    assert_eq!(
+        reason::header_value(&plan.declined),
+        "azure-us:declined(outside_window)"
+    );
 }
 
 #[test]
@@ -405,7 +462,7 @@ fn explain_matches_route() {
     let e = explain::explain(&t, &input, &NoState);
     assert_eq!(
         e.route_header,
-        "gcp-eu:declined(exclusive_elsewhere) aws-eu:ok"
+        "gcp-eu:declined(exclusive_elsewhere) azure-us:declined(declined_by_primary) aws-eu:ok"
     );
     assert_eq!(e.candidates[0].cloud, "aws-eu");
     assert!(e.to_table().contains("exclusive_elsewhere"));

@@ -26,7 +26,9 @@
 //!    which write off the request path.
 //!
 //! Admin and health routes skip steps 2–7; `admin` checks the admin token
-//! itself (constant-time compare). The dashboard under `/ui` (`ui`) logs in
+//! itself (`admin_auth::token_matches`, constant time, never an empty token), and
+//! `admin_auth::layer` (inside step 1) answers 429 to an address after ten failed
+//! admin-token attempts in a minute. The dashboard under `/ui` (`ui`) logs in
 //! with the admin token and then uses a session cookie; its traffic charts
 //! come from an outcome sink registered in step 8.
 
@@ -76,9 +78,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/admin/v1/ledger/report", get(admin::ledger::report))
         .merge(crate::admin::routes())
+        .merge(crate::mcp::admin::routes())
+        .merge(crate::mcp::routes(state.clone()))
         .merge(crate::ui::routes())
         .fallback(ingress::not_found)
         .method_not_allowed_fallback(ingress::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admin_auth::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_id::layer,

@@ -16,6 +16,34 @@ use std::time::{Duration, Instant};
 
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// How old a cached key may be when the store cannot be asked (README "Reliability"):
+/// while it is down, keys seen in the last hour keep working.
+pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// The longest a request waits for the store to look a key up (or a key's policy) before
+/// it counts as unreachable: a store whose connections are all stuck behind a locked
+/// database must not hold requests.
+pub const STORE_READ_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// `fut` (a store read), or `None` when it failed or took longer than
+/// [`STORE_READ_TIMEOUT`] (the error is logged as `what`).
+pub async fn store_read<T, E: std::fmt::Display>(
+    what: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(STORE_READ_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "{what} failed");
+            None
+        }
+        Err(_) => {
+            tracing::error!("{what} timed out");
+            None
+        }
+    }
+}
+
 /// Who is calling: the tenant (from config) and the key id.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -37,17 +65,18 @@ struct CachedKey {
 }
 
 impl KeyCache {
-    fn get(&self, id: &str) -> Option<CachedKey> {
+    /// The cached entry, fresh or not (`fresh` says whether it is within [`CACHE_TTL`]).
+    fn get(&self, id: &str) -> Option<(CachedKey, bool)> {
         let map = self.entries.read().ok()?;
         map.get(id)
-            .filter(|c| c.fetched.elapsed() < CACHE_TTL)
-            .cloned()
+            .map(|c| (c.clone(), c.fetched.elapsed() < CACHE_TTL))
     }
 
     fn put(&self, id: &str, entry: CachedKey) {
         if let Ok(mut map) = self.entries.write() {
             if map.len() > 100_000 {
-                map.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
+                // Stale entries are kept for store outages, but not without bound.
+                map.retain(|_, c| c.fetched.elapsed() < STALE_LIMIT);
             }
             map.insert(id.to_string(), entry);
         }
@@ -102,20 +131,30 @@ pub async fn authenticate_with(
         return Err(bad());
     };
     let entry = match state.key_cache.get(id) {
-        Some(e) => e,
-        None => {
-            let record = state
-                .store
-                .key_by_id(id)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "key lookup failed");
-                    ApiError::Internal {
-                        message: "The gateway's key store is unavailable.".into(),
+        Some((e, true)) => e,
+        cached => {
+            let looked_up = match store_read("key lookup", state.store.key_by_id(id)).await {
+                Some(r) => r,
+                None => {
+                    // Store down: a key seen recently keeps working (revocations made
+                    // meanwhile reach this instance through Redis or when it returns).
+                    match cached {
+                        Some((e, _)) if e.fetched.elapsed() < STALE_LIMIT => {
+                            return principal(state, presented, id, &e);
+                        }
+                        _ => {
+                            return Err(ApiError::Unavailable {
+                                message:
+                                    "The gateway's key store is unavailable; try again shortly."
+                                        .into(),
+                                code: "key_store_unavailable",
+                                retry_after: 1,
+                            })
+                        }
                     }
-                })?
-                .filter(|r| !r.is_revoked())
-                .ok_or_else(bad)?;
+                }
+            };
+            let record = looked_up.filter(|r| !r.is_revoked()).ok_or_else(bad)?;
             let entry = CachedKey {
                 hash: record.key_hash,
                 tenant: record.tenant,
@@ -125,8 +164,20 @@ pub async fn authenticate_with(
             entry
         }
     };
+    principal(state, presented, id, &entry)
+}
+
+/// Checks the presented key against `entry` and resolves its tenant.
+fn principal(
+    state: &AppState,
+    presented: &str,
+    id: &str,
+    entry: &CachedKey,
+) -> Result<Principal, ApiError> {
     if !keys::verify(presented, &entry.hash) {
-        return Err(bad());
+        return Err(ApiError::Unauthorized {
+            message: "Incorrect API key provided.".into(),
+        });
     }
     let tenant = state
         .tenant(&entry.tenant)

@@ -381,6 +381,8 @@ fn attempt_record(
         latency_ms: elapsed.as_millis() as u64,
         ttft_ms: None,
         usage: None,
+        reported_usage: None,
+        context_window: d.context_window,
         usage_estimated: false,
         reached_cloud,
     }

@@ -10,9 +10,11 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_auth;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod bookkeeping;
 pub mod cloud_state;
 pub mod dispatch;
 pub mod error;
@@ -20,10 +22,12 @@ pub mod governance;
 pub mod health;
 pub mod ingress;
 pub mod ledger_sink;
+pub mod mcp;
 pub mod metrics;
 pub mod outcome;
 pub mod request_id;
 pub mod request_scope;
+pub mod residency;
 pub mod shared;
 pub mod state;
 pub mod telemetry;
@@ -44,6 +48,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purger = ingress::responses::spawn_purger(state.clone());
+    // One shutdown signal for the main and the metrics listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = match &state.config.server.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listener (no auth)");
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                state.clone(),
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let app = app::router(state.clone());
     // Nagle off: each SSE event must leave at once, not wait for the
     // client's delayed ACK (measured: +180 ms p50 on streams without it).
@@ -51,11 +76,39 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // MCP sessions hold SSE streams open: end them when shutdown begins, or graceful
+    // shutdown would wait for clients to hang up.
+    let mcp_sessions = state.mcp.shutdown_token();
+    // The peer address feeds the failed-admin-auth limiter (`admin_auth`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            mcp_sessions.cancel();
+        })
         .await;
     purger.abort();
+    state.mcp.shutdown().await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // In-flight requests have finished: write every queued audit entry and spend record.
     state.governance.flush().await;
     served
+}
+
+/// Serves only `GET /metrics`, without auth, on `listener` until `shutdown` resolves:
+/// the internal listener of `server.metrics_listen`, for a Prometheus that should not
+/// hold a token. Everything else there is a 404.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(health::open_metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

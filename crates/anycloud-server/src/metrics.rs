@@ -102,7 +102,7 @@ pub struct RateLimitLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
-    /// `ledger`, `audit` or `budget_spend`.
+    /// `ledger`, `audit`, `budget_spend`, `budget_settle` or `capture`.
     pub queue: &'static str,
 }
 
@@ -166,6 +166,8 @@ pub struct Metrics {
     pub declines: Family<DeclineLabels, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub cost: Family<SpendLabels, CounterF64>,
+    /// Attempts whose reported usage was beyond the request's bounds (`outcome::UsageBounds`).
+    pub usage_clamped: Family<CloudLabels, Counter>,
     /// 1 while a cloud is drained.
     pub cloud_drained: Family<CloudLabels, Gauge>,
     /// 0 closed, 1 half-open, 2 open.
@@ -176,6 +178,9 @@ pub struct Metrics {
     pub rate_limited: Family<RateLimitLabels, Counter>,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub queue_flush: Family<QueueLabels, Histogram>,
+    pub queue_spilled: Family<QueueLabels, Gauge>,
+    pub queue_write_errors: Family<QueueLabels, Gauge>,
+    pub store_degraded: Gauge,
     ledger: OnceLock<Arc<anycloud_ledger::LedgerWriter>>,
 }
 
@@ -209,6 +214,7 @@ impl Metrics {
             declines: Family::default(),
             tokens: Family::default(),
             cost: Family::default(),
+            usage_clamped: Family::default(),
             cloud_drained: Family::default(),
             cloud_breaker: Family::default(),
             budget_remaining: Family::default(),
@@ -217,6 +223,9 @@ impl Metrics {
             rate_limited: Family::default(),
             queue_depth: Family::default(),
             queue_flush: Family::new_with_constructor(flush_histogram as fn() -> Histogram),
+            queue_spilled: Family::default(),
+            queue_write_errors: Family::default(),
+            store_degraded: Gauge::default(),
             ledger: OnceLock::new(),
         };
         let r = &mut registry;
@@ -261,6 +270,17 @@ impl Metrics {
             m.cost.clone(),
         );
         r.register(
+            "usage_clamped",
+            "Attempts whose reported usage exceeded the request's bounds and was clamped for billing, by cloud",
+            m.usage_clamped.clone(),
+        );
+        for c in &config.clouds {
+            // Present at 0 from the start, so an alert can watch it before the first clamp.
+            let _ = m.usage_clamped.get_or_create(&CloudLabels {
+                cloud: c.name.clone(),
+            });
+        }
+        r.register(
             "cloud_drained",
             "1 while the cloud is drained by the kill switch",
             m.cloud_drained.clone(),
@@ -300,6 +320,21 @@ impl Metrics {
             "Time to write one batch of a background writer",
             m.queue_flush.clone(),
         );
+        r.register(
+            "queue_spilled",
+            "Records of a background writer waiting in its spill file (store down)",
+            m.queue_spilled.clone(),
+        );
+        r.register(
+            "queue_write_errors",
+            "Failed batch writes of a background writer since start (each retried)",
+            m.queue_write_errors.clone(),
+        );
+        r.register(
+            "store_degraded",
+            "1 while store writes fail or a spilled backlog waits, else 0",
+            m.store_degraded.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -316,7 +351,7 @@ impl Metrics {
     }
 
     /// A hook for a batch writer's commit times (see `governance::batch`).
-    pub fn flush_observer(&self, queue: &'static str) -> crate::governance::batch::FlushHook {
+    pub fn flush_observer(&self, queue: &'static str) -> anycloud_store::spool::FlushHook {
         let hist = self
             .queue_flush
             .get_or_create(&QueueLabels { queue })
@@ -371,16 +406,23 @@ impl Metrics {
         self.key_budgets
             .get_or_create(&KeyBudgetLabels { state: "exhausted" })
             .set(exhausted as i64);
-        let g = &state.governance;
-        for (queue, depth) in [
-            ("audit", g.audit.pending()),
-            ("budget_spend", g.budgets.pending()),
-            ("ledger", self.ledger.get().map_or(0, |w| w.stats().pending)),
-        ] {
+        for g in state.bookkeeping.gauges() {
+            let st = g.stats();
+            let queue = g.name();
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             self.queue_depth
                 .get_or_create(&QueueLabels { queue })
-                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                .set(gauge(st.pending));
+            self.queue_spilled
+                .get_or_create(&QueueLabels { queue })
+                .set(gauge(st.on_disk));
+            self.queue_write_errors
+                .get_or_create(&QueueLabels { queue })
+                .set(gauge(st.write_errors));
         }
+        self.store_degraded.set(i64::from(
+            state.bookkeeping.health() != crate::bookkeeping::Health::Ok,
+        ));
     }
 
     /// Counts a refusal by a rate limit.
@@ -410,6 +452,13 @@ fn period_label(p: BudgetPeriod) -> &'static str {
 /// Per-request series, from the one place every request ends.
 impl OutcomeSink for Metrics {
     fn record(&self, o: &RequestOutcome) {
+        for a in o.attempts.iter().filter(|a| a.reported_usage.is_some()) {
+            self.usage_clamped
+                .get_or_create(&CloudLabels {
+                    cloud: a.cloud.clone(),
+                })
+                .inc();
+        }
         let model = self.labels.model(&o.model);
         let cloud = self.labels.cloud(o.cloud());
         let tenant = self.labels.tenant(&o.tenant);
@@ -496,6 +545,25 @@ impl Metrics {
     pub fn register_redis(&mut self) -> RedisMetrics {
         RedisMetrics::register(&mut self.registry)
     }
+
+    /// Only with `[store.content]`: content writes by the jurisdiction they went to.
+    pub fn register_content(&mut self) -> Family<ContentLabels, Counter> {
+        let writes = Family::<ContentLabels, Counter>::default();
+        self.registry.register(
+            "content_writes",
+            "Stored responses and captures written, by the jurisdiction of their content store (only with [store.content])",
+            writes.clone(),
+        );
+        writes
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContentLabels {
+    /// A jurisdiction of `[store.content]`.
+    pub jurisdiction: String,
+    /// `response` or `capture`.
+    pub kind: &'static str,
 }
 
 impl RedisMetrics {

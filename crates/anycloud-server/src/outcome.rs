@@ -30,8 +30,13 @@ pub struct AttemptRecord {
     pub latency_ms: u64,
     /// Time to the first token (first stream event), streams only.
     pub ttft_ms: Option<u64>,
-    /// Usage as the cloud reported it, when it did.
+    /// Usage as billed: the cloud's report, clamped to the request's bounds.
     pub usage: Option<Usage>,
+    /// The cloud's report as it came, when it was beyond the bounds and `usage` is
+    /// the clamped figure (README "Security").
+    pub reported_usage: Option<Usage>,
+    /// The deployment's context window, one of the bounds on reported input.
+    pub context_window: Option<u64>,
     /// True when `usage` is the gateway's estimate, not the cloud's count.
     pub usage_estimated: bool,
     /// Whether the attempt reached the cloud (connect errors did not).
@@ -78,17 +83,69 @@ impl RequestOutcome {
     pub fn usage(&self) -> Usage {
         let mut total = Usage::default();
         for u in self.attempts.iter().filter_map(|a| a.usage) {
-            total.input_tokens += u.input_tokens;
-            total.output_tokens += u.output_tokens;
-            total.cached_input_tokens += u.cached_input_tokens;
-            total.cache_write_tokens += u.cache_write_tokens;
-            total.reasoning_tokens += u.reasoning_tokens;
+            total.input_tokens = total.input_tokens.saturating_add(u.input_tokens);
+            total.output_tokens = total.output_tokens.saturating_add(u.output_tokens);
+            total.cached_input_tokens = total
+                .cached_input_tokens
+                .saturating_add(u.cached_input_tokens);
+            total.cache_write_tokens = total
+                .cache_write_tokens
+                .saturating_add(u.cache_write_tokens);
+            total.reasoning_tokens = total.reasoning_tokens.saturating_add(u.reasoning_tokens);
         }
         total
     }
 
     pub fn cost_usd(&self) -> f64 {
         self.attempts.iter().map(AttemptRecord::cost_usd).sum()
+    }
+}
+
+/// What one request allowed a cloud to use: more than this in a usage report is a
+/// broken or hostile cloud, and billing it would let one absurd number exhaust a
+/// tenant's budget. The report is clamped for billing and kept beside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageBounds {
+    /// The request's `max_tokens` (or equivalent), if it set one.
+    pub max_output_tokens: Option<u64>,
+    /// The gateway's own estimate of the prompt.
+    pub input_estimate: u64,
+}
+
+/// Reported input beyond this many times the gateway's estimate is clamped.
+pub const INPUT_ESTIMATE_FACTOR: u64 = 10;
+/// Floor of the input bound: chat templates and images add tokens the estimate of a
+/// tiny prompt does not see.
+pub const MIN_INPUT_BOUND: u64 = 1_024;
+
+impl UsageBounds {
+    /// The bounds of a canonical chat request (chat, messages and responses all are one).
+    pub fn of(chat: &anycloud_types::ChatRequest) -> UsageBounds {
+        UsageBounds {
+            max_output_tokens: chat.params.max_tokens.map(u64::from),
+            input_estimate: chat.estimate_input_tokens(),
+        }
+    }
+
+    /// `usage` within the bounds (and `context_window`), and whether it had to change.
+    pub fn clamp(&self, usage: Usage, context_window: Option<u64>) -> (Usage, bool) {
+        let by_estimate = self
+            .input_estimate
+            .saturating_mul(INPUT_ESTIMATE_FACTOR)
+            .max(MIN_INPUT_BOUND);
+        let max_input = context_window.map_or(by_estimate, |w| w.min(by_estimate));
+        let max_output = self
+            .max_output_tokens
+            .or(context_window)
+            .unwrap_or(u64::MAX);
+        let mut u = usage;
+        u.input_tokens = u.input_tokens.min(max_input);
+        u.output_tokens = u.output_tokens.min(max_output);
+        // Subsets stay subsets of what is billed.
+        u.cached_input_tokens = u.cached_input_tokens.min(u.input_tokens);
+        u.cache_write_tokens = u.cache_write_tokens.min(u.input_tokens);
+        u.reasoning_tokens = u.reasoning_tokens.min(u.output_tokens);
+        (u, u != usage)
     }
 }
 
@@ -104,6 +161,7 @@ struct Inner {
     model: String,
     finished: bool,
     span: tracing::Span,
+    bounds: Option<UsageBounds>,
 }
 
 /// Collects one request's attempts and finishes it exactly once.
@@ -145,6 +203,7 @@ impl Tracker {
                 model: "unknown".into(),
                 finished: false,
                 span,
+                bounds: None,
             }),
         }
     }
@@ -170,6 +229,13 @@ impl Tracker {
         }
     }
 
+    /// The bounds a cloud's usage report is held to (set once the request is parsed).
+    pub fn set_usage_bounds(&self, bounds: UsageBounds) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.bounds = Some(bounds);
+        }
+    }
+
     pub fn attempt(&self, a: AttemptRecord) {
         if let Ok(mut i) = self.inner.lock() {
             i.attempts.push(a);
@@ -179,9 +245,26 @@ impl Tracker {
     /// Updates the successful attempt once a stream has ended: its usage
     /// (or an estimate) and time to first token.
     pub fn complete_ok_attempt(&self, usage: Option<Usage>, estimated: bool, ttft_ms: Option<u64>) {
-        if let Ok(mut i) = self.inner.lock() {
+        if let Ok(mut guard) = self.inner.lock() {
+            let i = &mut *guard;
             if let Some(a) = i.attempts.iter_mut().rev().find(|a| a.outcome == "ok") {
-                a.usage = usage;
+                let (billed, reported) = match (usage, i.bounds) {
+                    (Some(u), Some(b)) if !estimated => match b.clamp(u, a.context_window) {
+                        (clamped, true) => {
+                            tracing::warn!(
+                                cloud = %a.cloud,
+                                reported = ?u,
+                                billed = ?clamped,
+                                "usage report beyond the request's bounds: clamped for billing"
+                            );
+                            (Some(clamped), Some(u))
+                        }
+                        (_, false) => (Some(u), None),
+                    },
+                    _ => (usage, None),
+                };
+                a.usage = billed;
+                a.reported_usage = reported;
                 a.usage_estimated = estimated;
                 if ttft_ms.is_some() {
                     a.ttft_ms = ttft_ms;

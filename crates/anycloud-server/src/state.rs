@@ -29,10 +29,16 @@ pub struct AppState {
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
     /// Budgets, rate limits, audit trail and payload capture.
     pub governance: crate::governance::Governance,
+    /// Every bookkeeping queue, for admission, `/readyz` and metrics.
+    pub bookkeeping: crate::bookkeeping::Bookkeeping,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
     pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
+    /// `/mcp` and the upstream MCP servers.
+    pub mcp: crate::mcp::McpGateway,
+    /// Failed admin-token attempts per client address (`admin_auth`).
+    pub auth_failures: crate::admin_auth::FailedAuthLimiter,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -123,9 +129,21 @@ impl AppState {
         let governance = crate::governance::Governance::new(
             store.clone(),
             &config.capture,
+            &config.store,
             link.clone(),
             std::time::Duration::from_millis(config.server.request_timeout_ms),
         )?;
+        if let Some(residency) = store.residency() {
+            crate::residency::observe(
+                residency,
+                metrics.register_content(),
+                governance.audit.clone(),
+            );
+        }
+        let mcp = crate::mcp::McpGateway::new(
+            &config,
+            crate::mcp::McpMetrics::register(&mut metrics.registry),
+        );
         let metrics = Arc::new(metrics);
         governance.audit.on_flush(metrics.flush_observer("audit"));
         governance
@@ -178,15 +196,25 @@ impl AppState {
             providers,
             store,
             key_cache: KeyCache::default(),
+            auth_failures: Default::default(),
             clouds,
             metrics,
             tracing,
             sinks: sinks.into(),
+            bookkeeping: {
+                let b = crate::bookkeeping::Bookkeeping::default();
+                for g in governance.gauges() {
+                    b.register(g);
+                }
+                b
+            },
             governance,
             broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
             ui,
+            mcp,
             tenants: RwLock::new(tenants),
         });
+        state.mcp.start();
         if let Some(b) = &state.broadcast {
             // Drains made on other instances before this one started.
             crate::shared::events::resync_drains(&state, b).await;
@@ -273,5 +301,7 @@ pub fn tenant_policy_json(t: &TenantConfig) -> serde_json::Value {
         "budget": t.budget.map(|b| serde_json::json!({"usd": b.usd, "period": format!("{:?}", b.period).to_lowercase()})),
         "rate_limit": t.rate_limit.map(|r| serde_json::json!({"requests_per_minute": r.requests_per_minute, "tokens_per_minute": r.tokens_per_minute})),
         "capture": t.capture,
+        "data_jurisdiction": t.data_jurisdiction(),
+        "mcp": t.mcp,
     })
 }

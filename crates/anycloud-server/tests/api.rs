@@ -228,6 +228,7 @@ async fn health_readiness_and_metrics() {
     let m = gw
         .http
         .get(format!("{}/metrics", gw.url))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

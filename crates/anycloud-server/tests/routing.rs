@@ -73,6 +73,7 @@ async fn retry_after_opens_the_breaker_for_that_long() {
     let metrics = gw
         .http
         .get(format!("{}/metrics", gw.url))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

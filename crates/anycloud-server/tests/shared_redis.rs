@@ -118,7 +118,12 @@ async fn shared_budgets(
     lease: Duration,
 ) -> Arc<Budgets> {
     let shared = SharedBudgets::new(link(r).await, lease);
-    Arc::new(Budgets::new(store.clone(), Some(Arc::new(shared))))
+    Arc::new(Budgets::new(
+        store.clone(),
+        Some(Arc::new(shared)),
+        anycloud_store::spool::SpoolConfig::new("budget_spend"),
+        anycloud_store::spool::SpoolConfig::new("budget_settle"),
+    ))
 }
 
 fn budget_scope(usd: f64) -> Vec<Scope> {
@@ -372,6 +377,7 @@ impl Gw {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
             .send()
             .await
             .unwrap();

@@ -44,6 +44,11 @@ pub enum StoreError {
     #[error("store database error")]
     Database(#[source] sqlx::Error),
 
+    /// Content stores are configured (`[store.content]`) but this tenant's content has no
+    /// store to go to: written nowhere rather than into the wrong jurisdiction.
+    #[error("tenant `{tenant}` has no content store (set its data_jurisdiction)")]
+    NoContentStore { tenant: String },
+
     /// A stored value could not be decoded (bad timestamp, bad JSON).
     #[error("corrupt stored value in {table}.{column}")]
     Corrupt {
@@ -64,6 +69,7 @@ impl StoreError {
             StoreError::Migrate(_) => "migrate",
             StoreError::Database(_) => "database",
             StoreError::Corrupt { .. } => "corrupt",
+            StoreError::NoContentStore { .. } => "no_content_store",
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +20,7 @@ use crate::StoreError;
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One audit entry as written (without its chain fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// `key:<id>` for AI actions, `admin` for admin actions.
@@ -81,7 +81,7 @@ pub enum ChainStatus {
 }
 
 /// A captured payload as stored: sealed, with the id of the key that sealed it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureRecord {
     pub request_id: String,
     pub at: DateTime<Utc>,

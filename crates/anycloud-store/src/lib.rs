@@ -20,6 +20,8 @@ pub mod governance;
 pub mod keys;
 pub mod migrate;
 pub mod postgres;
+pub mod residency;
+pub mod spool;
 pub mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -39,6 +41,7 @@ pub use governance::{
 };
 pub use migrate::MigrationInfo;
 pub use postgres::PgStore;
+pub use residency::{ContentKind, ContentWrite, Residency, ResidentStore};
 pub use sqlite::SqliteStore;
 pub use transfer::{Page, Table, TransferStore};
 pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PER_USD};
@@ -48,6 +51,12 @@ pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PE
 pub trait Store: GovernanceStore + TransferStore + Send + Sync + std::fmt::Debug {
     /// The backend's name, for logs and `/health`: `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+
+    /// The content stores by jurisdiction when content is kept apart from this store
+    /// ([`residency::ResidentStore`]); `None` when it all lives here.
+    fn residency(&self) -> Option<&residency::Residency> {
+        None
+    }
 
     /// Readiness: succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

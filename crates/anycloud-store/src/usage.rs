@@ -6,7 +6,7 @@
 //! only fixes the shape of what is stored so every backend stores the same thing.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Nano-dollars (1e-9 USD) per US dollar. Money is stored as integer nano-dollars; see
 /// `migrations/sqlite/0002_usage_ledger.sql` for why.
@@ -14,7 +14,7 @@ pub const NANOS_PER_USD: i64 = 1_000_000_000;
 
 /// The price an attempt was charged at, per million tokens, kept with the record so a later
 /// price change never rewrites history.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordedPrice {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
@@ -22,7 +22,7 @@ pub struct RecordedPrice {
 }
 
 /// One attempt that reached a cloud.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub at: DateTime<Utc>,
     pub request_id: String,

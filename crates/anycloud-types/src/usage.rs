@@ -20,6 +20,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        // Saturating: the counts come from a cloud, which may send anything.
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }

@@ -90,9 +90,13 @@ enum Command {
     Emulate {
         #[arg(long, default_value_t = 9100)]
         port: u16,
-        /// One cloud only: openai_compatible or azure_openai.
+        /// One emulator only: openai_compatible, azure_openai, oci, bedrock, vertex,
+        /// anthropic or mcp.
         #[arg(long)]
         cloud: Option<String>,
+        /// Serve the MCP emulator over stdio instead (for `[[mcp_servers]] command`).
+        #[arg(long, conflicts_with_all = ["cloud"])]
+        mcp_stdio: bool,
     },
 }
 
@@ -159,6 +163,10 @@ enum StoreCommand {
         /// Take the source store from this config's `store.url` instead of --from.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// With --config: copy this jurisdiction's content store (`[store.content]`)
+        /// instead of the main store.
+        #[arg(long, requires = "config")]
+        content: Option<String>,
         /// The target store URL; migrated first, and it must hold no records.
         #[arg(long)]
         to: String,
@@ -168,6 +176,14 @@ enum StoreCommand {
         /// Rows per batch (one transaction on the target each).
         #[arg(long, default_value_t = anycloud_store::copy::DEFAULT_BATCH)]
         batch_size: u32,
+    },
+    /// Where each tenant's content (stored responses, captures) lives, with the rows of
+    /// each tenant found in every store.
+    Residency {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 
@@ -214,9 +230,17 @@ fn main() -> ExitCode {
                 .as_ref()
                 .map(|c| c.server.log_format)
                 .unwrap_or_default();
-            cmd::init_logging(flag, configured, loaded.as_ref().map(|c| &c.telemetry))
+            cmd::init_logging(
+                flag,
+                configured,
+                loaded.as_ref().map(|c| &c.telemetry),
+                false,
+            )
         }
-        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None),
+        Command::Demo { .. } => {
+            cmd::init_logging(None, anycloud_config::LogFormat::Text, None, true)
+        }
+        _ => cmd::init_logging(None, anycloud_config::LogFormat::Text, None, false),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -287,10 +311,14 @@ fn main() -> ExitCode {
             } => cmd::audit::verify(&config).await,
             Command::Migrate { config } => cmd::migrate::run(&config).await,
             Command::Store {
+                command: StoreCommand::Residency { config, format },
+            } => cmd::residency::run(&config, format == Format::Json).await,
+            Command::Store {
                 command:
                     StoreCommand::Copy {
                         from,
                         config,
+                        content,
                         to,
                         replace,
                         batch_size,
@@ -299,13 +327,20 @@ fn main() -> ExitCode {
                 cmd::store::copy(cmd::store::CopyArgs {
                     from: from.as_deref(),
                     config: config.as_deref(),
+                    content: content.as_deref(),
                     to: &to,
                     replace,
                     batch_size,
                 })
                 .await
             }
-            Command::Emulate { port, cloud } => cmd::emulate::run(port, cloud.as_deref()).await,
+            Command::Emulate {
+                mcp_stdio: true, ..
+            } => {
+                anycloud_emulators::mcp::serve_stdio().await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Emulate { port, cloud, .. } => cmd::emulate::run(port, cloud.as_deref()).await,
         }
     });
     // After the server drained on SIGTERM: export the last spans.

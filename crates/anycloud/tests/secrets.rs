@@ -249,6 +249,7 @@ rate_limit = {{ requests_per_minute = 1000 }}
     }
     let metrics = http
         .get(format!("{url}/metrics"))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()

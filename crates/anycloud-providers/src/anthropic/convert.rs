@@ -247,7 +247,11 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
     let read = u.cache_read_input_tokens.unwrap_or(0);
     let write = u.cache_creation_input_tokens.unwrap_or(0);
     Usage {
-        input_tokens: u.input_tokens.unwrap_or(0) + read + write,
+        input_tokens: u
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(read)
+            .saturating_add(write),
         output_tokens: u.output_tokens,
         cached_input_tokens: read,
         cache_write_tokens: write,

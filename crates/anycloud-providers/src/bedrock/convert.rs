@@ -241,7 +241,10 @@ pub fn finish_reason(stop: &str) -> FinishReason {
 /// Bedrock's usage in canonical terms: cached tokens are added to `input_tokens`.
 pub fn usage_from_wire(u: &wire::TokenUsage) -> Usage {
     Usage {
-        input_tokens: u.input_tokens + u.cache_read_input_tokens + u.cache_write_input_tokens,
+        input_tokens: u
+            .input_tokens
+            .saturating_add(u.cache_read_input_tokens)
+            .saturating_add(u.cache_write_input_tokens),
         output_tokens: u.output_tokens,
         cached_input_tokens: u.cache_read_input_tokens,
         cache_write_tokens: u.cache_write_input_tokens,

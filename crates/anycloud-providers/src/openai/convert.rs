@@ -720,6 +720,9 @@ pub fn embeddings_request_to_wire(
     })
 }
 
+/// Inputs one embeddings request may carry.
+pub const MAX_EMBEDDING_INPUTS: usize = 2_048;
+
 /// Parses a client's embeddings request; the flag says whether it wants
 /// base64 vectors back.
 pub fn embeddings_request_from_wire(
@@ -738,6 +741,17 @@ pub fn embeddings_request_from_wire(
     });
     if inputs.is_empty() || any_empty {
         return Err(empty());
+    }
+    // OpenAI's own limit; on Bedrock each input is one upstream call, so an unbounded
+    // list would let one request burn a shared quota.
+    if inputs.len() > MAX_EMBEDDING_INPUTS {
+        return Err(InvalidRequest::new(
+            format!(
+                "'input' has {} items; at most {MAX_EMBEDDING_INPUTS} are allowed per request.",
+                inputs.len()
+            ),
+            "input",
+        ));
     }
     let base64 = match w.encoding_format.as_deref() {
         None | Some("float") => false,

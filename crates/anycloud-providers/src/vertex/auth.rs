@@ -29,6 +29,8 @@ pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Refresh this long before a token runs out (less for short-lived tokens).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Google's tokens live an hour; a longer `expires_in` is believed up to a day.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 /// Lifetime asked for in the assertion (Google's maximum).
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
 
@@ -238,7 +240,9 @@ impl TokenSource {
                 serde_json::Value::String(s) => s.parse().ok(),
                 _ => None,
             })
-            .map_or(Duration::from_secs(3600), Duration::from_secs);
+            .map_or(Duration::from_secs(3600), Duration::from_secs)
+            // A token "valid for 1e19 s" must not overflow the refresh instant.
+            .min(MAX_TOKEN_LIFETIME);
         Ok(CachedToken {
             token: SecretString::from(body.access_token),
             refresh_at: fetched_at + refresh_after(lifetime),

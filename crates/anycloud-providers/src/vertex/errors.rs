@@ -43,7 +43,7 @@ fn rpc_http_status(status: &str) -> Option<u16> {
 /// `"37s"` / `"1.5s"` (protobuf Duration JSON) as a duration.
 pub fn parse_proto_duration(s: &str) -> Option<Duration> {
     let secs: f64 = s.trim().strip_suffix('s')?.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    crate::error::upstream_seconds(secs)
 }
 
 fn retry_delay(details: &[serde_json::Value]) -> Option<Duration> {
@@ -170,5 +170,22 @@ mod tests {
         let e = google_error(502, b"<html>bad gateway</html>");
         assert_eq!(e.status, Some(502));
         assert!(e.message.contains("bad gateway"));
+    }
+
+    #[test]
+    fn a_retry_delay_of_1e20s_or_inf_is_clamped_to_an_hour_not_a_panic() {
+        for d in ["1e20s", "infs", "1e400s", "18446744073709551616s"] {
+            assert_eq!(
+                parse_proto_duration(d),
+                Some(crate::error::MAX_RETRY_AFTER),
+                "{d}"
+            );
+        }
+        assert_eq!(parse_proto_duration("NaNs"), None);
+        let body = br#"{"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e20s"}]}}"#;
+        assert_eq!(
+            google_error(429, body).retry_after,
+            Some(Duration::from_secs(3600))
+        );
     }
 }

@@ -33,6 +33,9 @@ pub struct Key {
     pub revoked_at: Option<DateTime<Utc>>,
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
+    /// The key's MCP policy (narrows its tenant's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// A new key: shown once.
@@ -51,6 +54,7 @@ pub struct NewKey {
     pub name: Option<String>,
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -61,7 +65,7 @@ pub struct KeyFilter {
     pub tenant: Option<String>,
 }
 
-fn key_of(r: &KeyRecord, p: KeyPolicy) -> Key {
+fn key_of(r: &KeyRecord, p: &KeyPolicy) -> Key {
     Key {
         id: r.id.clone(),
         tenant: r.tenant.clone(),
@@ -71,6 +75,7 @@ fn key_of(r: &KeyRecord, p: KeyPolicy) -> Key {
         revoked_at: r.revoked_at,
         budget: p.budget,
         rate_limit: p.rate_limit,
+        mcp: p.mcp.clone(),
     }
 }
 
@@ -82,7 +87,12 @@ fn not_found(id: &str) -> ApiError {
     }
 }
 
-fn check_policy(p: &KeyPolicy) -> Result<(), ApiError> {
+fn check_policy(state: &AppState, p: &KeyPolicy) -> Result<(), ApiError> {
+    if let Some(m) = &p.mcp {
+        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
+            return Err(ApiError::invalid(msg, Some("mcp")));
+        }
+    }
     if let Some(b) = p.budget {
         if !(b.usd.is_finite() && b.usd >= 0.0) {
             return Err(ApiError::invalid(
@@ -139,7 +149,7 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: U
         let mut data = Vec::with_capacity(records.len());
         for r in &records {
             let p = state.governance.key_policy(&r.id).await?;
-            data.push(key_of(r, p));
+            data.push(key_of(r, &p));
         }
         Ok(List { data })
     }
@@ -167,8 +177,9 @@ pub async fn create(
         let policy = KeyPolicy {
             budget: input.budget,
             rate_limit: input.rate_limit,
+            mcp: input.mcp,
         };
-        check_policy(&policy)?;
+        check_policy(&state, &policy)?;
         if state.tenant(&input.tenant).is_none() {
             return Err(ApiError::invalid(
                 format!("Unknown tenant `{}`.", input.tenant),
@@ -185,14 +196,14 @@ pub async fn create(
                     other => store_error(other),
                 })?;
         if policy != KeyPolicy::default() {
-            let v = serde_json::to_value(policy).unwrap_or_default();
+            let v = serde_json::to_value(&policy).unwrap_or_default();
             state
                 .store
                 .set_key_policy(&rec.id, &v)
                 .await
                 .map_err(store_error)?;
         }
-        let key = key_of(&rec, policy);
+        let key = key_of(&rec, &policy);
         state.governance.audit.admin(
             "admin.key.create",
             Some(&rec.tenant),
@@ -226,7 +237,7 @@ pub async fn get_one(
         require_admin(&state, &headers)?;
         let rec = record(&state, &id).await?;
         let p = state.governance.key_policy(&rec.id).await?;
-        Ok(key_of(&rec, p))
+        Ok(key_of(&rec, &p))
     }
     .await;
     respond(r, StatusCode::OK)
@@ -253,9 +264,9 @@ pub async fn set_policy(
         require_admin(&state, &headers)?;
         let rec = record(&state, &id).await?;
         let policy: KeyPolicy = body(&bytes)?;
-        check_policy(&policy)?;
+        check_policy(&state, &policy)?;
         let before = state.governance.key_policy(&rec.id).await?;
-        let v = serde_json::to_value(policy).unwrap_or_default();
+        let v = serde_json::to_value(&policy).unwrap_or_default();
         state
             .store
             .set_key_policy(&rec.id, &v)
@@ -271,10 +282,10 @@ pub async fn set_policy(
         state.governance.audit.admin(
             "admin.key.policy",
             Some(&rec.tenant),
-            serde_json::to_value(key_of(&rec, before)).unwrap_or_default(),
-            serde_json::to_value(key_of(&rec, policy)).unwrap_or_default(),
+            serde_json::to_value(key_of(&rec, &before)).unwrap_or_default(),
+            serde_json::to_value(key_of(&rec, &policy)).unwrap_or_default(),
         );
-        Ok(key_of(&rec, policy))
+        Ok(key_of(&rec, &policy))
     }
     .await;
     respond(r, StatusCode::OK)
@@ -311,11 +322,11 @@ pub async fn revoke(
             .await;
         }
         let p = state.governance.key_policy(&rec.id).await?;
-        let key = key_of(&rec, p);
+        let key = key_of(&rec, &p);
         state.governance.audit.admin(
             "admin.key.revoke",
             Some(&rec.tenant),
-            serde_json::to_value(key_of(&before, p)).unwrap_or_default(),
+            serde_json::to_value(key_of(&before, &p)).unwrap_or_default(),
             serde_json::to_value(&key).unwrap_or_default(),
         );
         Ok(key)

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         tenants::Tenant, tenants::NewTenant, tenants::TenantPolicy,
         keys::Key, keys::CreatedKey, keys::NewKey,
         audit::AuditItem, audit::AuditPage, audit::VerifyResult,
-        captures::Capture,
+        captures::Capture, crate::residency::ContentPlacement,
     )),
     modifiers(&AdminToken),
     tags(

@@ -28,6 +28,14 @@ pub struct Tenant {
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
     pub capture: bool,
+    /// The data jurisdiction set for it (`null`: its one jurisdiction, if it has one).
+    pub data_jurisdiction: Option<String>,
+    /// Where its stored responses and captured payloads are kept (README "Data residency
+    /// at rest"). Shown by the read endpoints; not part of the audited policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<crate::residency::ContentPlacement>,
+    /// MCP tools the tenant may call; `null` = none.
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// The policy part of a tenant, for create and update.
@@ -41,6 +49,10 @@ pub struct TenantPolicy {
     pub rate_limit: Option<RateLimitSpec>,
     #[serde(default)]
     pub capture: bool,
+    /// Whose content store keeps its stored responses and captures; default: its one
+    /// jurisdiction.
+    pub data_jurisdiction: Option<String>,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -56,6 +68,8 @@ pub struct NewTenant {
     pub rate_limit: Option<RateLimitSpec>,
     #[serde(default)]
     pub capture: bool,
+    pub data_jurisdiction: Option<String>,
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 impl From<&TenantConfig> for Tenant {
@@ -68,7 +82,18 @@ impl From<&TenantConfig> for Tenant {
             budget: t.budget.map(Into::into),
             rate_limit: t.rate_limit.map(Into::into),
             capture: t.capture,
+            data_jurisdiction: t.data_jurisdiction.clone(),
+            content: None,
+            mcp: t.mcp.clone().map(Into::into),
         }
+    }
+}
+
+/// The tenant with where its content lives, for the read endpoints.
+fn view(state: &AppState, t: &TenantConfig) -> Tenant {
+    Tenant {
+        content: Some(crate::residency::placement(state.store.as_ref(), t)),
+        ..Tenant::from(t)
     }
 }
 
@@ -116,13 +141,18 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
             return Err(ApiError::invalid(m, Some("rate_limit")));
         }
     }
+    if let Some(m) = &p.mcp {
+        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
+            return Err(ApiError::invalid(msg, Some("mcp")));
+        }
+    }
     if p.capture && !state.governance.sealer.enabled() {
         return Err(ApiError::invalid(
             "Capture needs `[capture] key` in the gateway's config.",
             Some("capture"),
         ));
     }
-    Ok(TenantConfig {
+    let t = TenantConfig {
         name: name.to_string(),
         jurisdictions: p.jurisdictions,
         models: p.models,
@@ -130,7 +160,13 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
         budget: p.budget.map(Into::into),
         rate_limit: p.rate_limit.map(Into::into),
         capture: p.capture,
-    })
+        data_jurisdiction: p.data_jurisdiction,
+        mcp: p.mcp.map(Into::into),
+    };
+    if let Some(m) = anycloud_config::residency::placement_problem(&state.config, &t) {
+        return Err(ApiError::invalid(m, Some("data_jurisdiction")));
+    }
+    Ok(t)
 }
 
 fn json_of(t: &Tenant) -> serde_json::Value {
@@ -148,11 +184,7 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     if let Err(e) = require_admin(&state, &headers) {
         return e.into_response();
     }
-    let data = state
-        .tenants()
-        .iter()
-        .map(|t| Tenant::from(t.as_ref()))
-        .collect();
+    let data = state.tenants().iter().map(|t| view(&state, t)).collect();
     Json(List { data }).into_response()
 }
 
@@ -191,20 +223,22 @@ async fn create_inner(
         budget: input.budget,
         rate_limit: input.rate_limit,
         capture: input.capture,
+        data_jurisdiction: input.data_jurisdiction,
+        mcp: input.mcp,
     };
     let cfg = to_config(state, &input.name, policy)?;
     if state.tenant(&cfg.name).is_some() {
         return Err(conflict(&cfg.name));
     }
     let out = Tenant::from(&cfg);
-    state.put_tenant(cfg).await.map_err(store_error)?;
+    state.put_tenant(cfg.clone()).await.map_err(store_error)?;
     state.governance.audit.admin(
         "admin.tenant.create",
         Some(&out.name),
         serde_json::Value::Null,
         json_of(&out),
     );
-    Ok(out)
+    Ok(view(state, &cfg))
 }
 
 fn conflict(name: &str) -> ApiError {
@@ -239,7 +273,7 @@ pub async fn get_one(
         return e.into_response();
     }
     match state.tenant(&name) {
-        Some(t) => Json(Tenant::from(t.as_ref())).into_response(),
+        Some(t) => Json(view(&state, &t)).into_response(),
         None => not_found(&name).into_response(),
     }
 }
@@ -280,12 +314,12 @@ async fn update_inner(
     let policy: TenantPolicy = body(bytes)?;
     let cfg = to_config(state, name, policy)?;
     let out = Tenant::from(&cfg);
-    state.put_tenant(cfg).await.map_err(store_error)?;
+    state.put_tenant(cfg.clone()).await.map_err(store_error)?;
     state.governance.audit.admin(
         "admin.tenant.update",
         Some(name),
         json_of(&Tenant::from(before.as_ref())),
         json_of(&out),
     );
-    Ok(out)
+    Ok(view(state, &cfg))
 }

@@ -6,29 +6,34 @@
 //! admin token: admin actions record who (`admin`) and what changed, and key creation
 //! records the key's id and prefix only.
 
-use super::batch::BatchWriter;
 use crate::outcome::{OutcomeSink, RequestOutcome};
 use anycloud_router::Decision;
+use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::{AuditEntry, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct AuditLog {
-    writer: BatchWriter<AuditEntry>,
+    writer: Spool<AuditEntry>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn Store>) -> AuditLog {
-        let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<AuditEntry>| {
-            let store = store.clone();
-            Box::pin(async move {
-                if let Err(e) = store.append_audit(&batch).await {
-                    tracing::error!(error = %e, entries = batch.len(), "audit append failed");
-                }
-            })
-        }));
+    /// `config`: the queue's bound and spill file (see `crate::bookkeeping`). Each batch is
+    /// one append: the chain is hashed in memory and written with one multi-row insert.
+    pub fn new(store: Arc<dyn Store>, config: SpoolConfig) -> AuditLog {
+        let writer = Spool::start(
+            config,
+            Arc::new(move |batch: Arc<Vec<AuditEntry>>| {
+                let store = store.clone();
+                Box::pin(async move { store.append_audit(&batch).await.map(|_| ()) })
+            }),
+        );
         AuditLog { writer }
+    }
+
+    pub fn gauge(&self) -> SpoolGauge {
+        self.writer.gauge()
     }
 
     pub fn push(&self, entry: AuditEntry) {
@@ -49,10 +54,10 @@ impl AuditLog {
 
     /// Entries waiting to be appended.
     pub fn pending(&self) -> u64 {
-        self.writer.pending()
+        self.writer.stats().pending
     }
 
-    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+    pub fn on_flush(&self, hook: FlushHook) {
         self.writer.on_flush(hook);
     }
 
@@ -88,9 +93,15 @@ impl OutcomeSink for AuditLog {
             .attempts
             .iter()
             .map(|a| {
-                json!({"cloud": a.cloud, "deployment": a.deployment, "outcome": a.outcome,
+                let mut v = json!({"cloud": a.cloud, "deployment": a.deployment, "outcome": a.outcome,
                        "upstream_status": a.upstream_status, "latency_ms": a.latency_ms,
-                       "usage_estimated": a.usage_estimated})
+                       "usage_estimated": a.usage_estimated});
+                // Clamped for billing: what the cloud said stays on the record.
+                if let Some(r) = &a.reported_usage {
+                    v["usage_reported"] = json!({"input_tokens": r.input_tokens,
+                        "output_tokens": r.output_tokens, "cached_input_tokens": r.cached_input_tokens});
+                }
+                v
             })
             .collect();
         self.push(AuditEntry {
@@ -103,8 +114,8 @@ impl OutcomeSink for AuditLog {
             request_id: Some(o.request_id.clone()),
             status: Some(i64::from(o.status)),
             latency_ms: Some(o.latency_ms as i64),
-            input_tokens: Some(usage.input_tokens as i64),
-            output_tokens: Some(usage.output_tokens as i64),
+            input_tokens: Some(i64::try_from(usage.input_tokens).unwrap_or(i64::MAX)),
+            output_tokens: Some(i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)),
             cost_usd: Some(o.cost_usd()),
             route: Some(route_json(&o.route)),
             detail: Some(json!({"attempts": attempts})),

@@ -24,10 +24,10 @@
 //! so other instances' spend is seen (each instance may then spend what is left: N
 //! instances can overshoot up to N times).
 
-use super::batch::BatchWriter;
 use super::redis_budget::{nanos, Settle, SharedBudgets};
 use crate::shared::link::Feature;
 use anycloud_config::{Budget, BudgetPeriod, BudgetsWhenDown};
+use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::Store;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
@@ -93,9 +93,9 @@ pub struct Budgets {
     // std Mutexes: held for map updates only, never across an await.
     counters: Mutex<HashMap<(String, String), Counter>>,
     reservations: Mutex<HashMap<String, Reservation>>,
-    writer: BatchWriter<(String, String, f64)>,
+    writer: Spool<(String, String, f64)>,
     /// Redis counters and their settle writer, with `store.redis_url`.
-    shared: Option<(Arc<SharedBudgets>, BatchWriter<Settle>)>,
+    shared: Option<(Arc<SharedBudgets>, Spool<Settle>)>,
 }
 
 pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> String {
@@ -173,22 +173,34 @@ fn period_name(p: BudgetPeriod) -> &'static str {
 }
 
 impl Budgets {
-    pub fn new(store: Arc<dyn Store>, shared: Option<Arc<SharedBudgets>>) -> Budgets {
+    /// `spend` and `settle`: the bounds (and spill file) of the spend writer and of the
+    /// Redis settle writer (see `crate::bookkeeping`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        shared: Option<Arc<SharedBudgets>>,
+        spend: SpoolConfig,
+        settle: SpoolConfig,
+    ) -> Budgets {
         let s = store.clone();
-        let writer = BatchWriter::spawn(Arc::new(move |batch: Vec<(String, String, f64)>| {
-            let s = s.clone();
-            Box::pin(async move {
-                if let Err(e) = s.add_spend(&batch).await {
-                    tracing::error!(error = %e, records = batch.len(), "budget spend write failed");
-                }
-            })
-        }));
+        let writer = Spool::start(
+            spend,
+            Arc::new(move |batch: Arc<Vec<(String, String, f64)>>| {
+                let s = s.clone();
+                Box::pin(async move { s.add_spend(&aggregate(&batch)).await })
+            }),
+        );
         let shared = shared.map(|sh| {
             let for_writer = sh.clone();
-            let settler = BatchWriter::spawn(Arc::new(move |batch: Vec<Settle>| {
-                let sh = for_writer.clone();
-                Box::pin(async move { sh.settle_batch(batch).await })
-            }));
+            let settler = Spool::start(
+                settle,
+                Arc::new(move |batch: Arc<Vec<Settle>>| {
+                    let sh = for_writer.clone();
+                    Box::pin(async move {
+                        sh.settle_batch(batch.as_ref().clone()).await;
+                        Ok(())
+                    })
+                }),
+            );
             (sh, settler)
         });
         Budgets {
@@ -400,11 +412,20 @@ impl Budgets {
 
     /// Spend records waiting to be written.
     pub fn pending(&self) -> u64 {
-        self.writer.pending()
+        self.writer.stats().pending
     }
 
-    pub fn on_flush(&self, hook: super::batch::FlushHook) {
+    pub fn on_flush(&self, hook: FlushHook) {
         self.writer.on_flush(hook);
+    }
+
+    /// The spend writer's queue, and the Redis settle writer's when there is one.
+    pub fn gauges(&self) -> Vec<SpoolGauge> {
+        let mut out = vec![self.writer.gauge()];
+        if let Some((_, settler)) = &self.shared {
+            out.push(settler.gauge());
+        }
+        out
     }
 
     /// Key budgets used in their current period: `(ok, exhausted)`, exhausted meaning
@@ -435,10 +456,51 @@ impl Budgets {
     }
 }
 
+/// One delta per `(scope, period)` for a batch (first-seen order): one upsert per budget
+/// per batch instead of one per request.
+fn aggregate(batch: &[(String, String, f64)]) -> Vec<(String, String, f64)> {
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut out: Vec<(String, String, f64)> = Vec::new();
+    for (scope, period, usd) in batch {
+        match index.get(&(scope.as_str(), period.as_str())) {
+            Some(&i) => {
+                if let Some(row) = out.get_mut(i) {
+                    row.2 += usd;
+                }
+            }
+            None => {
+                index.insert((scope, period), out.len());
+                out.push((scope.clone(), period.clone(), *usd));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_of_spend_becomes_one_delta_per_budget_and_period() {
+        let d = |s: &str, p: &str, u: f64| (s.to_string(), p.to_string(), u);
+        let batch = vec![
+            d("tenant:a", "2026-12-03", 0.25),
+            d("key:k", "total", 1.0),
+            d("tenant:a", "2026-12-03", 0.5),
+            d("tenant:a", "2026-12-04", 2.0),
+            d("key:k", "total", 0.125),
+        ];
+        assert_eq!(
+            aggregate(&batch),
+            vec![
+                d("tenant:a", "2026-12-03", 0.75),
+                d("key:k", "total", 1.125),
+                d("tenant:a", "2026-12-04", 2.0),
+            ]
+        );
+    }
 
     #[test]
     fn periods_and_resets() {

@@ -174,18 +174,29 @@ pub fn store<R: serde::Serialize>(
             return;
         }
     };
-    let store = state.store.clone();
-    // Also called from a stream's `Drop`: no runtime there (shutdown) means no write,
-    // never a panic.
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        tracing::error!("payload capture dropped: no runtime to write it");
-        return;
-    };
-    rt.spawn(async move {
-        if let Err(e) = store.insert_capture(&record).await {
-            tracing::error!(error = %e, "payload capture write failed");
-        }
-    });
+    state.governance.captures.push(record);
+}
+
+/// The capture queue: one insert per record, in a batch's order (captures are rare and
+/// large; the bound and spill file matter more than batching them into one statement).
+pub fn writer(
+    store: std::sync::Arc<dyn anycloud_store::Store>,
+    config: anycloud_store::spool::SpoolConfig,
+) -> anycloud_store::spool::Spool<anycloud_store::CaptureRecord> {
+    anycloud_store::spool::Spool::start(
+        config,
+        std::sync::Arc::new(
+            move |batch: std::sync::Arc<Vec<anycloud_store::CaptureRecord>>| {
+                let store = store.clone();
+                Box::pin(async move {
+                    for record in batch.iter() {
+                        store.insert_capture(record).await?;
+                    }
+                    Ok(())
+                })
+            },
+        ),
+    )
 }
 
 struct Patterns {

@@ -14,7 +14,6 @@
 //! store and cached for one second, like keys themselves.
 
 pub mod audit;
-pub mod batch;
 pub mod budget;
 pub mod capture;
 pub mod limits;
@@ -39,11 +38,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// A key's own policy, set through the admin API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPolicy {
     pub budget: Option<BudgetSpec>,
     pub rate_limit: Option<RateLimitSpec>,
+    /// Narrows the tenant's MCP policy for this key (README "MCP gateway").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::mcp::policy::McpPolicySpec>,
 }
 
 /// `{ usd, period }`, as in the config's tenant budgets.
@@ -159,6 +161,8 @@ pub struct Governance {
     pub limits: Arc<limits::RateLimiter>,
     pub audit: Arc<audit::AuditLog>,
     pub sealer: capture::Sealer,
+    /// Sealed captures on their way to the store (bounded, spilling like the audit log).
+    pub captures: anycloud_store::spool::Spool<anycloud_store::CaptureRecord>,
     store: Arc<dyn Store>,
     // std RwLock: map reads and inserts only, never across an await.
     key_policies: RwLock<HashMap<String, (KeyPolicy, Instant)>>,
@@ -169,45 +173,66 @@ const POLICY_TTL: Duration = Duration::from_secs(1);
 impl Governance {
     /// `link`: the shared Redis, when `store.redis_url` is set; budgets and rate limits
     /// then hold across every instance.
+    /// `queues`: `[store]`, for the bookkeeping queues' bounds and spill directory.
     pub fn new(
         store: Arc<dyn Store>,
         capture: &anycloud_config::CaptureConfig,
+        queues: &anycloud_config::StoreConfig,
         link: Option<Arc<RedisLink>>,
         request_timeout: Duration,
     ) -> Result<Governance, capture::CaptureError> {
+        use crate::bookkeeping::spool_config;
         let shared_budgets = link.clone().map(|l| {
             let lease = request_timeout + redis_budget::LEASE_MARGIN;
             Arc::new(redis_budget::SharedBudgets::new(l, lease))
         });
         Ok(Governance {
-            budgets: Arc::new(budget::Budgets::new(store.clone(), shared_budgets)),
+            budgets: Arc::new(budget::Budgets::new(
+                store.clone(),
+                shared_budgets,
+                spool_config(queues, "budget_spend"),
+                // Settles go to Redis, not the store: no spill file.
+                anycloud_store::spool::SpoolConfig {
+                    spill: None,
+                    ..spool_config(queues, "budget_settle")
+                },
+            )),
             limits: Arc::new(limits::RateLimiter::new(
                 link.map(redis_ratelimit::SharedGcra::new),
             )),
-            audit: Arc::new(audit::AuditLog::new(store.clone())),
+            audit: Arc::new(audit::AuditLog::new(
+                store.clone(),
+                spool_config(queues, "audit"),
+            )),
             sealer: capture::Sealer::from_config(capture)?,
+            captures: capture::writer(store.clone(), spool_config(queues, "capture")),
             store,
             key_policies: RwLock::default(),
         })
     }
 
     /// A key's policy (cached for one second).
+    /// While the store is unreachable the last policy read is used, however old (see
+    /// README "Reliability").
     pub async fn key_policy(&self, key_id: &str) -> Result<KeyPolicy, ApiError> {
-        if let Some((p, at)) = self
+        let cached = self
             .key_policies
             .read()
             .ok()
-            .and_then(|m| m.get(key_id).copied())
-        {
+            .and_then(|m| m.get(key_id).cloned());
+        if let Some((p, at)) = &cached {
             if at.elapsed() < POLICY_TTL {
-                return Ok(p);
+                return Ok(p.clone());
             }
         }
-        let policy = match self.store.key_policy(key_id).await {
-            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
-            Ok(None) => KeyPolicy::default(),
-            Err(e) => {
-                tracing::error!(error = %e, "key policy lookup failed");
+        let read = crate::auth::store_read("key policy lookup", self.store.key_policy(key_id));
+        let policy = match read.await {
+            Some(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            Some(None) => KeyPolicy::default(),
+            None => {
+                if let Some((p, _)) = cached {
+                    return Ok(p);
+                }
                 return Err(ApiError::Internal {
                     message: "The gateway's key store is unavailable.".into(),
                 });
@@ -217,7 +242,7 @@ impl Governance {
             if m.len() > 100_000 {
                 m.clear();
             }
-            m.insert(key_id.to_string(), (policy, Instant::now()));
+            m.insert(key_id.to_string(), (policy.clone(), Instant::now()));
         }
         Ok(policy)
     }
@@ -228,10 +253,18 @@ impl Governance {
         }
     }
 
-    /// Drains every queued audit entry and spend record (shutdown, tests).
+    /// Drains every queued audit entry, spend record and capture (shutdown, tests).
     pub async fn flush(&self) {
         self.audit.flush().await;
         self.budgets.flush().await;
+        self.captures.flush().await;
+    }
+
+    /// Every bookkeeping queue governance owns.
+    pub fn gauges(&self) -> Vec<anycloud_store::spool::SpoolGauge> {
+        let mut out = vec![self.audit.gauge(), self.captures.gauge()];
+        out.extend(self.budgets.gauges());
+        out
     }
 }
 
@@ -319,6 +352,8 @@ pub struct Ask<'a> {
 
 /// Rate limits, then budget reservation; see the module docs.
 pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admission, ApiError> {
+    // Back-pressure first: a request the gateway could not record is never served.
+    state.bookkeeping.admit().await?;
     let g = &state.governance;
     let policy = g.key_policy(&p.key_id).await?;
     let tenant_scope = format!("tenant:{}", p.tenant.name);
@@ -337,7 +372,9 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     .flatten()
     .collect();
 
-    let tokens = ask.input_tokens + ask.max_output_tokens.unwrap_or(0);
+    let tokens = ask
+        .input_tokens
+        .saturating_add(ask.max_output_tokens.unwrap_or(0));
     let mut checks: Vec<limits::Check> = Vec::new();
     let mut about: Vec<(&str, &'static str)> = Vec::new();
     for (scope, label, rl) in &limits {

@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub const PERIOD: Duration = Duration::from_secs(60);
+/// The most one request may move a scope's clock ahead.
+const MAX_STEP: Duration = Duration::from_secs(86_400);
 
 /// What one limit says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,12 @@ impl Gcra {
             map.retain(|_, tat| *tat > now);
         }
         let tat = map.get(scope).copied().unwrap_or(now).max(now);
-        let new_tat = tat + Duration::from_secs_f64(t * cost as f64);
+        // A cost of billions of tokens (a client's `max_tokens`) must not overflow the
+        // duration or the instant: anything beyond a day is refused anyway.
+        let step = Duration::try_from_secs_f64(t * cost as f64)
+            .unwrap_or(MAX_STEP)
+            .min(MAX_STEP);
+        let new_tat = tat + step;
         let ahead = new_tat - now;
         if ahead > PERIOD {
             let used = tat - now;
@@ -145,6 +152,18 @@ pub fn format_reset(d: Duration) -> String {
 #[allow(clippy::panic)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cost_of_u64_max_tokens_is_refused_not_a_panic() {
+        let g = Gcra::default();
+        assert!(matches!(g.take("t", 1, u64::MAX), Decision::Limited { .. }));
+        // The whole minute's allowance at once: allowed, and that scope is then full.
+        assert!(matches!(
+            g.take("u", u64::MAX, u64::MAX),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(g.take("v", 6, 1), Decision::Allowed(_)));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_steady_rate() {

@@ -43,7 +43,7 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 const LOAD_ROUNDS: usize = 3;
 
 /// One settled request for the writer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Settle {
     pub request_id: String,
     /// `(scope, period start)` per budget.

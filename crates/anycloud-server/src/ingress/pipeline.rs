@@ -291,6 +291,11 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         },
     )
     .await?;
+    // A cloud's usage report is billed within what this request allowed it.
+    ctx.tracker.set_usage_bounds(crate::outcome::UsageBounds {
+        max_output_tokens,
+        input_estimate: input_tokens,
+    });
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(state.config.server.request_timeout_ms);
 

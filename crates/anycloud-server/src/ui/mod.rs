@@ -28,11 +28,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use session::Session;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// How long a wrong token waits before its answer.
 const FAILED_LOGIN_DELAY: std::time::Duration = std::time::Duration::from_millis(400);
@@ -143,12 +141,7 @@ async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or(LoginForm {
         token: String::new(),
     });
-    let ok: bool = form
-        .token
-        .as_bytes()
-        .ct_eq(admin.expose_secret().as_bytes())
-        .into();
-    if !ok {
+    if !crate::admin_auth::token_matches(&form.token, admin) {
         tracing::warn!("dashboard: failed login");
         // Slows down guessing; holds no lock and blocks no other request.
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
@@ -168,7 +161,10 @@ async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::set_cookie(&id)),
+            (
+                header::SET_COOKIE,
+                session::set_cookie(&id, state.config.server.secure_cookies),
+            ),
             (header::LOCATION, "/ui".to_string()),
         ],
     )
@@ -186,7 +182,10 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::clear_cookie()),
+            (
+                header::SET_COOKIE,
+                session::clear_cookie(state.config.server.secure_cookies),
+            ),
             (header::LOCATION, "/ui/login".to_string()),
         ],
     )

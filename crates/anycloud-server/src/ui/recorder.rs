@@ -358,6 +358,8 @@ mod tests {
             latency_ms,
             ttft_ms: None,
             usage: None,
+            reported_usage: None,
+            context_window: None,
             usage_estimated: false,
             reached_cloud: true,
         }

@@ -28,6 +28,9 @@ pub struct Options {
     /// Extra TOML appended to the `[server]`-first config, before clouds
     /// (e.g. a `[routing]` section).
     pub routing: String,
+    /// Changes the parsed config before the state is built (for settings validation
+    /// would refuse, as a config built in code could carry them).
+    pub adjust: Option<fn(&mut anycloud_config::Config)>,
 }
 
 /// `server.admin_token` of every test gateway.
@@ -39,6 +42,7 @@ impl Default for Options {
             max_body_bytes: 65_536,
             first_byte_timeout_ms: 10_000,
             routing: String::new(),
+            adjust: None,
         }
     }
 }
@@ -165,7 +169,10 @@ jurisdictions = ["eu"]
         local = local.base_url(),
     );
     let path = dir.path().join("anycloud.toml");
-    let config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
+    let mut config = anycloud_config::parse_str(&text, &path, &|_| None).unwrap();
+    if let Some(adjust) = o.adjust {
+        adjust(&mut config);
+    }
     let store = anycloud_store::open(&config.store.url).await.unwrap();
     let outcomes = Arc::new(anycloud_server::outcome::MemorySink::default());
     let sink: Arc<dyn anycloud_server::outcome::OutcomeSink> = outcomes.clone();

@@ -73,37 +73,46 @@ pub(crate) fn audit_from_row(row: &PgRow) -> Result<AuditRecord, StoreError> {
 
 /// Inserts one chained row as given (seq and hashes included); appends and `store copy`
 /// both write through here.
-pub(crate) async fn insert_audit_row(
+/// Rows per multi-row audit INSERT: 17 parameters a row stays far below PostgreSQL's
+/// 65,535 bind limit.
+const AUDIT_ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Inserts chained records with one multi-row statement per [`AUDIT_ROWS_PER_STATEMENT`]
+/// (one round trip per batch instead of one per entry: what lets the chain keep up).
+pub(crate) async fn insert_audit_rows(
     conn: &mut sqlx::PgConnection,
-    r: &AuditRecord,
+    records: &[AuditRecord],
 ) -> Result<(), sqlx::Error> {
-    let e = &r.entry;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, tenant, action, model, cloud, request_id,
+    for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
+        let mut q: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(
+            "INSERT INTO audit_log (seq, at, actor, tenant, action, model, cloud, request_id,
              status, latency_ms, input_tokens, output_tokens, cost_usd, route, detail,
-             prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::json, $15::json,
-             $16, $17)",
-    )
-    .bind(r.seq)
-    .bind(ms(e.at))
-    .bind(&e.actor)
-    .bind(&e.tenant)
-    .bind(&e.action)
-    .bind(&e.model)
-    .bind(&e.cloud)
-    .bind(&e.request_id)
-    .bind(e.status)
-    .bind(e.latency_ms)
-    .bind(e.input_tokens)
-    .bind(e.output_tokens)
-    .bind(e.cost_usd)
-    .bind(json_text(&e.route))
-    .bind(json_text(&e.detail))
-    .bind(&r.prev_hash)
-    .bind(&r.hash)
-    .execute(&mut *conn)
-    .await?;
+             prev_hash, hash) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let e = &r.entry;
+            b.push_bind(r.seq)
+                .push_bind(ms(e.at))
+                .push_bind(&e.actor)
+                .push_bind(&e.tenant)
+                .push_bind(&e.action)
+                .push_bind(&e.model)
+                .push_bind(&e.cloud)
+                .push_bind(&e.request_id)
+                .push_bind(e.status)
+                .push_bind(e.latency_ms)
+                .push_bind(e.input_tokens)
+                .push_bind(e.output_tokens)
+                .push_bind(e.cost_usd)
+                .push_bind(json_text(&e.route))
+                .push_unseparated("::json")
+                .push_bind(json_text(&e.detail))
+                .push_unseparated("::json")
+                .push_bind(&r.prev_hash)
+                .push_bind(&r.hash);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -152,10 +161,10 @@ impl GovernanceStore for PgStore {
                 entry,
                 prev_hash: prev,
             };
-            insert_audit_row(&mut tx, &record).await?;
             prev = record.hash.clone();
             out.push(record);
         }
+        insert_audit_rows(&mut tx, &out).await?;
         set_head(&mut tx, seq, &prev).await?;
         // Dropping the transaction on an error rolls it back and releases the lock.
         tx.commit().await?;

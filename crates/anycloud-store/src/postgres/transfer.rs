@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::governance::{audit_from_row, capture_from_row, insert_audit_row, set_head};
+use super::governance::{audit_from_row, capture_from_row, insert_audit_rows, set_head};
 use super::responses::response_from_row;
 use super::usage::record_from_row;
 use super::{key_from_row, ms, PgStore};
@@ -170,11 +170,7 @@ async fn import(conn: &mut PgConnection, page: &Page) -> Result<(), sqlx::Error>
             let records: Vec<_> = v.iter().map(|r| r.record.clone()).collect();
             super::usage::insert_on(conn, &records).await?;
         }
-        Page::Audit(v) => {
-            for r in v {
-                insert_audit_row(conn, r).await?;
-            }
-        }
+        Page::Audit(v) => insert_audit_rows(conn, v).await?,
         Page::AuditHead(v) => {
             for h in v {
                 set_head(conn, h.seq, &h.hash).await?;

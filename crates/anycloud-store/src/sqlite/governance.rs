@@ -63,35 +63,40 @@ pub(super) fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError>
 
 /// Inserts one chained row as given (seq and hashes included); appends and `store copy`
 /// both write through here. The timestamp is stored at the precision it is hashed with.
-pub(super) async fn insert_audit_row(
+/// Rows per multi-row audit INSERT: 17 parameters a row stays below SQLite's bind limit
+/// (32,766 since 3.32).
+const AUDIT_ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts chained records with one multi-row statement per [`AUDIT_ROWS_PER_STATEMENT`].
+pub(super) async fn insert_audit_rows(
     conn: &mut sqlx::SqliteConnection,
-    r: &AuditRecord,
+    records: &[AuditRecord],
 ) -> Result<(), sqlx::Error> {
-    let e = &r.entry;
-    let sql = format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-    );
-    sqlx::query(&sql)
-        .bind(r.seq)
-        .bind(timestamp(e.at))
-        .bind(&e.actor)
-        .bind(&e.tenant)
-        .bind(&e.action)
-        .bind(&e.model)
-        .bind(&e.cloud)
-        .bind(&e.request_id)
-        .bind(e.status)
-        .bind(e.latency_ms)
-        .bind(e.input_tokens)
-        .bind(e.output_tokens)
-        .bind(e.cost_usd)
-        .bind(json_text(&e.route))
-        .bind(json_text(&e.detail))
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .execute(&mut *conn)
-        .await?;
+    for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new(format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) "));
+        q.push_values(chunk, |mut b, r| {
+            let e = &r.entry;
+            b.push_bind(r.seq)
+                .push_bind(timestamp(e.at))
+                .push_bind(&e.actor)
+                .push_bind(&e.tenant)
+                .push_bind(&e.action)
+                .push_bind(&e.model)
+                .push_bind(&e.cloud)
+                .push_bind(&e.request_id)
+                .push_bind(e.status)
+                .push_bind(e.latency_ms)
+                .push_bind(e.input_tokens)
+                .push_bind(e.output_tokens)
+                .push_bind(e.cost_usd)
+                .push_bind(json_text(&e.route))
+                .push_bind(json_text(&e.detail))
+                .push_bind(&r.prev_hash)
+                .push_bind(&r.hash);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -138,10 +143,10 @@ impl GovernanceStore for SqliteStore {
                     entry: e.clone(),
                     prev_hash: prev,
                 };
-                insert_audit_row(&mut conn, &record).await?;
                 prev = record.hash.clone();
                 out.push(record);
             }
+            insert_audit_rows(&mut conn, &out).await?;
             set_head(&mut conn, seq, &prev).await?;
             Ok::<_, StoreError>(out)
         }

@@ -17,6 +17,8 @@ use std::process::ExitCode;
 /// fallback, three tenants (one EU-only), a commitment and a revenue share
 /// on `azure-us` for the current month.
 pub struct DemoConfig<'a> {
+    /// The MCP emulator's Streamable HTTP endpoint.
+    pub mcp: &'a str,
     pub azure: &'a str,
     pub openai: &'a str,
     pub bedrock: &'a str,
@@ -30,6 +32,7 @@ pub struct DemoConfig<'a> {
 
 pub fn demo_config(c: &DemoConfig<'_>) -> String {
     let DemoConfig {
+        mcp,
         azure,
         openai,
         bedrock,
@@ -136,17 +139,27 @@ target = "text-embedding-3-small"
 capabilities = ["embeddings"]
 price = {{ input_per_mtok = 0.02 }}
 
+# The MCP emulator's tools behind /mcp, as `tools__<tool>`.
+[[mcp_servers]]
+name = "tools"
+url = "{mcp}"
+jurisdiction = "eu"
+call_timeout_ms = 10000
+
 [[tenants]]
 name = "demo"
+mcp = {{ servers = ["tools"] }}
 
 [[tenants]]
 name = "payments"
 jurisdictions = ["eu"]
 budget = {{ usd = 5.0, period = "month" }}
+mcp = {{ tools = ["tools__lookup_order", "tools__echo"], deny = ["tools__fail"], calls_per_minute = 30 }}
 
 [[tenants]]
 name = "research"
 budget = {{ usd = 2.0, period = "day" }}
+mcp = {{ tools = ["tools__echo", "tools__slow"] }}
 
 [[agreements.commitment]]
 cloud = "azure-us"
@@ -262,9 +275,13 @@ pub async fn run(port: u16, traffic: bool) -> anyhow::Result<ExitCode> {
     let (openai, azure, oci, bedrock) =
         (&emulators[0], &emulators[1], &emulators[2], &emulators[3]);
     let anthropic = &emulators[5];
+    let mcp = anycloud_emulators::spawn_mcp(0).await?;
+    let access_log = dir.path().join("access.log");
+    super::demo_console::open(&access_log)?;
     let db = dir.path().join("anycloud.db");
     let admin_token = random_token();
     let mut text = demo_config(&DemoConfig {
+        mcp: &mcp.url(),
         azure: &azure.base_url(),
         openai: &openai.base_url(),
         bedrock: &bedrock.base_url(),
@@ -293,9 +310,10 @@ pub async fn run(port: u16, traffic: bool) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let store = super::open_store(&config).await?;
     let listen = config.server.listen.clone();
-    let (ledger, sinks) = super::start_ledger(&store);
+    let (ledger, sinks) = super::start_ledger(&store, &config.store);
     let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), sinks).await?;
     state.metrics.watch_ledger(ledger.clone());
+    state.bookkeeping.register(ledger.gauge());
     let (_, key) = anycloud_store::create_key(store.as_ref(), "demo", Some("demo")).await?;
     let mut tenant_keys = vec![key.expose_secret().to_string()];
     for tenant in ["payments", "research"] {
@@ -312,7 +330,9 @@ pub async fn run(port: u16, traffic: bool) -> anyhow::Result<ExitCode> {
   emulated clouds: azure-us (Azure OpenAI) {az}, local-openai (OpenAI-compatible) {oa},
                    aws-eu (Bedrock) {br}, oci-eu (Oracle OCI, model llama-3.3-70b) {oci},
                    gcp-eu (Vertex AI, model gemini-flash) {vx}, anthropic (Anthropic) {an}
+  emulated MCP tool server: tools {mcp}
   config: {cfg}
+  access log: {access}  (a summary line is printed here every 5 s)
   demo key: {key}
 
 Try it:
@@ -325,6 +345,13 @@ Try it:
   curl {url}/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \
     -H "Content-Type: application/json" \
     -d '{{"model":"claude-sonnet","max_tokens":256,"messages":[{{"role":"user","content":"Hello!"}}]}}'
+
+  MCP tools (same key): {url}/mcp, e.g. with the official Python SDK:
+  python3 -c 'import asyncio, httpx2; from mcp import Client; from mcp.client.streamable_http import streamable_http_client as h
+async def main():
+    async with Client(h("{url}/mcp", http_client=httpx2.AsyncClient(headers={{"Authorization": "Bearer {key}"}}))) as c:
+        print([t.name for t in (await c.list_tools()).tools]); print((await c.call_tool("tools__add", {{"a": 2, "b": 40}})).content)
+asyncio.run(main())'
 
 Dashboard: {url}/ui  (log in with the admin token below)
   admin token: {admin_token}
@@ -343,7 +370,10 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
         vx = vertex.base_url(),
         an = anthropic.base_url(),
         cfg = config_path.display(),
+        mcp = mcp.url(),
+        access = access_log.display(),
     );
+    let agent_keys = tenant_keys.clone();
     let emulators = std::sync::Arc::new(emulators);
     let trickle = traffic.then(|| {
         super::demo_traffic::set_latencies(&emulators);
@@ -353,13 +383,21 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
             emulators.clone(),
         ))
     });
-    let stop_trickle = trickle.as_ref().map(tokio::task::JoinHandle::abort_handle);
-    // Stop the trickle first, so shutdown waits only for real clients.
+    let agents = traffic.then(|| tokio::spawn(super::demo_tools::run(url.clone(), agent_keys)));
+    let summaries = tokio::spawn(super::demo_console::summaries(
+        std::time::Duration::from_secs(5),
+        access_log.clone(),
+    ));
+    let stop: Vec<tokio::task::AbortHandle> = trickle
+        .iter()
+        .chain(agents.iter())
+        .chain(std::iter::once(&summaries))
+        .map(tokio::task::JoinHandle::abort_handle)
+        .collect();
+    // Stop the trickle and the agents first, so shutdown waits only for real clients.
     let shutdown = async move {
         super::shutdown_signal().await;
-        if let Some(t) = stop_trickle {
-            t.abort();
-        }
+        stop.iter().for_each(tokio::task::AbortHandle::abort);
     };
     let served = anycloud_server::serve(listener, state, shutdown).await;
     super::drain_ledger(&ledger).await;
@@ -367,6 +405,7 @@ Metrics: {url}/metrics    Ctrl-C to stop."#,
     for e in emulators.iter() {
         e.shutdown();
     }
+    mcp.shutdown();
     drop(dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -103,8 +103,9 @@ pub fn emulator_configs() -> anyhow::Result<Vec<(&'static str, EmulatorConfig)>>
 pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let configs = emulator_configs()?;
     if let Some(c) = only {
-        if !configs.iter().any(|(k, _)| *k == c) {
-            let kinds: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
+        if c != "mcp" && !configs.iter().any(|(k, _)| *k == c) {
+            let mut kinds: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
+            kinds.push("mcp");
             anyhow::bail!("unknown cloud `{c}` (one of: {})", kinds.join(", "));
         }
     }
@@ -149,9 +150,23 @@ pub async fn run(port: u16, only: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         handles.push(h);
     }
+    let mcp = if only.is_none_or(|o| o == "mcp") {
+        let h = anycloud_emulators::spawn_mcp(next_port).await?;
+        println!(
+            "{:<18} {}  (tools: echo, add, lookup_order, slow, fail; stats: GET /_emulator/stats)",
+            "mcp",
+            h.url()
+        );
+        Some(h)
+    } else {
+        None
+    };
     println!("fault injection: POST <base>/_emulator/faults, e.g. {{\"fail_next\":{{\"count\":2,\"status\":503,\"retry_after\":1}}}}");
     super::shutdown_signal().await;
     for h in handles {
+        h.shutdown();
+    }
+    if let Some(h) = mcp {
         h.shutdown();
     }
     Ok(ExitCode::SUCCESS)

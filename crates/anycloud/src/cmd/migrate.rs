@@ -1,6 +1,7 @@
-//! `anycloud migrate --config F`: applies the store's pending schema migrations (SQLite or
-//! PostgreSQL), idempotently, and says what it applied or that the store is up to date. A
-//! progress bar on stderr follows the migrations when stderr is a terminal.
+//! `anycloud migrate --config F`: applies the pending schema migrations of the main store
+//! and of each content store of `[store.content]` (SQLite or PostgreSQL), idempotently,
+//! and says per store what it applied or that it is up to date. A progress bar on stderr
+//! follows the migrations when stderr is a terminal.
 //!
 //! `serve` and the other commands do the same at start unless `store.auto_migrate = false`
 //! (see [`super::open_store`]).
@@ -14,13 +15,26 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
-    let store = anycloud_store::open_unmigrated(&config.store.url)
+    // The main store, then each content store of `[store.content]`, migrated alike.
+    for (key, url) in super::store_urls(&config) {
+        let label = if key == "store.url" {
+            "store".to_owned()
+        } else {
+            key.clone()
+        };
+        migrate_one(&key, &label, url).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate_one(key: &str, label: &str, url: &str) -> anyhow::Result<()> {
+    let store = anycloud_store::open_unmigrated(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the store (store.url): {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the store ({key}): {e}"))?;
     let pending = store.pending_migrations().await?;
     if pending.is_empty() {
-        println!("store ({}) is up to date", store.backend());
-        return Ok(ExitCode::SUCCESS);
+        println!("{label} ({}) is up to date", store.backend());
+        return Ok(());
     }
     let bar = progress_bar(pending.len() as u64);
     let on_applied = {
@@ -37,12 +51,12 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         println!("applied {}", name(m));
     }
     println!(
-        "store ({}) migrated: {} migration{} applied",
+        "{label} ({}) migrated: {} migration{} applied",
         store.backend(),
         applied.len(),
         if applied.len() == 1 { "" } else { "s" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `0003 governance`.

@@ -4,11 +4,14 @@
 pub mod audit;
 pub mod config_check;
 pub mod demo;
+pub mod demo_console;
+pub mod demo_tools;
 pub mod demo_traffic;
 pub mod emulate;
 pub mod keys;
 pub mod migrate;
 pub mod report;
+pub mod residency;
 pub mod route;
 pub mod serve;
 pub mod store;
@@ -23,16 +26,34 @@ use std::path::Path;
 ///
 /// With `[telemetry] otlp_endpoint` set (serve only), spans are exported over
 /// OTLP/HTTP too; the returned exporter must be shut down to flush them.
+///
+/// `demo`: access-log lines go to the demo's file and are counted for its summary line
+/// (`demo_console`), not printed.
 pub fn init_logging(
     flag: Option<anycloud_config::LogFormat>,
     configured: anycloud_config::LogFormat,
     telemetry: Option<&anycloud_config::TelemetryConfig>,
+    demo: bool,
 ) -> Option<anycloud_server::telemetry::export::TraceExport> {
     use anycloud_config::LogFormat;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let filter = EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter =
+        EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let demo_layers = demo.then(|| {
+        if let Ok(off) = format!("{}=off", demo_console::ACCESS_TARGET).parse() {
+            filter = std::mem::take(&mut filter).add_directive(off);
+        }
+        let file = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(demo_console::AccessFile)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(demo_console::ACCESS_TARGET, tracing::Level::INFO),
+            );
+        file.and_then(demo_console::Counter)
+    });
     let env = match std::env::var("ANYCLOUD_LOG_FORMAT").as_deref() {
         Ok("json") => Some(LogFormat::Json),
         Ok("text") => Some(LogFormat::Text),
@@ -62,7 +83,11 @@ pub fn init_logging(
         }
         _ => (None, None),
     };
-    tracing_subscriber::registry().with(fmt).with(otel).init();
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .with(demo_layers)
+        .init();
     if let Some(e) = startup_error {
         tracing::error!(error = %e, "traces will not be exported");
     }
@@ -74,20 +99,57 @@ pub fn load_config(path: &Path) -> anyhow::Result<anycloud_config::Config> {
 }
 
 /// Opens the configured store and applies pending migrations, or with
-/// `store.auto_migrate = false` refuses to go on while any are pending.
+/// `store.auto_migrate = false` refuses to go on while any are pending. With
+/// `[store.content]`, each content store is opened the same way and the main store is
+/// wrapped so that content goes to the tenant's jurisdiction
+/// (`anycloud_store::ResidentStore`).
 pub async fn open_store(
     config: &anycloud_config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
-    let store = anycloud_store::open_unmigrated(&config.store.url)
+    let main = open_one(config, "store.url", &config.store.url).await?;
+    if config.store.content.is_empty() {
+        return Ok(main);
+    }
+    let mut content = std::collections::BTreeMap::new();
+    for (j, url) in &config.store.content {
+        let name = format!("store.content.{j}");
+        content.insert(j.clone(), open_one(config, &name, url).await?);
+    }
+    Ok(std::sync::Arc::new(anycloud_store::ResidentStore::new(
+        main, content,
+    )))
+}
+
+/// Every store the config names: `("store.url", main)`, then `("store.content.<j>", url)`.
+pub fn store_urls(config: &anycloud_config::Config) -> Vec<(String, &str)> {
+    std::iter::once(("store.url".to_owned(), config.store.url.as_str()))
+        .chain(
+            config
+                .store
+                .content
+                .iter()
+                .map(|(j, url)| (format!("store.content.{j}"), url.as_str())),
+        )
+        .collect()
+}
+
+/// One store (`name` is its config key, for errors: never the URL).
+async fn open_one(
+    config: &anycloud_config::Config,
+    name: &str,
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn anycloud_store::Store>> {
+    let store = anycloud_store::open_unmigrated(url)
         .await
-        .with_context(|| "cannot open the store (store.url)".to_string())?;
+        .with_context(|| format!("cannot open the store ({name})"))?;
     if config.store.auto_migrate {
         let applied = store
-            .migrate(&|m| tracing::info!(migration = %migrate::name(m), "store migration applied"))
+            .migrate(&|m| tracing::info!(store = name, migration = %migrate::name(m), "store migration applied"))
             .await
-            .context("cannot migrate the store (store.url)")?;
+            .with_context(|| format!("cannot migrate the store ({name})"))?;
         if !applied.is_empty() {
             tracing::info!(
+                store = name,
                 count = applied.len(),
                 backend = store.backend(),
                 "store migrated"
@@ -98,11 +160,11 @@ pub async fn open_store(
     let pending = store
         .pending_migrations()
         .await
-        .context("cannot read the store's migrations (store.url)")?;
+        .with_context(|| format!("cannot read the store's migrations ({name})"))?;
     if !pending.is_empty() {
         let names: Vec<String> = pending.iter().map(migrate::name).collect();
         anyhow::bail!(
-            "the store has {} pending migration{} ({}) and store.auto_migrate = false: \
+            "the store ({name}) has {} pending migration{} ({}) and store.auto_migrate = false: \
              run `anycloud migrate --config <file>` first",
             pending.len(),
             if pending.len() == 1 { "" } else { "s" },
@@ -115,13 +177,18 @@ pub async fn open_store(
 /// Starts the ledger writer and its sink; the caller drains it with [`drain_ledger`].
 pub fn start_ledger(
     store: &std::sync::Arc<dyn anycloud_store::Store>,
+    queues: &anycloud_config::StoreConfig,
 ) -> (
     std::sync::Arc<anycloud_ledger::LedgerWriter>,
     Vec<std::sync::Arc<dyn anycloud_server::outcome::OutcomeSink>>,
 ) {
     let writer = std::sync::Arc::new(anycloud_ledger::LedgerWriter::start(
         store.clone(),
-        anycloud_ledger::WriterConfig::default(),
+        anycloud_ledger::WriterConfig {
+            capacity: queues.queue_bound,
+            spill: anycloud_server::bookkeeping::spool_config(queues, "ledger").spill,
+            ..Default::default()
+        },
     ));
     let sink = anycloud_server::ledger_sink::LedgerSink::new(writer.clone());
     (writer, vec![std::sync::Arc::new(sink)])

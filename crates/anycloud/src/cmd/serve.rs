@@ -5,11 +5,15 @@ use std::process::ExitCode;
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path)?;
+    for w in anycloud_config::warnings::warnings(&config) {
+        tracing::warn!(key = %w.key, "{}", w.message);
+    }
     let store = super::open_store(&config).await?;
     let listen = config.server.listen.clone();
-    let (ledger, sinks) = super::start_ledger(&store);
+    let (ledger, sinks) = super::start_ledger(&store, &config.store);
     let state = anycloud_server::AppState::build_with_sinks(config, store, sinks).await?;
     state.metrics.watch_ledger(ledger.clone());
+    state.bookkeeping.register(ledger.gauge());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

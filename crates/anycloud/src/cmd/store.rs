@@ -4,6 +4,10 @@
 //! responses — e.g. an embedded SQLite deployment into a shared PostgreSQL
 //! (`anycloud_store::copy`).
 //!
+//! With `--config F --content <jurisdiction>` the source is that jurisdiction's content
+//! store (`[store.content]`): each store is copied on its own, so content never passes
+//! through a store of another jurisdiction.
+//!
 //! The target must be empty unless `--replace` is given, which deletes its records first.
 //! Afterwards both stores are compared (row counts per table, ledger totals, audit chains);
 //! any difference is printed and the exit code is 1. URLs are never printed: a
@@ -18,6 +22,8 @@ use anycloud_store::ChainStatus;
 pub struct CopyArgs<'a> {
     pub from: Option<&'a str>,
     pub config: Option<&'a Path>,
+    /// With `config`: copy this jurisdiction's content store instead of the main store.
+    pub content: Option<&'a str>,
     pub to: &'a str,
     pub replace: bool,
     pub batch_size: u32,
@@ -26,7 +32,17 @@ pub struct CopyArgs<'a> {
 pub async fn copy(args: CopyArgs<'_>) -> anyhow::Result<ExitCode> {
     let from_url = match (args.from, args.config) {
         (Some(url), _) => url.to_owned(),
-        (None, Some(path)) => super::load_config(path)?.store.url,
+        (None, Some(path)) => {
+            let config = super::load_config(path)?;
+            match args.content {
+                None => config.store.url,
+                Some(j) => config.store.content.get(j).cloned().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--content {j}: the config has no content store `{j}` in [store.content]"
+                    )
+                })?,
+            }
+        }
         (None, None) => anyhow::bail!("give the source store as --from <url> or --config <file>"),
     };
     if from_url == args.to {

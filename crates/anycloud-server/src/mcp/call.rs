@@ -1,0 +1,212 @@
+//! One `tools/call`, in order: name → server, policy (tenant, key, jurisdiction), drain
+//! switch, the tool must be one the server lists, calls-per-minute limits, then the
+//! upstream call (progress and cancellation passed through), then the record. Every
+//! path — refused, failed or served — ends in exactly one [`record::record`].
+
+use super::policy::{self, Caller, Refusal};
+use super::record::{self, ToolCall};
+use super::upstream::CallError;
+use crate::auth::Principal;
+use crate::governance::limits::{Check, Verdict};
+use crate::state::AppState;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorCode, ProgressToken};
+use rmcp::service::{Peer, RoleServer};
+use rmcp::ErrorData;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// JSON-RPC error codes of the gateway's own refusals (implementation-defined server
+/// error range; README "MCP gateway").
+pub const CODE_DENIED: i32 = -32010;
+pub const CODE_RATE_LIMITED: i32 = -32011;
+pub const CODE_UNAVAILABLE: i32 = -32012;
+pub const CODE_TIMEOUT: i32 = -32013;
+
+fn refusal_error(code: i32, message: String, reason: &str) -> ErrorData {
+    ErrorData::new(ErrorCode(code), message, Some(json!({"reason": reason})))
+}
+
+/// What the handler hands over for one call.
+pub struct Incoming<'a> {
+    pub request_id: &'a str,
+    pub principal: &'a Principal,
+    pub params: CallToolRequestParams,
+    pub progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    pub ct: CancellationToken,
+}
+
+pub async fn tools_call(
+    state: &Arc<AppState>,
+    inc: Incoming<'_>,
+) -> Result<CallToolResult, ErrorData> {
+    let start = Instant::now();
+    let full = inc.params.name.to_string();
+    let args = inc.params.arguments.clone();
+    let finish = |server: &str,
+                  known: bool,
+                  outcome: &str,
+                  error: Option<&str>,
+                  result: Option<&CallToolResult>| {
+        record::record(
+            state,
+            &ToolCall {
+                request_id: inc.request_id,
+                principal: inc.principal,
+                server,
+                tool: &full,
+                known_tool: known,
+                arguments: args.as_ref(),
+                outcome,
+                error,
+                latency_ms: start.elapsed().as_millis() as u64,
+                result,
+            },
+        );
+    };
+    let gw = &state.mcp;
+    let upstream = policy::split(&full).and_then(|(s, t)| gw.upstream(s).map(|u| (u, t)));
+    let Some((upstream, tool)) = upstream else {
+        let msg =
+            format!("Unknown tool: `{full}`. Tools are named `<server>__<tool>`; see tools/list.");
+        finish("unknown", false, "unknown_tool", Some(&msg), None);
+        return Err(ErrorData::invalid_params(msg, None));
+    };
+    let server = upstream.name().to_string();
+    let span = record::span(state, &server, &full);
+
+    // Policy first: a refused call learns nothing about the server's tools.
+    let key_policy = match super::admin::key_policy(state, &inc.principal.key_id).await {
+        Ok(k) => k,
+        Err(_) => {
+            let msg = "The gateway's key store is unavailable.";
+            finish(&server, false, "unavailable", Some(msg), None);
+            return Err(refusal_error(CODE_UNAVAILABLE, msg.into(), "unavailable"));
+        }
+    };
+    let tenant_policy = gw.tenant_policy(&inc.principal.tenant);
+    let caller = Caller {
+        tenant: &inc.principal.tenant,
+        tenant_policy: tenant_policy.as_deref(),
+        key_policy: key_policy.as_deref(),
+    };
+    let refusal = policy::tool_allowed(caller, &upstream.config, &full)
+        .err()
+        .or_else(|| {
+            upstream.is_drained().then(|| Refusal::Drained {
+                server: server.clone(),
+            })
+        });
+    if let Some(r) = refusal {
+        let msg = r.message();
+        finish(&server, false, r.code(), Some(&msg), None);
+        record::end_span(&span, r.code());
+        let code = if matches!(r, Refusal::Drained { .. }) {
+            CODE_UNAVAILABLE
+        } else {
+            CODE_DENIED
+        };
+        return Err(refusal_error(code, msg, r.code()));
+    }
+
+    let listed = match upstream.tools().await {
+        Ok(t) => t,
+        Err(e) => return Err(failed(state, &inc, &server, false, e, &finish, &span)),
+    };
+    if !listed.iter().any(|t| t.name == tool) {
+        let msg = format!("Unknown tool: `{full}` (server `{server}` does not list `{tool}`).");
+        finish(&server, false, "unknown_tool", Some(&msg), None);
+        record::end_span(&span, "unknown_tool");
+        return Err(ErrorData::invalid_params(msg, None));
+    }
+
+    if let Some(e) = rate_limit(state, inc.principal, caller).await {
+        finish(&server, true, "rate_limited", Some(&e.message), None);
+        record::end_span(&span, "rate_limited");
+        return Err(e);
+    }
+
+    let upstream_call = upstream.call(tool, args.clone(), inc.progress.clone(), inc.ct.clone());
+    match tracing::Instrument::instrument(upstream_call, span.clone()).await {
+        Ok(mut result) => {
+            // A result from a server on an older revision has no `resultType`; the client
+            // may be on 2026-07-28, where it is required (rmcp drops it again for older
+            // clients).
+            result
+                .result_type
+                .get_or_insert(rmcp::model::ResultType::COMPLETE);
+            let outcome = if result.is_error == Some(true) {
+                "tool_error"
+            } else {
+                "ok"
+            };
+            finish(&server, true, outcome, None, Some(&result));
+            record::end_span(&span, outcome);
+            Ok(result)
+        }
+        Err(e) => Err(failed(state, &inc, &server, true, e, &finish, &span)),
+    }
+}
+
+fn failed(
+    _state: &Arc<AppState>,
+    _inc: &Incoming<'_>,
+    _server: &str,
+    known: bool,
+    e: CallError,
+    finish: &dyn Fn(&str, bool, &str, Option<&str>, Option<&CallToolResult>),
+    span: &tracing::Span,
+) -> ErrorData {
+    let outcome = e.outcome();
+    let msg = e.to_string();
+    finish(_server, known, outcome, Some(&msg), None);
+    record::end_span(span, outcome);
+    match e {
+        CallError::Upstream(data) => data,
+        CallError::Timeout(..) => refusal_error(CODE_TIMEOUT, msg, outcome),
+        CallError::Cancelled => refusal_error(CODE_UNAVAILABLE, msg, outcome),
+        CallError::Unavailable(..) => refusal_error(CODE_UNAVAILABLE, msg, outcome),
+    }
+}
+
+/// The tenant's and the key's `calls_per_minute`, through the gateway's rate limiter
+/// (shared through Redis like the request limits).
+async fn rate_limit(state: &AppState, p: &Principal, c: Caller<'_>) -> Option<ErrorData> {
+    let mut checks = Vec::new();
+    let mut labels = Vec::new();
+    if let Some(n) = c.tenant_policy.and_then(|t| t.calls_per_minute) {
+        checks.push(Check {
+            scope: format!("tenant:{}:mcp_cpm", p.tenant.name),
+            limit: n,
+            cost: 1,
+        });
+        labels.push(format!("tenant `{}`", p.tenant.name));
+    }
+    if let Some(n) = c.key_policy.and_then(|k| k.calls_per_minute) {
+        checks.push(Check {
+            scope: format!("key:{}:mcp_cpm", p.key_id),
+            limit: n,
+            cost: 1,
+        });
+        labels.push(format!("key `{}`", p.key_id));
+    }
+    if checks.is_empty() {
+        return None;
+    }
+    match state.governance.limits.check(&checks).await {
+        Verdict::Allowed(_) => None,
+        Verdict::Limited {
+            index, retry_after, ..
+        } => {
+            let limit = checks.get(index).map_or(0, |c| c.limit);
+            let who = labels.get(index).map_or("this key", String::as_str);
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            Some(ErrorData::new(
+                ErrorCode(CODE_RATE_LIMITED),
+                format!("Rate limit reached for {who}: {limit} MCP tool calls per minute. Please try again in {secs}s."),
+                Some(json!({"reason": "rate_limited", "retry_after": secs})),
+            ))
+        }
+    }
+}
