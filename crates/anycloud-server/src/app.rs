@@ -1,6 +1,8 @@
 //! The axum application.
 //!
-//! The request path, in order (each step names the module that owns it):
+//! The request path, in order (each step names the module that owns it; steps 2–8
+//! run once for every model API in `ingress::pipeline`, numbered in full in
+//! ARCHITECTURE.md "The request path"):
 //!
 //! 1. `request_id`  — a fresh `x-request-id` and the request's trace span
 //!    (`telemetry`, child of a client `traceparent`) inside a
@@ -19,7 +21,8 @@
 //!    child span, whose context goes upstream as `traceparent`), failing over on connect
 //!    errors, timeouts and retryable statuses; a stream is committed to the
 //!    client only after its first upstream event.
-//! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
+//! 7. `ingress::*`  — canonical response → the client's format: `Api::encode` for
+//!    JSON, the one SSE relay (`ingress::relay`) for streams.
 //! 8. `outcome`     — every attempt and the final status, once per request
 //!    (at stream end or client drop for streams), handed to the sinks
 //!    (ledger, audit, budgets, `metrics`, `access_log`, the request span)
