@@ -11,7 +11,7 @@
 //!    no tracker took over records metrics and the access-log line.
 //! 2. `auth`        — bearer key (or `x-api-key` on `/v1/messages`) →
 //!    `Principal` (tenant + key id), cached for one second so a revocation
-//!    bites within two (at once with Redis: `shared::events`).
+//!    bites within two (at once with Redis: `cluster::events`).
 //! 3. `body`        — the body read up to `server.max_body_bytes` (413) and
 //!    parsed as JSON into the ingress API's wire type (400).
 //! 4. `ingress::*`  — wire request → canonical `ChatRequest` (400 on bad

@@ -22,9 +22,9 @@ pub mod redis_budget;
 pub mod redis_ratelimit;
 
 use crate::auth::Principal;
+use crate::cluster::link::RedisLink;
 use crate::error::ApiError;
 use crate::outcome::{OutcomeSink, RequestOutcome};
-use crate::shared::link::RedisLink;
 use crate::state::AppState;
 use anycloud_config::{Budget, RateLimit};
 use anycloud_router::RoutePlan;
