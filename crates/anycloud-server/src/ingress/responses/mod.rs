@@ -69,25 +69,20 @@ pub(crate) async fn load(
     let unreadable = || ApiError::Internal {
         message: "A stored response could not be read.".into(),
     };
-    let plain: Value = match &stored.key_id {
-        // Sealed: 12-byte nonce, then AES-256-GCM ciphertext bound to the id.
-        Some(key_id) if stored.body.len() > 12 => {
-            let record = anycloud_store::CaptureRecord {
-                request_id: stored.id.clone(),
-                at: stored.created_at,
-                tenant: stored.tenant.clone(),
-                key_id: key_id.clone(),
-                nonce: stored.body[..12].to_vec(),
-                ciphertext: stored.body[12..].to_vec(),
-            };
-            state.governance.sealer.open(&record).map_err(|e| {
-                tracing::error!(error = %e, "a stored response could not be unsealed");
-                unreadable()
-            })?
-        }
-        Some(_) => return Err(unreadable()),
-        None => serde_json::from_slice(&stored.body).map_err(|_| unreadable())?,
-    };
+    let plain = state
+        .governance
+        .sealer
+        .open_stored(
+            &stored.id,
+            &stored.tenant,
+            stored.created_at,
+            stored.key_id.as_deref(),
+            &stored.body,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "a stored response could not be unsealed");
+            unreadable()
+        })?;
     serde_json::from_value(plain).map_err(|_| unreadable())
 }
 
@@ -97,28 +92,19 @@ pub(crate) async fn save(
     id: &str,
     doc: &StoredDoc,
 ) -> Result<(), ApiError> {
-    let encode_err = |_| ApiError::Internal {
+    let unstorable = || ApiError::Internal {
         message: "A response could not be stored.".into(),
     };
     // Encrypted at rest with the capture key when one is configured.
-    let (key_id, body) = if state.governance.sealer.enabled() {
-        let value = serde_json::to_value(doc).map_err(encode_err)?;
-        let rec = state
-            .governance
-            .sealer
-            .seal_exact(id, tenant, value)
-            .map_err(|e| {
-                tracing::error!(error = %e, "a response could not be sealed");
-                ApiError::Internal {
-                    message: "A response could not be stored.".into(),
-                }
-            })?;
-        let mut body = rec.nonce;
-        body.extend_from_slice(&rec.ciphertext);
-        (Some(rec.key_id), body)
-    } else {
-        (None, serde_json::to_vec(doc).map_err(encode_err)?)
-    };
+    let value = serde_json::to_value(doc).map_err(|_| unstorable())?;
+    let (key_id, body) = state
+        .governance
+        .sealer
+        .seal_stored(id, tenant, value)
+        .map_err(|e| {
+            tracing::error!(error = %e, "a response could not be sealed");
+            unstorable()
+        })?;
     let now = chrono::Utc::now();
     let days = i64::from(state.config.responses.retention_days);
     state
