@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -90,7 +91,8 @@ name = "no-mcp"
 
 
 class McpGateway:
-    def __init__(self, base_url: str, keys: dict[str, str], emu: str, workdir: Path, config: Path, binary: Path):
+    def __init__(self, base_url: str, keys: dict[str, str], emu: str, workdir: Path, config: Path, binary: Path, server_pid: int):
+        self.server_pid = server_pid
         self.base_url = base_url
         self.keys = keys
         self.emu = emu
@@ -152,7 +154,7 @@ def gw():
         procs.append(server)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server)
-        yield McpGateway(base, keys, url, workdir, config, binary)
+        yield McpGateway(base, keys, url, workdir, config, binary, server.p.pid)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -434,3 +436,101 @@ def test_metrics_count_calls_by_server_tool_and_outcome(gw):
     assert 'anycloud_mcp_calls_total{server="emu",tool="emu__add",outcome="ok"}' in text
     assert 'anycloud_mcp_calls_total{server="emu",tool="emu__fail",outcome="tool_error"}' in text
     assert 'anycloud_mcp_call_duration_seconds_count{server="emu",tool="emu__add"}' in text
+
+
+def test_the_dashboard_shows_tool_calls_and_drains_a_server(gw):
+    async def go():
+        async with gw.client("agents") as c:
+            await c.call_tool("emu__lookup_order", {"order_id": "A-1"})
+
+    run(go())
+    ui = httpx.Client(base_url=gw.base_url, timeout=10, follow_redirects=False)
+    r = ui.post("/ui/login", data={"token": ADMIN})
+    assert r.status_code in (302, 303), r.text
+    panel = ui.get("/ui/panel/mcp")
+    assert panel.status_code == 200, panel.text
+    assert 'data-mcp-server="emu"' in panel.text and 'data-mcp-server="py"' in panel.text
+    assert "emu__lookup_order" in panel.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', panel.text)
+    assert csrf, panel.text
+    try:
+        r = ui.post("/ui/mcp/py/drain", data={"csrf": csrf.group(1)})
+        assert r.status_code in (302, 303), r.text
+        servers = {s["name"]: s for s in gw.admin("GET", "/admin/v1/mcp/servers").json()["data"]}
+        assert servers["py"]["drained"] is True
+        assert ui.post("/ui/mcp/py/restore", data={"csrf": "forged"}).status_code == 403
+    finally:
+        gw.admin("POST", "/admin/v1/mcp/servers/py/restore")
+    drains = gw.admin("GET", "/admin/v1/audit?action=admin.mcp.drain").json()["data"]
+    assert any(e["detail"]["after"]["mcp_server"] == "py" for e in drains)
+
+
+def test_a_key_policy_from_the_admin_api_narrows_the_tenant_policy(gw):
+    r = gw.admin("GET", "/admin/v1/tenants/agents")
+    assert r.status_code == 200 and r.json()["mcp"]["deny"] == ["py__delete_everything"], r.text
+    bad = httpx.post(
+        gw.base_url + "/admin/v1/keys",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"tenant": "agents", "mcp": {"servers": ["nowhere"]}},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and "unknown MCP server `nowhere`" in bad.text, bad.text
+    r = httpx.post(
+        gw.base_url + "/admin/v1/keys",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"tenant": "agents", "name": "echo-only", "mcp": {"tools": ["emu__echo"]}},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["mcp"] == {"servers": None, "tools": ["emu__echo"]}
+    gw.keys["echo-only"] = r.json()["key"]
+
+    async def go():
+        async with gw.client("echo-only") as c:
+            names = {t.name for t in (await c.list_tools()).tools}
+            ok = await c.call_tool("emu__echo", {"text": "narrow"})
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("emu__add", {"a": 1, "b": 2})
+            return names, ok, e.value.error
+
+    names, ok, err = run(go())
+    assert names == {"emu__echo"}
+    assert text_of(ok) == "narrow"
+    assert err.code == -32010 and "key's MCP policy" in err.message
+
+
+def _stdio_children(gw: McpGateway) -> set[int]:
+    """Pids of the gateway's `anycloud emulate --mcp-stdio` children."""
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-P", str(gw.server_pid), "-f", "--", "--mcp-stdio"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_a_stdio_server_that_exits_is_started_again(gw):
+    import os
+    import signal
+    import time
+
+    async def echo(text: str):
+        async with gw.client("agents") as c:
+            try:
+                return await c.call_tool("emustdio__echo", {"text": text})
+            except MCPError as e:
+                return e
+
+    assert text_of(run(echo("before"))) == "before"
+    before = _stdio_children(gw)
+    assert len(before) == 1, before
+    os.kill(before.pop(), signal.SIGKILL)
+    until = time.monotonic() + 10
+    while True:
+        result = run(echo("after"))
+        if not isinstance(result, MCPError):
+            break
+        # The call that finds the old process gone fails as `unavailable`; the next starts it again.
+        assert result.error.code == -32012, result.error
+        assert time.monotonic() < until, "the stdio server was not started again"
+        time.sleep(0.1)
+    assert text_of(result) == "after"
+    assert len(_stdio_children(gw)) == 1

@@ -118,8 +118,14 @@ def documented_metrics() -> dict[str, tuple[str, set[str]]]:
 
 
 def redis_only_metrics() -> set[str]:
-    """Metrics README says exist only with `store.redis_url` (this gateway has none)."""
-    return {name for name, _, _, meaning in metric_rows() if meaning.startswith("Only with `store.redis_url`")}
+    """Metrics README says exist only with `store.redis_url`, `[[mcp_servers]]` or
+    `[store.content]` (this gateway has none; test_mcp_sdk.py checks the MCP series)."""
+    only = (
+        "Only with `store.redis_url`",
+        "Only with `[[mcp_servers]]`",
+        "Only with `[store.content]`",
+    )
+    return {name for name, _, _, meaning in metric_rows() if meaning.startswith(only)}
 
 
 def metric_rows() -> list[tuple[str, str, set[str], str]]:

@@ -285,6 +285,93 @@ declined_models = ["frontier"]
     assert_eq!(locate::line_of_key(text, &w[0].key), Some(15));
 }
 
+const MCP: &str = r#"
+[[mcp_servers]]
+name = "github"
+url = "https://mcp.example.com/mcp"
+headers = { Authorization = "Bearer ${AZ_KEY}" }
+jurisdiction = "us"
+
+[[mcp_servers]]
+name = "files"
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]
+env = { TOKEN = "${AZ_KEY}" }
+call_timeout_ms = 5000
+
+[[tenants]]
+name = "agents"
+mcp = { servers = ["github"], tools = ["github__create_issue", "github__list_*"], deny = ["github__delete_*"], calls_per_minute = 60 }
+"#;
+
+fn mcp_errors(extra: &str) -> String {
+    let text = format!("{GOOD}{MCP}{extra}");
+    parse_str(&text, Path::new("m.toml"), &env)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn mcp_servers_and_tenant_policies_parse_and_hide_their_secrets() {
+    let text = format!("{GOOD}{MCP}");
+    let c = match parse_str(&text, Path::new("m.toml"), &env) {
+        Ok(c) => c,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(c.mcp_servers.len(), 2);
+    assert_eq!(c.mcp_servers[1].args.len(), 3);
+    assert_eq!(c.mcp_servers[1].call_timeout_ms, 5000);
+    assert_eq!(c.mcp_servers[0].connect_timeout_ms, 10_000);
+    let p = c.tenants[1].mcp.as_ref().map(|p| p.calls_per_minute);
+    assert_eq!(p, Some(Some(60)));
+    assert!(c.tenants[0].mcp.is_none());
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("az-secret-123"), "MCP secret leaked in Debug");
+}
+
+#[test]
+fn mcp_server_problems_are_each_reported_with_their_key() {
+    let err = mcp_errors(
+        r#"
+[[mcp_servers]]
+name = "bad__name"
+url = "ftp://x"
+command = "x"
+
+[[mcp_servers]]
+name = "nothing"
+headers = { "bad header" = "${AZ_KEY}" }
+
+[[mcp_servers]]
+name = "github"
+command = "x"
+headers = { X = "y" }
+call_timeout_ms = 0
+
+[[tenants]]
+name = "broken"
+mcp = { servers = ["nope"], tools = ["create_issue", "a__[z"], calls_per_minute = 0 }
+"#,
+    );
+    for want in [
+        "`mcp_servers[2].name`: `bad__name` must be letters",
+        "`mcp_servers[2].url`: set either `url` (Streamable HTTP) or `command` (stdio), not both",
+        "`mcp_servers[3].url`: set `url` (Streamable HTTP) or `command` (stdio)",
+        "`mcp_servers[3].headers`: `bad header` is not a valid HTTP header name",
+        "`mcp_servers[4].name`: MCP server `github` is defined twice",
+        "`mcp_servers[4].headers`: `headers` apply to HTTP servers (`url`) only",
+        "`mcp_servers[4].call_timeout_ms`: must be greater than 0",
+        "`tenants[2].mcp.servers[0]`: unknown MCP server `nope`",
+        "`tenants[2].mcp.tools[0]`: `create_issue` must name a namespaced tool",
+        "`tenants[2].mcp.tools[1]`: bad glob `a__[z`",
+        "`tenants[2].mcp.calls_per_minute`: must be at least 1",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("az-secret-123"), "secret in an error: {err}");
+}
+
 #[test]
 fn store_url_password_never_shows_in_debug_and_retention_is_bounded() {
     let with_pg = GOOD.replacen(

@@ -68,6 +68,8 @@ async fn run(n: u64) {
             upstream_status: Some(200),
             latency_ms: 100,
             ttft_ms: Some(20),
+            needs: None,
+            estimated_tokens: None,
         };
         writer.record_wait(r).await;
     }

@@ -38,6 +38,8 @@ fn rec(
         upstream_status: Some(200),
         latency_ms: 10,
         ttft_ms: None,
+        needs: None,
+        estimated_tokens: None,
     }
 }
 

@@ -25,6 +25,8 @@ fn record(i: u64) -> UsageRecord {
         upstream_status: Some(200),
         latency_ms: 1,
         ttft_ms: None,
+        needs: None,
+        estimated_tokens: None,
     }
 }
 

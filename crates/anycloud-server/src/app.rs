@@ -34,6 +34,12 @@
 //! admin-token attempts in a minute. The dashboard under `/ui` (`ui`) logs in
 //! with the admin token and then uses a session cookie; its traffic charts
 //! come from an outcome sink registered in step 8.
+//!
+//! `/mcp` (`mcp`) takes steps 1 and 2 (the same keys), then rmcp's Streamable HTTP
+//! service: per `tools/call`, `mcp::policy` (tenant, key, jurisdiction, drain) →
+//! calls-per-minute limit → the upstream server (`mcp::upstream`) → `mcp::record`
+//! (audit chain, metrics, access log, span, capture). `/admin/v1/mcp/servers` is its
+//! kill switch.
 
 use crate::state::AppState;
 use crate::{admin, health, ingress, request_id};

@@ -42,6 +42,13 @@ pub fn usage_record(outcome: &RequestOutcome, a: &AttemptRecord) -> UsageRecord 
         upstream_status: a.upstream_status,
         latency_ms: a.latency_ms,
         ttft_ms: a.ttft_ms,
+        needs: outcome.needs.as_ref().map(|n| {
+            n.capabilities
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect()
+        }),
+        estimated_tokens: outcome.needs.as_ref().map(|n| n.estimated_tokens),
     }
 }
 

@@ -62,6 +62,10 @@ pub struct RequestOutcome {
     pub model: String,
     /// Every decline and attempt, in the order considered.
     pub route: Vec<Decision>,
+    /// What the router checked: the capabilities and the token estimate (`None`
+    /// when the request never reached routing). The ledger keeps them so
+    /// `anycloud simulate` can replay the request exactly.
+    pub needs: Option<RouteNeeds>,
     pub attempts: Vec<AttemptRecord>,
     /// The status the client got (499 if it went away mid-stream).
     pub status: u16,
@@ -149,6 +153,13 @@ impl UsageBounds {
     }
 }
 
+/// The router's input a replay needs (see [`RequestOutcome::needs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteNeeds {
+    pub capabilities: Vec<anycloud_types::Capability>,
+    pub estimated_tokens: u64,
+}
+
 /// Receives finished requests. Must return quickly: enqueue, don't write.
 pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
     fn record(&self, outcome: &RequestOutcome);
@@ -157,6 +168,7 @@ pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 struct Inner {
     route: Vec<Decision>,
+    needs: Option<RouteNeeds>,
     attempts: Vec<AttemptRecord>,
     model: String,
     finished: bool,
@@ -199,6 +211,7 @@ impl Tracker {
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 route: Vec::new(),
+                needs: None,
                 attempts: Vec::new(),
                 model: "unknown".into(),
                 finished: false,
@@ -233,6 +246,16 @@ impl Tracker {
     pub fn set_usage_bounds(&self, bounds: UsageBounds) {
         if let Ok(mut i) = self.inner.lock() {
             i.bounds = Some(bounds);
+        }
+    }
+
+    /// Records what the router is about to check (called just before routing).
+    pub fn set_needs(&self, capabilities: &[anycloud_types::Capability], estimated_tokens: u64) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.needs = Some(RouteNeeds {
+                capabilities: capabilities.to_vec(),
+                estimated_tokens,
+            });
         }
     }
 
@@ -295,6 +318,7 @@ impl Tracker {
                 key_id: self.key_id.clone(),
                 model: std::mem::take(&mut i.model),
                 route: std::mem::take(&mut i.route),
+                needs: i.needs.take(),
                 attempts: std::mem::take(&mut i.attempts),
                 status,
                 latency_ms: self.started.elapsed().as_millis() as u64,

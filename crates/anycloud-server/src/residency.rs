@@ -13,9 +13,10 @@ use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Counts and audits every content write that reached its store. The audit entry
-/// (`content.write`, actor `gateway`) names the tenant, what was written, its id and the
-/// jurisdiction — metadata only, in the main store's chain like every entry.
+/// Counts and audits every content write. The audit entry (`content.write`, actor
+/// `gateway`) names the tenant, what was written, its id and the jurisdiction — metadata
+/// only, in the main store's chain like every entry; content refused for want of a store
+/// is `content.refused` (counted under `jurisdiction="none"`).
 pub fn observe(
     residency: &Residency,
     writes: Family<ContentLabels, Counter>,
@@ -24,21 +25,32 @@ pub fn observe(
     residency.on_write(Arc::new(move |w: &ContentWrite| {
         writes
             .get_or_create(&ContentLabels {
-                jurisdiction: w.jurisdiction.clone(),
+                jurisdiction: w.jurisdiction.clone().unwrap_or_else(|| "none".into()),
                 kind: w.kind.as_str(),
             })
             .inc();
+        let (action, detail) = match &w.jurisdiction {
+            Some(j) => (
+                "content.write",
+                serde_json::json!({"kind": w.kind.as_str(), "id": w.id, "jurisdiction": j}),
+            ),
+            None => {
+                tracing::error!(tenant = %w.tenant, kind = w.kind.as_str(),
+                    "content not stored: the tenant's data jurisdiction has no content store");
+                (
+                    "content.refused",
+                    serde_json::json!({"kind": w.kind.as_str(), "id": w.id,
+                        "reason": "the tenant's data jurisdiction has no content store"}),
+                )
+            }
+        };
         audit.push(AuditEntry {
             at: chrono::Utc::now(),
             actor: "gateway".into(),
             tenant: Some(w.tenant.clone()),
-            action: "content.write".into(),
+            action: action.into(),
             request_id: (w.kind == anycloud_store::ContentKind::Capture).then(|| w.id.clone()),
-            detail: Some(serde_json::json!({
-                "kind": w.kind.as_str(),
-                "id": w.id,
-                "jurisdiction": w.jurisdiction,
-            })),
+            detail: Some(detail),
             ..Default::default()
         });
     }));

@@ -142,7 +142,7 @@ impl AppState {
         }
         let mcp = crate::mcp::McpGateway::new(
             &config,
-            crate::mcp::McpMetrics::register(&mut metrics.registry),
+            crate::mcp::McpMetrics::register(&mut metrics.registry, !config.mcp_servers.is_empty()),
         );
         let metrics = Arc::new(metrics);
         governance.audit.on_flush(metrics.flush_observer("audit"));

@@ -44,7 +44,9 @@ pub use postgres::PgStore;
 pub use residency::{ContentKind, ContentWrite, Residency, ResidentStore};
 pub use sqlite::SqliteStore;
 pub use transfer::{Page, Table, TransferStore};
-pub use usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow, NANOS_PER_USD};
+pub use usage::{
+    DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow, NANOS_PER_USD,
+};
 
 /// Everything the gateway persists. Implementations must be cheap to share across tasks.
 #[async_trait]
@@ -142,6 +144,17 @@ pub trait Store: GovernanceStore + TransferStore + Send + Sync + std::fmt::Debug
 
     /// The number of usage records.
     async fn usage_count(&self) -> Result<u64, StoreError>;
+
+    /// The served attempts (`outcome = 'ok'`, one per served request) with
+    /// `from <= at < to`, ordered by time then id, at most `limit`, after `after` (keyset
+    /// paging: a replay streams a period page by page with flat memory).
+    async fn served_usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<UsageCursor>,
+        limit: u32,
+    ) -> Result<Vec<(UsageCursor, UsageRecord)>, StoreError>;
 }
 
 /// A stored Responses API document. `body` is opaque to the store: the server seals

@@ -11,9 +11,14 @@
 //! The tenant → jurisdiction map is learnt from the tenant records that pass through
 //! `sync_tenants` and `list_tenants` (their policy's `data_jurisdiction`, or their one
 //! jurisdiction), so tenants created or changed through the admin API, on this instance or
-//! another, are routed as soon as the gateway persists or reloads them. A tenant with no
-//! placement has its content written nowhere ([`StoreError::NoContentStore`]) rather than
-//! into a store of the wrong jurisdiction.
+//! another, are routed as soon as the gateway persists or reloads them.
+//!
+//! A tenant with no placement (only possible for one stored before `[store.content]` was
+//! configured: the config check and the admin API refuse new ones) has its content written
+//! nowhere rather than into a store of the wrong jurisdiction: storing a response fails
+//! with [`StoreError::NoContentStore`], and a capture is dropped (an error would make the
+//! capture queue retry it forever, holding back every capture behind it). Both are
+//! reported to the observer with no jurisdiction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -46,12 +51,13 @@ impl ContentKind {
     }
 }
 
-/// One content write that reached its store: for the metric and the audit entry that
-/// names the jurisdiction.
+/// One content write: for the metric and the audit entry that names the jurisdiction.
 #[derive(Debug, Clone)]
 pub struct ContentWrite {
     pub tenant: String,
-    pub jurisdiction: String,
+    /// The jurisdiction of the store it went to; `None`: refused, the tenant's content has
+    /// no store (see the module docs).
+    pub jurisdiction: Option<String>,
     pub kind: ContentKind,
     /// The response id or the captured request's id.
     pub id: String,
@@ -125,7 +131,7 @@ impl Residency {
             })
     }
 
-    fn wrote(&self, tenant: &str, jurisdiction: String, kind: ContentKind, id: &str) {
+    fn wrote(&self, tenant: &str, jurisdiction: Option<String>, kind: ContentKind, id: &str) {
         if let Some(o) = self.observer.get() {
             o(&ContentWrite {
                 tenant: tenant.to_owned(),
@@ -253,10 +259,18 @@ impl Store for ResidentStore {
     }
 
     async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
-        let (j, store) = self.residency.route(&r.tenant)?;
+        let routed = self.residency.route(&r.tenant);
+        let (j, store) = match routed {
+            Ok(found) => found,
+            Err(e) => {
+                self.residency
+                    .wrote(&r.tenant, None, ContentKind::Response, &r.id);
+                return Err(e);
+            }
+        };
         store.put_response(r).await?;
         self.residency
-            .wrote(&r.tenant, j, ContentKind::Response, &r.id);
+            .wrote(&r.tenant, Some(j), ContentKind::Response, &r.id);
         Ok(())
     }
 
@@ -323,6 +337,16 @@ impl Store for ResidentStore {
     async fn usage_count(&self) -> Result<u64, StoreError> {
         self.main.usage_count().await
     }
+
+    async fn served_usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<crate::UsageCursor>,
+        limit: u32,
+    ) -> Result<Vec<(crate::UsageCursor, UsageRecord)>, StoreError> {
+        self.main.served_usage(from, to, after, limit).await
+    }
 }
 
 #[async_trait]
@@ -355,15 +379,16 @@ impl GovernanceStore for ResidentStore {
         self.main.key_policy(key_id).await
     }
 
+    /// A capture whose tenant has no content store is dropped (see the module docs).
     async fn insert_capture(&self, capture: &CaptureRecord) -> Result<(), StoreError> {
-        let (j, store) = self.residency.route(&capture.tenant)?;
+        let (tenant, id) = (&capture.tenant, &capture.request_id);
+        let Ok((j, store)) = self.residency.route(tenant) else {
+            self.residency.wrote(tenant, None, ContentKind::Capture, id);
+            return Ok(());
+        };
         store.insert_capture(capture).await?;
-        self.residency.wrote(
-            &capture.tenant,
-            j,
-            ContentKind::Capture,
-            &capture.request_id,
-        );
+        self.residency
+            .wrote(tenant, Some(j), ContentKind::Capture, id);
         Ok(())
     }
 
@@ -494,9 +519,8 @@ mod tests {
         r.residency()
             .unwrap()
             .on_write(Arc::new(move |w: &ContentWrite| {
-                sink.lock()
-                    .unwrap()
-                    .push((w.tenant.clone(), w.jurisdiction.clone(), w.kind));
+                let j = w.jurisdiction.clone().unwrap_or_else(|| "none".into());
+                sink.lock().unwrap().push((w.tenant.clone(), j, w.kind));
             }));
         r.sync_tenants(&[
             TenantRecord {
@@ -527,6 +551,11 @@ mod tests {
             r.put_response(&response("nowhere", "resp_n", 1)).await,
             Err(StoreError::NoContentStore { .. })
         ));
+        // Dropped, not queued for ever nor stored elsewhere.
+        r.insert_capture(&capture("nowhere", "req_n"))
+            .await
+            .unwrap();
+        assert!(r.capture("req_n").await.unwrap().is_none());
 
         let rows = |s: Arc<dyn Store>| async move { tenant_rows(s.as_ref()).await.unwrap() };
         assert_eq!(
@@ -575,7 +604,15 @@ mod tests {
                 .iter()
                 .map(|(t, j, _)| format!("{t}>{j}"))
                 .collect::<Vec<_>>(),
-            ["emea>eu", "amer>us", "emea>eu", "amer>us", "amer>us"]
+            [
+                "emea>eu",
+                "amer>us",
+                "emea>eu",
+                "amer>us",
+                "nowhere>none",
+                "nowhere>none",
+                "amer>us"
+            ]
         );
     }
 

@@ -47,6 +47,20 @@ pub struct UsageRecord {
     pub upstream_status: Option<u16>,
     pub latency_ms: u64,
     pub ttft_ms: Option<u64>,
+    /// The capabilities the router checked for the request (`chat`, `stream`, `tools`, …),
+    /// so `anycloud simulate` can replay it exactly; `None` on rows written before they
+    /// were recorded (migration 0015), which replay as plain chat.
+    pub needs: Option<Vec<String>>,
+    /// The token estimate the router checked context windows with (prompt estimate plus
+    /// requested output); `None` on rows written before migration 0015.
+    pub estimated_tokens: Option<u64>,
+}
+
+/// Where a page of [`crate::Store::served_usage`] ended: the last row's time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageCursor {
+    pub at: DateTime<Utc>,
+    pub id: i64,
 }
 
 /// Usage records summed over one UTC day for one (cloud, model, tenant).
@@ -69,4 +83,12 @@ pub struct UsageSummaryRow {
 pub struct DailyCost {
     pub day: NaiveDate,
     pub cost_nanos: i64,
+}
+
+/// `needs` as stored (`chat,stream`; empty for none) back into names.
+pub(crate) fn split_needs(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -21,6 +21,11 @@ struct Cli {
     command: Command,
 }
 
+/// mimalloc instead of glibc malloc: under sustained load glibc's per-thread arenas keep
+/// freed memory, so RSS only grows; mimalloc returns it (README "Reliability").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the gateway with built-in emulated clouds and a temporary SQLite store.
@@ -54,6 +59,39 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Vendor risk: concentration (HHI) per cloud, provider and jurisdiction, single points
+    /// of failure and the outage drill (README "Vendor risk").
+    Risk {
+        #[arg(long)]
+        config: PathBuf,
+        /// First day (YYYY-MM-DD, UTC), inclusive (default: 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD, UTC), exclusive (default: tomorrow).
+        #[arg(long)]
+        to: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// The outage drill for this cloud in detail.
+        #[arg(long)]
+        without: Option<String>,
+    },
+    /// Replay the period's served requests under a candidate config (README "Vendor risk").
+    Simulate {
+        #[arg(long)]
+        config: PathBuf,
+        /// The candidate config (agreements, policies, prices) to replay under.
+        #[arg(long)]
+        candidate: PathBuf,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Spend per cloud/model/tenant, revenue share and commitment burn-down.
     Report {
         #[arg(long)]
@@ -70,6 +108,11 @@ enum Command {
         /// table, csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+    },
+    /// The usage ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
     },
     /// The hash-chained audit log.
     Audit {
@@ -141,6 +184,19 @@ enum LogFormatArg {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Compare a load generator's record of responses (JSON lines with `request_id` and
+    /// `status`) with the ledger: prints matched, missing, unexpected and duplicated;
+    /// exit 1 unless only matched.
+    Reconcile {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        requests: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +346,38 @@ fn main() -> ExitCode {
                 tokens,
                 json: format == Format::Json,
             }),
+            Command::Risk {
+                config,
+                from,
+                to,
+                format,
+                without,
+            } => {
+                cmd::risk::run(cmd::risk::Args {
+                    config: &config,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format: &format,
+                    without: without.as_deref(),
+                })
+                .await
+            }
+            Command::Simulate {
+                config,
+                candidate,
+                from,
+                to,
+                format,
+            } => {
+                cmd::simulate::run(cmd::simulate::Args {
+                    config: &config,
+                    candidate: &candidate,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format: &format,
+                })
+                .await
+            }
             Command::Report {
                 config,
                 from,
@@ -309,6 +397,9 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify { config },
             } => cmd::audit::verify(&config).await,
+            Command::Ledger {
+                command: LedgerCommand::Reconcile { config, requests },
+            } => cmd::reconcile::run(&config, &requests).await,
             Command::Migrate { config } => cmd::migrate::run(&config).await,
             Command::Store {
                 command: StoreCommand::Residency { config, format },

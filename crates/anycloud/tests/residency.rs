@@ -663,6 +663,28 @@ async fn scenario(b: Backend, two_instances: bool) {
         "{report}"
     );
 
+    // One content store is copied on its own: the EU content, and nothing else.
+    let copy = Backend::Sqlite {
+        dir: dir.path().to_path_buf(),
+    };
+    let copied = cli(
+        &[
+            "store",
+            "copy",
+            "--content",
+            "eu",
+            "--to",
+            &copy.url("eu-copy"),
+        ],
+        &path,
+    );
+    assert!(copied.contains("copy verified"), "{copied}");
+    let rows = copy.rows("eu-copy", "responses").await;
+    assert!(
+        !rows.is_empty() && rows.iter().all(|(t, _)| t == "emea"),
+        "{rows:?}"
+    );
+
     // Retention: every response has expired; the purge at start empties both stores.
     b.expire_responses().await;
     let clear = dir.path().join("clear.toml");

@@ -143,6 +143,8 @@ async fn populate(store: &dyn Store) {
             upstream_status: Some(if i % 11 == 0 { 503 } else { 200 }),
             latency_ms: 100 + i as u64,
             ttft_ms: (i % 2 == 0).then_some(40),
+            needs: (i % 3 == 0).then(|| vec!["chat".to_string(), "tools".to_string()]),
+            estimated_tokens: (i % 3 == 0).then(|| i.unsigned_abs()),
         })
         .collect();
     store.insert_usage(&records).await.unwrap();

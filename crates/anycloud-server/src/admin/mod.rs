@@ -14,6 +14,7 @@ pub mod explain;
 pub mod keys;
 pub mod ledger;
 pub mod openapi;
+pub mod risk;
 pub mod tenants;
 
 use crate::error::ApiError;
@@ -28,6 +29,8 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/openapi.json", get(openapi::document))
+        .route("/admin/v1/risk", get(risk::risk))
+        .route("/admin/v1/simulate", post(risk::simulate))
         .route(
             "/admin/v1/tenants",
             get(tenants::list).post(tenants::create),

@@ -1,7 +1,7 @@
 //! The admin API's OpenAPI 3.1 document, generated from the handlers' annotations with
 //! `utoipa` and served without auth at `/admin/v1/openapi.json`.
 
-use super::{audit, captures, keys, tenants, ErrorBody, ErrorObject};
+use super::{audit, captures, keys, risk, tenants, ErrorBody, ErrorObject};
 use crate::governance::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
 use crate::state::AppState;
 use axum::extract::State;
@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         keys::list, keys::create, keys::get_one, keys::set_policy, keys::revoke,
         audit::query_handler, audit::verify,
         captures::get_one,
+        risk::risk, risk::simulate,
     ),
     components(schemas(
         ErrorBody, ErrorObject, BudgetSpec, PeriodSpec, RateLimitSpec, KeyPolicy,
@@ -30,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         keys::Key, keys::CreatedKey, keys::NewKey,
         audit::AuditItem, audit::AuditPage, audit::VerifyResult,
         captures::Capture, crate::residency::ContentPlacement,
+        risk::RiskDocument, risk::SimulationDocument,
+        crate::mcp::policy::McpPolicySpec,
     )),
     modifiers(&AdminToken),
     tags(
@@ -37,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         (name = "keys", description = "Virtual API keys"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "captures", description = "Encrypted request/response captures"),
+        (name = "risk", description = "Vendor risk: concentration, outage drill, what-if replay"),
     )
 )]
 pub struct AdminApi;

@@ -273,12 +273,15 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     ctx.tracker.set_model(&ctx.info.model);
     let input_tokens = canon.input_tokens();
     let max_output_tokens = canon.max_output_tokens();
+    let needs = canon.needs();
+    let estimate = input_tokens + max_output_tokens.unwrap_or(0);
+    ctx.tracker.set_needs(&needs, estimate);
     let plan = super::plan(
         &state,
         &ctx.principal.tenant,
         canon.model(),
-        &canon.needs(),
-        input_tokens + max_output_tokens.unwrap_or(0),
+        &needs,
+        estimate,
     )?;
     let admission = crate::governance::admit(
         &state,

@@ -37,53 +37,104 @@ pub struct Incoming<'a> {
     pub ct: CancellationToken,
 }
 
+/// One call's bookkeeping: what every ending records.
+struct Ending<'a> {
+    state: &'a Arc<AppState>,
+    request_id: &'a str,
+    principal: &'a Principal,
+    full: &'a str,
+    args: Option<&'a rmcp::model::JsonObject>,
+    start: Instant,
+    span: tracing::Span,
+}
+
+impl Ending<'_> {
+    /// Records the call (audit, metrics, access log, capture) and ends its span.
+    fn record(
+        &self,
+        server: &str,
+        known_tool: bool,
+        outcome: &str,
+        error: Option<&str>,
+        result: Option<&CallToolResult>,
+    ) {
+        record::record(
+            self.state,
+            &ToolCall {
+                request_id: self.request_id,
+                principal: self.principal,
+                server,
+                tool: self.full,
+                known_tool,
+                arguments: self.args,
+                outcome,
+                error,
+                latency_ms: self.start.elapsed().as_millis() as u64,
+                result,
+            },
+        );
+        record::end_span(&self.span, outcome);
+    }
+
+    /// Records a refusal and returns its error.
+    fn refuse(&self, server: &str, known: bool, outcome: &str, e: ErrorData) -> ErrorData {
+        self.record(server, known, outcome, Some(&e.message), None);
+        e
+    }
+
+    /// Records a failed upstream call and returns the client's error.
+    fn failed(&self, server: &str, known: bool, e: CallError) -> ErrorData {
+        let outcome = e.outcome();
+        let msg = e.to_string();
+        self.record(server, known, outcome, Some(&msg), None);
+        match e {
+            CallError::Upstream(data) => data,
+            CallError::Timeout(..) => refusal_error(CODE_TIMEOUT, msg, outcome),
+            CallError::Cancelled | CallError::Unavailable(..) => {
+                refusal_error(CODE_UNAVAILABLE, msg, outcome)
+            }
+        }
+    }
+}
+
 pub async fn tools_call(
     state: &Arc<AppState>,
     inc: Incoming<'_>,
 ) -> Result<CallToolResult, ErrorData> {
-    let start = Instant::now();
     let full = inc.params.name.to_string();
     let args = inc.params.arguments.clone();
-    let finish = |server: &str,
-                  known: bool,
-                  outcome: &str,
-                  error: Option<&str>,
-                  result: Option<&CallToolResult>| {
-        record::record(
-            state,
-            &ToolCall {
-                request_id: inc.request_id,
-                principal: inc.principal,
-                server,
-                tool: &full,
-                known_tool: known,
-                arguments: args.as_ref(),
-                outcome,
-                error,
-                latency_ms: start.elapsed().as_millis() as u64,
-                result,
-            },
-        );
-    };
     let gw = &state.mcp;
     let upstream = policy::split(&full).and_then(|(s, t)| gw.upstream(s).map(|u| (u, t)));
+    let mut end = Ending {
+        state,
+        request_id: inc.request_id,
+        principal: inc.principal,
+        full: &full,
+        args: args.as_ref(),
+        start: Instant::now(),
+        span: tracing::Span::none(),
+    };
     let Some((upstream, tool)) = upstream else {
         let msg =
             format!("Unknown tool: `{full}`. Tools are named `<server>__<tool>`; see tools/list.");
-        finish("unknown", false, "unknown_tool", Some(&msg), None);
-        return Err(ErrorData::invalid_params(msg, None));
+        return Err(end.refuse(
+            "unknown",
+            false,
+            "unknown_tool",
+            ErrorData::invalid_params(msg, None),
+        ));
     };
     let server = upstream.name().to_string();
-    let span = record::span(state, &server, &full);
+    end.span = record::span(state, &server, &full);
 
     // Policy first: a refused call learns nothing about the server's tools.
-    let key_policy = match super::admin::key_policy(state, &inc.principal.key_id).await {
-        Ok(k) => k,
-        Err(_) => {
-            let msg = "The gateway's key store is unavailable.";
-            finish(&server, false, "unavailable", Some(msg), None);
-            return Err(refusal_error(CODE_UNAVAILABLE, msg.into(), "unavailable"));
-        }
+    let Ok(key_policy) = super::admin::key_policy(state, &inc.principal.key_id).await else {
+        let e = refusal_error(
+            CODE_UNAVAILABLE,
+            "The gateway's key store is unavailable.".into(),
+            "unavailable",
+        );
+        return Err(end.refuse(&server, false, "unavailable", e));
     };
     let tenant_policy = gw.tenant_policy(&inc.principal.tenant);
     let caller = Caller {
@@ -99,36 +150,38 @@ pub async fn tools_call(
             })
         });
     if let Some(r) = refusal {
-        let msg = r.message();
-        finish(&server, false, r.code(), Some(&msg), None);
-        record::end_span(&span, r.code());
         let code = if matches!(r, Refusal::Drained { .. }) {
             CODE_UNAVAILABLE
         } else {
             CODE_DENIED
         };
-        return Err(refusal_error(code, msg, r.code()));
+        return Err(end.refuse(
+            &server,
+            false,
+            r.code(),
+            refusal_error(code, r.message(), r.code()),
+        ));
     }
 
-    let listed = match upstream.tools().await {
-        Ok(t) => t,
-        Err(e) => return Err(failed(state, &inc, &server, false, e, &finish, &span)),
-    };
+    let listed = upstream
+        .tools()
+        .await
+        .map_err(|e| end.failed(&server, false, e))?;
     if !listed.iter().any(|t| t.name == tool) {
         let msg = format!("Unknown tool: `{full}` (server `{server}` does not list `{tool}`).");
-        finish(&server, false, "unknown_tool", Some(&msg), None);
-        record::end_span(&span, "unknown_tool");
-        return Err(ErrorData::invalid_params(msg, None));
+        return Err(end.refuse(
+            &server,
+            false,
+            "unknown_tool",
+            ErrorData::invalid_params(msg, None),
+        ));
     }
-
     if let Some(e) = rate_limit(state, inc.principal, caller).await {
-        finish(&server, true, "rate_limited", Some(&e.message), None);
-        record::end_span(&span, "rate_limited");
-        return Err(e);
+        return Err(end.refuse(&server, true, "rate_limited", e));
     }
 
     let upstream_call = upstream.call(tool, args.clone(), inc.progress.clone(), inc.ct.clone());
-    match tracing::Instrument::instrument(upstream_call, span.clone()).await {
+    match tracing::Instrument::instrument(upstream_call, end.span.clone()).await {
         Ok(mut result) => {
             // A result from a server on an older revision has no `resultType`; the client
             // may be on 2026-07-28, where it is required (rmcp drops it again for older
@@ -141,32 +194,10 @@ pub async fn tools_call(
             } else {
                 "ok"
             };
-            finish(&server, true, outcome, None, Some(&result));
-            record::end_span(&span, outcome);
+            end.record(&server, true, outcome, None, Some(&result));
             Ok(result)
         }
-        Err(e) => Err(failed(state, &inc, &server, true, e, &finish, &span)),
-    }
-}
-
-fn failed(
-    _state: &Arc<AppState>,
-    _inc: &Incoming<'_>,
-    _server: &str,
-    known: bool,
-    e: CallError,
-    finish: &dyn Fn(&str, bool, &str, Option<&str>, Option<&CallToolResult>),
-    span: &tracing::Span,
-) -> ErrorData {
-    let outcome = e.outcome();
-    let msg = e.to_string();
-    finish(_server, known, outcome, Some(&msg), None);
-    record::end_span(span, outcome);
-    match e {
-        CallError::Upstream(data) => data,
-        CallError::Timeout(..) => refusal_error(CODE_TIMEOUT, msg, outcome),
-        CallError::Cancelled => refusal_error(CODE_UNAVAILABLE, msg, outcome),
-        CallError::Unavailable(..) => refusal_error(CODE_UNAVAILABLE, msg, outcome),
+        Err(e) => Err(end.failed(&server, true, e)),
     }
 }
 

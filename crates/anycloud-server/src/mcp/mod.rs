@@ -14,6 +14,7 @@ pub mod handler;
 pub mod http_client;
 pub mod policy;
 pub mod record;
+pub mod ui;
 pub mod upstream;
 
 use crate::auth::Principal;
@@ -32,15 +33,20 @@ use upstream::Upstream;
 
 pub use record::McpMetrics;
 
+/// A tenant as last seen, and its compiled policy.
+type CompiledFor = (Arc<TenantConfig>, Option<Arc<policy::Compiled>>);
+
 /// Every upstream server, and the compiled tenant policies.
 pub struct McpGateway {
     upstreams: Vec<Arc<Upstream>>,
     pub metrics: McpMetrics,
+    /// Recent calls and counts per server, for the dashboard.
+    pub recent: ui::Recent,
     /// Ends every client session (SSE streams included) when the gateway shuts down.
     shutdown: CancellationToken,
     // std RwLock: a map read or insert, never held across an await. Keyed by tenant
     // name; the stored tenant `Arc` tells a policy changed through the admin API.
-    compiled: RwLock<HashMap<String, (Arc<TenantConfig>, Option<Arc<policy::Compiled>>)>>,
+    compiled: RwLock<HashMap<String, CompiledFor>>,
 }
 
 impl std::fmt::Debug for McpGateway {
@@ -64,6 +70,7 @@ impl McpGateway {
                 .map(|s| Arc::new(Upstream::new(s.clone(), http.clone())))
                 .collect(),
             metrics,
+            recent: ui::Recent::default(),
             shutdown: CancellationToken::new(),
             compiled: RwLock::default(),
         }

@@ -232,6 +232,7 @@ pub fn problem(spec: &McpPolicySpec, servers: &[McpServerConfig]) -> Option<Stri
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

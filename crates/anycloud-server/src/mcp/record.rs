@@ -43,11 +43,16 @@ fn latency_histogram() -> Histogram {
 }
 
 impl McpMetrics {
-    pub fn register(registry: &mut Registry) -> McpMetrics {
+    /// The series, registered only when `[[mcp_servers]]` is configured (a gateway without
+    /// MCP shows none, as one without Redis shows no Redis series).
+    pub fn register(registry: &mut Registry, configured: bool) -> McpMetrics {
         let m = McpMetrics {
             calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
         };
+        if !configured {
+            return m;
+        }
         registry.register(
             "mcp_calls",
             "MCP tools/call requests by server, tool (server__tool, or unknown) and outcome",
@@ -128,6 +133,10 @@ pub fn record(state: &Arc<AppState>, c: &ToolCall<'_>) {
         .observe(c.latency_ms as f64 / 1000.0);
     let args_sha256 = arguments_hash(c.arguments);
     let p = c.principal;
+    state
+        .mcp
+        .recent
+        .push(&p.tenant.name, c.server, c.tool, c.outcome, c.latency_ms);
     state.governance.audit.push(AuditEntry {
         at: chrono::Utc::now(),
         actor: format!("key:{}", p.key_id),

@@ -281,6 +281,22 @@ impl Upstream {
             .map_err(|e| unavailable(e.to_string()))
     }
 
+    /// Like [`Self::service_error`]; a closed transport (a stdio server that exited, an
+    /// HTTP session gone) also drops the connection, so the next use connects anew.
+    fn lost(&self, conn: &Arc<Connection>, e: ServiceError) -> CallError {
+        if matches!(
+            e,
+            ServiceError::TransportClosed | ServiceError::TransportSend(_)
+        ) {
+            let current = self.conn.load_full();
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+                self.conn.store(None);
+                tracing::warn!(server = %self.config.name, "MCP server connection lost; reconnecting on next use");
+            }
+        }
+        self.service_error(e)
+    }
+
     fn service_error(&self, e: ServiceError) -> CallError {
         match e {
             ServiceError::McpError(data) => CallError::Upstream(data),
@@ -314,14 +330,14 @@ impl Upstream {
                 options,
             )
             .await
-            .map_err(|e| self.service_error(e))?;
+            .map_err(|e| self.lost(&conn, e))?;
         let token = handle.progress_token.clone();
         if let Some(to) = progress_to {
             self.progress.insert(token.clone(), to);
         }
         let (id, peer) = (handle.id.clone(), handle.peer.clone());
         let result = tokio::select! {
-            r = handle.await_response() => r.map_err(|e| self.service_error(e)),
+            r = handle.await_response() => r.map_err(|e| self.lost(&conn, e)),
             () = ct.cancelled() => {
                 let note = CancelledNotificationParam::new(
                     Some(id),

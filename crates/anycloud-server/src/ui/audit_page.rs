@@ -157,7 +157,7 @@ pub async fn render(state: &AppState, f: &Filters) -> String {
     s.push_str(&banner);
     let _ = write!(
         s,
-        r#"<form class="filters" method="get" action="/ui/audit"><label>tenant<input name="tenant" value="{}"></label><label>cloud<input name="cloud" value="{}"></label><label>action<input name="action" list="actions" value="{}" placeholder="e.g. admin.cloud.drain"></label><datalist id="actions"><option value="admin.cloud.drain"><option value="admin.cloud.restore"><option value="ai.chat_completions"><option value="ai.messages"><option value="ai.embeddings"><option value="admin.key.create"></datalist><button type="submit">Filter</button> <a href="/ui/audit">clear</a></form>"#,
+        r#"<form class="filters" method="get" action="/ui/audit"><label>tenant<input name="tenant" value="{}"></label><label>cloud<input name="cloud" value="{}"></label><label>action<input name="action" list="actions" value="{}" placeholder="e.g. admin.cloud.drain"></label><datalist id="actions"><option value="admin.cloud.drain"><option value="admin.cloud.restore"><option value="ai.chat_completions"><option value="ai.messages"><option value="ai.embeddings"><option value="admin.key.create"><option value="mcp.tools_call"><option value="admin.mcp.drain"></datalist><button type="submit">Filter</button> <a href="/ui/audit">clear</a></form>"#,
         esc(&f.tenant),
         esc(&f.cloud),
         esc(&f.action)

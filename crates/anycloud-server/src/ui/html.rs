@@ -29,6 +29,7 @@ pub enum Nav {
     Dashboard,
     Audit,
     Ledger,
+    Risk,
 }
 
 /// A full page for a logged-in user: header with navigation and a logout
@@ -51,7 +52,7 @@ pub fn page(title: &str, nav: Nav, csrf: &str, body: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{t} · anycloud</title><link rel="stylesheet" href="/ui/static/app.css">
 <script src="/ui/static/app.js" defer></script></head><body>
-<header><span class="brand">anycloud</span><nav>{d}{a}{l}</nav>
+<header><span class="brand">anycloud</span><nav>{d}{a}{l}{r}</nav>
 <span id="updated" class="muted"></span>
 <form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="{c}"><button type="submit">Log out</button></form></header>
 <main>{body}</main></body></html>"#,
@@ -59,6 +60,7 @@ pub fn page(title: &str, nav: Nav, csrf: &str, body: &str) -> String {
         d = link(Nav::Dashboard, "/ui", "Dashboard"),
         a = link(Nav::Audit, "/ui/audit", "Audit trail"),
         l = link(Nav::Ledger, "/ui/ledger", "Ledger report"),
+        r = link(Nav::Risk, "/ui/risk", "Risk"),
         c = esc(csrf),
     );
     s

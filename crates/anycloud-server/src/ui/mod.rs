@@ -6,7 +6,8 @@
 //! - `recorder` — the outcome sink that keeps the last 15 minutes per cloud
 //!   and the last route decisions, in memory.
 //! - `panels`   — the dashboard's panels (also served one by one for refresh).
-//! - `audit_page`, `ledger_page` — the audit viewer and the ledger report.
+//! - `audit_page`, `ledger_page`, `risk_page` — the audit viewer, the ledger report and
+//!   the vendor-risk document.
 //! - `chart`, `html` — SVG charts, escaping, the page frame, CSS and JS.
 //!
 //! Every page but the login form and the static assets needs a session;
@@ -19,6 +20,7 @@ pub mod html;
 pub mod ledger_page;
 pub mod panels;
 pub mod recorder;
+pub mod risk_page;
 pub mod session;
 
 use crate::state::AppState;
@@ -59,9 +61,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/logout", post(logout))
         .route("/ui/panel/{name}", get(panel))
         .route("/ui/clouds/{name}/{action}", post(cloud_action))
+        .route("/ui/mcp/{name}/{action}", post(mcp_action))
         .route("/ui/audit", get(audit))
         .route("/ui/ledger", get(ledger))
         .route("/ui/ledger.csv", get(ledger_csv))
+        .route("/ui/risk", get(risk))
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))
 }
@@ -268,6 +272,35 @@ async fn cloud_action(
     Redirect::to("/ui#panel-clouds").into_response()
 }
 
+/// The MCP panel's Drain / Restore buttons (`mcp::admin::set_drained`, audited).
+async fn mcp_action(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (_, s) = match session(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form: Option<CsrfForm> = serde_urlencoded::from_bytes(&body).ok();
+    if !form.is_some_and(|f| s.csrf_ok(&f.csrf)) {
+        return csrf_refused();
+    }
+    let drained = match action.as_str() {
+        "drain" => true,
+        "restore" => false,
+        _ => return html(StatusCode::NOT_FOUND, "unknown action".into()),
+    };
+    if crate::mcp::admin::set_drained(&state, &name, drained).is_none() {
+        return html(
+            StatusCode::NOT_FOUND,
+            format!("No MCP server named `{}` is configured.", html::esc(&name)),
+        );
+    }
+    Redirect::to("/ui#panel-mcp").into_response()
+}
+
 async fn audit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -297,6 +330,22 @@ async fn ledger(
     html(
         StatusCode::OK,
         html::page("Ledger report", html::Nav::Ledger, &s.csrf, &body),
+    )
+}
+
+async fn risk(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(range): Query<ledger_page::Range>,
+) -> Response {
+    let (_, s) = match session(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = risk_page::render(&state, &range).await;
+    html(
+        StatusCode::OK,
+        html::page("Vendor risk", html::Nav::Risk, &s.csrf, &body),
     )
 }
 

@@ -18,7 +18,7 @@ use chrono::{Datelike, Days, NaiveDate, Utc};
 use std::fmt::Write;
 
 /// Every panel, in page order: (name, title, wide).
-pub const PANELS: [(&str, &str, bool); 7] = [
+pub const PANELS: [(&str, &str, bool); 8] = [
     (
         "traffic",
         "Traffic per cloud (attempts/s, up to 15 min)",
@@ -35,6 +35,7 @@ pub const PANELS: [(&str, &str, bool); 7] = [
         false,
     ),
     ("clouds", "Breakers and drain", false),
+    ("mcp", "MCP servers and tool calls", true),
     ("scorecard", "Cloud scorecard (last 15 min)", true),
     ("decisions", "Recent route decisions", true),
     (
@@ -51,6 +52,7 @@ pub async fn render(state: &AppState, name: &str, csrf: &str) -> Option<String> 
         "errors" => errors(state),
         "latency" => latency(state),
         "clouds" => clouds(state, csrf),
+        "mcp" => crate::mcp::ui::panel(state, csrf),
         "scorecard" => scorecard(state).await,
         "decisions" => decisions(state),
         "spend" => spend(state).await,

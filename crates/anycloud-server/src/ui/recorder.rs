@@ -374,6 +374,7 @@ mod tests {
             key_id: "k".into(),
             model: "m".into(),
             route: vec![],
+            needs: None,
             attempts,
             status: 200,
             latency_ms: 10,

@@ -306,5 +306,7 @@ pub fn usage_record(
         upstream_status: Some(200),
         latency_ms: 10,
         ttft_ms: None,
+        needs: None,
+        estimated_tokens: None,
     }
 }

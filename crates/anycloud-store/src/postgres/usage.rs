@@ -8,17 +8,19 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::ms;
-use crate::usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow};
+use crate::usage::{
+    split_needs, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+};
 use crate::StoreError;
 
-/// Rows per INSERT statement: 19 bound parameters each stays well under PostgreSQL's limit
+/// Rows per INSERT statement: 21 bound parameters each stays well under PostgreSQL's limit
 /// of 65 535 parameters per statement.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
     price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
-    latency_ms, ttft_ms";
+    latency_ms, ttft_ms, needs, estimated_tokens";
 
 pub(super) async fn insert(pool: &PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
     if records.is_empty() {
@@ -57,7 +59,9 @@ pub(super) async fn insert_on(
                 .push_bind(&r.outcome)
                 .push_bind(r.upstream_status.map(i32::from))
                 .push_bind(to_i64(r.latency_ms))
-                .push_bind(r.ttft_ms.map(to_i64));
+                .push_bind(r.ttft_ms.map(to_i64))
+                .push_bind(r.needs.as_ref().map(|n| n.join(",")))
+                .push_bind(r.estimated_tokens.map(to_i64));
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -132,6 +136,37 @@ pub(super) async fn records(
     rows.iter().map(record_from_row).collect()
 }
 
+/// See [`crate::Store::served_usage`] and the SQLite twin: the lower bound moves with the
+/// cursor so each page is an index range.
+pub(super) async fn served(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<UsageCursor>,
+    limit: u32,
+) -> Result<Vec<(UsageCursor, UsageRecord)>, StoreError> {
+    let (lower, last_id) = after.map_or((from, -1), |c| (c.at.max(from), c.id));
+    let sql = format!(
+        "SELECT id, {COLUMNS} FROM usage_ledger
+         WHERE at >= $1 AND at < $2 AND outcome = 'ok' AND (at > $1 OR id > $3)
+         ORDER BY at, id LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ms(lower))
+        .bind(ms(to))
+        .bind(last_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let r = record_from_row(row)?;
+            let id: i64 = row.try_get("id")?;
+            Ok((UsageCursor { at: r.at, id }, r))
+        })
+        .collect()
+}
+
 pub(super) async fn count(pool: &PgPool) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
         .fetch_one(pool)
@@ -165,6 +200,8 @@ fn summary_from_row(row: &PgRow) -> Result<UsageSummaryRow, StoreError> {
 pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, StoreError> {
     let upstream: Option<i32> = row.try_get("upstream_status")?;
     let ttft: Option<i64> = row.try_get("ttft_ms")?;
+    let needs: Option<String> = row.try_get("needs")?;
+    let estimated: Option<i64> = row.try_get("estimated_tokens")?;
     Ok(UsageRecord {
         at: row.try_get("at")?,
         request_id: row.try_get("request_id")?,
@@ -187,5 +224,7 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, StoreError> {
         upstream_status: upstream.and_then(|s| u16::try_from(s).ok()),
         latency_ms: to_u64(row.try_get("latency_ms")?),
         ttft_ms: ttft.map(to_u64),
+        needs: needs.map(|n| split_needs(&n)),
+        estimated_tokens: estimated.map(to_u64),
     })
 }

@@ -310,6 +310,16 @@ impl Store for SqliteStore {
     async fn usage_count(&self) -> Result<u64, StoreError> {
         usage::count(&self.pool).await
     }
+
+    async fn served_usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<crate::UsageCursor>,
+        limit: u32,
+    ) -> Result<Vec<(crate::UsageCursor, UsageRecord)>, StoreError> {
+        usage::served(&self.pool, from, to, after, limit).await
+    }
 }
 
 /// Maps constraint violations on `keys` to errors the caller can act on.

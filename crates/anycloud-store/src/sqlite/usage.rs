@@ -10,17 +10,19 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{parse_timestamp, timestamp};
-use crate::usage::{DailyCost, RecordedPrice, UsageRecord, UsageSummaryRow};
+use crate::usage::{
+    split_needs, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+};
 use crate::StoreError;
 
-/// Rows per INSERT statement: 20 bound parameters each keeps a statement under SQLite's
+/// Rows per INSERT statement: 22 bound parameters each keeps a statement under SQLite's
 /// default limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(super) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
     price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
-    latency_ms, ttft_ms";
+    latency_ms, ttft_ms, needs, estimated_tokens";
 
 pub(super) async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> Result<(), StoreError> {
     if records.is_empty() {
@@ -59,7 +61,9 @@ pub(super) async fn insert_on(
                 .push_bind(&r.outcome)
                 .push_bind(r.upstream_status.map(i64::from))
                 .push_bind(to_i64(r.latency_ms))
-                .push_bind(r.ttft_ms.map(to_i64));
+                .push_bind(r.ttft_ms.map(to_i64))
+                .push_bind(r.needs.as_ref().map(|n| n.join(",")))
+                .push_bind(r.estimated_tokens.map(to_i64));
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -129,6 +133,37 @@ pub(super) async fn records(
     rows.iter().map(record_from_row).collect()
 }
 
+/// See [`crate::Store::served_usage`]. The lower bound moves with the cursor so every page
+/// is an index range starting where the last one ended (no rescans: linear in the period).
+pub(super) async fn served(
+    pool: &SqlitePool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<UsageCursor>,
+    limit: u32,
+) -> Result<Vec<(UsageCursor, UsageRecord)>, StoreError> {
+    let (lower, last_id) = after.map_or((from, -1), |c| (c.at.max(from), c.id));
+    let sql = format!(
+        "SELECT id, {COLUMNS} FROM usage_ledger
+         WHERE at >= ?1 AND at < ?2 AND outcome = 'ok' AND (at > ?1 OR id > ?3)
+         ORDER BY at, id LIMIT ?4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(timestamp(lower))
+        .bind(timestamp(to))
+        .bind(last_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let r = record_from_row(row)?;
+            let id: i64 = row.try_get("id")?;
+            Ok((UsageCursor { at: r.at, id }, r))
+        })
+        .collect()
+}
+
 pub(super) async fn count(pool: &SqlitePool) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
         .fetch_one(pool)
@@ -171,6 +206,8 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError
     let at: String = row.try_get("at")?;
     let upstream: Option<i64> = row.try_get("upstream_status")?;
     let ttft: Option<i64> = row.try_get("ttft_ms")?;
+    let needs: Option<String> = row.try_get("needs")?;
+    let estimated: Option<i64> = row.try_get("estimated_tokens")?;
     Ok(UsageRecord {
         at: parse_timestamp(&at, "usage_ledger", "at")?,
         request_id: row.try_get("request_id")?,
@@ -193,5 +230,7 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError
         upstream_status: upstream.and_then(|s| u16::try_from(s).ok()),
         latency_ms: to_u64(row.try_get("latency_ms")?),
         ttft_ms: ttft.map(to_u64),
+        needs: needs.map(|n| split_needs(&n)),
+        estimated_tokens: estimated.map(to_u64),
     })
 }

@@ -160,5 +160,7 @@ pub fn usage(at: DateTime<Utc>, cloud: &str, model: &str, tenant: &str, cost: i6
         upstream_status: Some(200),
         latency_ms: 120,
         ttft_ms: Some(40),
+        needs: Some(vec!["chat".into(), "stream".into()]),
+        estimated_tokens: Some(120),
     }
 }

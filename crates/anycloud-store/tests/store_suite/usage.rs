@@ -4,7 +4,10 @@ use chrono::{Duration, NaiveDate};
 
 use crate::fixture::*;
 
-both_backends!(usage_reports_sum_per_day_cloud_model_and_tenant,);
+both_backends!(
+    usage_reports_sum_per_day_cloud_model_and_tenant,
+    served_usage_pages_through_ok_rows_in_time_order,
+);
 
 async fn usage_reports_sum_per_day_cloud_model_and_tenant(f: &Fixture) {
     let store = f.open().await;
@@ -77,4 +80,44 @@ async fn usage_reports_sum_per_day_cloud_model_and_tenant(f: &Fixture) {
     let mut expected = records[0].clone();
     expected.at = t(NOV_1 + 5_000);
     assert_eq!(read, vec![expected, records[1].clone()]);
+}
+
+/// What `anycloud simulate` streams: only served (`ok`) rows, in time then id order, page
+/// by page; rows at the same millisecond are neither lost nor repeated across pages; the
+/// router's needs and token estimate come back as written, and NULL on rows without them.
+async fn served_usage_pages_through_ok_rows_in_time_order(f: &Fixture) {
+    let store = f.open().await;
+    let mut records = Vec::new();
+    for i in 0..7 {
+        // Three rows share each millisecond, so page boundaries fall inside ties.
+        let mut r = usage(t(NOV_1 + 1_000 * (i / 3)), "azure-us", "gpt-4o", "acme", i);
+        r.request_id = format!("req_{i}");
+        records.push(r);
+    }
+    records[1].outcome = "upstream_503".into();
+    records[4].needs = None;
+    records[4].estimated_tokens = None;
+    records.push(usage(t(NOV_1 + 2 * DAY), "aws-eu", "claude", "acme", 99));
+    store.insert_usage(&records).await.expect("insert");
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .served_usage(t(NOV_1), t(NOV_1 + DAY), after, 2)
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        seen.extend(page.into_iter().map(|(_, r)| r));
+    }
+    let ids: Vec<&str> = seen.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["req_0", "req_2", "req_3", "req_4", "req_5", "req_6"]);
+    assert_eq!(
+        seen[0].needs,
+        Some(vec!["chat".to_string(), "stream".to_string()])
+    );
+    assert_eq!(seen[0].estimated_tokens, Some(120));
+    assert_eq!(seen[3].needs, None);
+    assert_eq!(seen[3].estimated_tokens, None);
 }

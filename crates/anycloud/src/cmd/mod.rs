@@ -10,17 +10,20 @@ pub mod demo_traffic;
 pub mod emulate;
 pub mod keys;
 pub mod migrate;
+pub mod reconcile;
 pub mod report;
 pub mod residency;
+pub mod risk;
 pub mod route;
 pub mod serve;
+pub mod simulate;
 pub mod store;
 
 use anyhow::Context;
 use std::path::Path;
 
 /// Logs go to stderr (stdout is for command output). `ANYCLOUD_LOG` sets the
-/// filter (default `info`). The format is `text` unless `--log-format`,
+/// filter (default `info`, with the MCP SDK's own `rmcp` target at `warn`). The format is `text` unless `--log-format`,
 /// `ANYCLOUD_LOG_FORMAT` or `server.log_format` (in that order) say `json`:
 /// one JSON object per line (`timestamp`, `level`, `target`, `fields`).
 ///
@@ -40,7 +43,8 @@ pub fn init_logging(
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
     let mut filter =
-        EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        // rmcp logs every MCP session and message at info: warnings only by default.
+        EnvFilter::try_from_env("ANYCLOUD_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let demo_layers = demo.then(|| {
         if let Ok(off) = format!("{}=off", demo_console::ACCESS_TARGET).parse() {
             filter = std::mem::take(&mut filter).add_directive(off);
