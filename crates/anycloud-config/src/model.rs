@@ -1,4 +1,4 @@
-//! The typed shape of `anycloud.toml` (product.md §3.4).
+//! The typed shape of `anycloud.toml` (README "Configuration").
 //!
 //! Every struct denies unknown fields so a typo is an error, not a silently
 //! ignored setting. Secrets are `SecretString`, whose `Debug` prints

@@ -1,4 +1,4 @@
-//! Scale check (product.md §7, issue 6): writes N usage records (default 10 million,
+//! Scale check (README "Ledger and reports", issue 6): writes N usage records (default 10 million,
 //! `LEDGER_BENCH_RECORDS` to change) into a file-backed SQLite store through the batched
 //! [`LedgerWriter`], then times the report over them. Prints records per second and the
 //! report's duration. Run with `cargo bench -p anycloud-ledger --bench ledger`; it is a

@@ -1,4 +1,4 @@
-//! Agreements accounting (product.md §3.4, §5): revenue share accrued per party and
+//! Agreements accounting (README "Ledger and reports"): revenue share accrued per party and
 //! commitment burn-down per cloud, from the ledger's daily spend per cloud.
 //!
 //! The arithmetic is pure (functions of daily costs and dates, in nano-dollars) so tests

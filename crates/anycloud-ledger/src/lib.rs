@@ -1,4 +1,4 @@
-//! The usage ledger (product.md §5): what every attempt that reached a cloud cost, written
+//! The usage ledger (README "Ledger and reports"): what every attempt that reached a cloud cost, written
 //! durably off the request path, and what finance reads from it.
 //!
 //! - [`money`]: cost at a deployment's price in integer nano-dollars (exact sums);

@@ -1,4 +1,4 @@
-//! The ledger report (product.md §3.1 `anycloud report`, §8 JSON shape): spend per cloud,
+//! The ledger report (README "Ledger and reports": `anycloud report` and its JSON shape): spend per cloud,
 //! model and tenant over `[from, to)`, revenue share accrued and remaining to cap, and
 //! commitment burn-down. The CLI and `GET /admin/v1/ledger/report` build the same
 //! [`Report`] and render it with [`Report::render`].
@@ -233,7 +233,7 @@ pub async fn build(
 }
 
 impl Report {
-    /// The product.md §8 document (plus `total`, and `cap_projected_on` /
+    /// The report's JSON document (README "Ledger and reports") (plus `total`, and `cap_projected_on` /
     /// `accrued_to_date_usd` on revenue share, and `from`/`to` on commitments).
     pub fn to_json(&self) -> Value {
         let group = |m: &BTreeMap<String, Totals>, key: &str| -> Vec<Value> {

@@ -86,7 +86,7 @@ impl ProviderError {
         }
     }
 
-    /// The route reason code (product.md §4.8) for this failure.
+    /// The route reason code (README "Routing") for this failure.
     pub fn reason_code(&self) -> String {
         match (self.kind, self.status) {
             (ProviderErrorKind::Connect, _) => "connect".into(),

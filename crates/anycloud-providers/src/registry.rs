@@ -1,9 +1,9 @@
 //! Cloud name → [`Provider`], built once from the config at start-up.
 //!
 //! Each cloud gets its own provider (and so its own connection pool and
-//! timeouts). Clouds whose provider is not written yet fail the build with
-//! `Unsupported`, so a config naming one is rejected at start-up rather than
-//! at the first request.
+//! timeouts). Every `ProviderKind` has a provider; a cloud that cannot be built
+//! (a cloud configured twice, bad credentials settings) fails with a
+//! `ProviderError` at start-up rather than at the first request.
 
 use crate::azure::AzureOpenAiProvider;
 use crate::bedrock::BedrockProvider;

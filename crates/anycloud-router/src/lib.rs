@@ -1,4 +1,4 @@
-//! The routing engine (product.md §4): which clouds may serve a request, in
+//! The routing engine (README "Routing"): which clouds may serve a request, in
 //! which order, and why every other cloud was skipped.
 //!
 //! [`route`] is a pure function — no I/O, no clock, no locks — from the
@@ -7,7 +7,7 @@
 //! Live routing, `GET /admin/v1/route/explain` and `anycloud route explain`
 //! all call it ([`explain`] wraps it for display).
 //!
-//! Checks per deployment, in product.md §4 order (the first that fails is
+//! Checks per deployment, in the order README "Routing" lists them (the first that fails is
 //! the reason recorded): tenant clouds, tenant jurisdictions; declined by
 //! the primary, exclusivity held by another cloud, validity window,
 //! ship-first; capabilities and

@@ -1,4 +1,4 @@
-//! Step 6 of product.md §4: the order in which eligible deployments are
+//! Step 6 of the routing checks (README "Routing"): the order in which eligible deployments are
 //! tried. The primary goes first whenever it is eligible (first look); the
 //! rest follow the configured [`Strategy`]:
 //!

@@ -1,4 +1,4 @@
-//! Reason codes (product.md §4.8) and per-cloud decisions, rendered into the
+//! Reason codes (README "Routing") and per-cloud decisions, rendered into the
 //! `x-anycloud-route` header.
 
 use anycloud_types::Capability;

@@ -195,7 +195,7 @@ impl RoutingTable {
             .is_some_and(|p| p.declined_models.iter().any(|m| m == model))
     }
 
-    /// Ship-first (product.md §3.4; README "Routing"): when the primary has
+    /// Ship-first (README "Routing"): when the primary has
     /// `ship_first`, a model may run on another cloud only once the primary
     /// has *shipped* it — it has a deployment of the model whose `valid_from`
     /// is on or before the request's date (or has none) — or has *declined*

@@ -1,6 +1,8 @@
 //! The axum application.
 //!
-//! The request path, in order (each step names the module that owns it):
+//! The request path, in order (each step names the module that owns it; steps 2–8
+//! run once for every model API in `ingress::pipeline`, numbered in full in
+//! ARCHITECTURE.md "The request path"):
 //!
 //! 1. `request_id`  — a fresh `x-request-id` and the request's trace span
 //!    (`telemetry`, child of a client `traceparent`) inside a
@@ -9,7 +11,7 @@
 //!    no tracker took over records metrics and the access-log line.
 //! 2. `auth`        — bearer key (or `x-api-key` on `/v1/messages`) →
 //!    `Principal` (tenant + key id), cached for one second so a revocation
-//!    bites within two (at once with Redis: `shared::events`).
+//!    bites within two (at once with Redis: `cluster::events`).
 //! 3. `body`        — the body read up to `server.max_body_bytes` (413) and
 //!    parsed as JSON into the ingress API's wire type (400).
 //! 4. `ingress::*`  — wire request → canonical `ChatRequest` (400 on bad
@@ -19,7 +21,8 @@
 //!    child span, whose context goes upstream as `traceparent`), failing over on connect
 //!    errors, timeouts and retryable statuses; a stream is committed to the
 //!    client only after its first upstream event.
-//! 7. `ingress::*`  — canonical response → the client's format (JSON or SSE).
+//! 7. `ingress::*`  — canonical response → the client's format: `Api::encode` for
+//!    JSON, the one SSE relay (`ingress::relay`) for streams.
 //! 8. `outcome`     — every attempt and the final status, once per request
 //!    (at stream end or client drop for streams), handed to the sinks
 //!    (ledger, audit, budgets, `metrics`, `access_log`, the request span)
@@ -46,9 +49,18 @@ use std::sync::Arc;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(ingress::chat::handle))
-        .route("/v1/embeddings", post(ingress::embeddings::handle))
-        .route("/v1/responses", post(ingress::responses::create))
+        .route(
+            "/v1/chat/completions",
+            post(ingress::pipeline::handle::<ingress::chat::Chat>),
+        )
+        .route(
+            "/v1/embeddings",
+            post(ingress::pipeline::handle::<ingress::embeddings::Embeddings>),
+        )
+        .route(
+            "/v1/responses",
+            post(ingress::pipeline::handle::<ingress::responses::create::Responses>),
+        )
         .route(
             "/v1/responses/{id}",
             get(ingress::responses::retrieve).delete(ingress::responses::delete),
@@ -57,7 +69,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/responses/{id}/input_items",
             get(ingress::responses::input_items),
         )
-        .route("/v1/messages", post(ingress::messages::handle))
+        .route(
+            "/v1/messages",
+            post(ingress::pipeline::handle::<ingress::messages::Messages>),
+        )
         .route("/v1/models", get(ingress::models::list))
         .route("/v1/models/{*id}", get(ingress::models::retrieve))
         .route("/admin/v1/clouds", get(admin::clouds::list))

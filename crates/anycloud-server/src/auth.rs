@@ -3,7 +3,7 @@
 //! Keys are looked up by their public id and checked against the stored
 //! hash in constant time (`anycloud_store::authenticate`). Successful lookups
 //! are cached for [`CACHE_TTL`] so the hot path rarely touches the store,
-//! while a revoked key is refused within two seconds (product.md §8).
+//! while a revoked key is refused within two seconds (README "Governance: tenants, keys, budgets, limits, audit, capture").
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -7,7 +7,12 @@ use axum::body::Body;
 use serde::de::DeserializeOwned;
 
 pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    parse_json(&read_bytes(body, limit).await?)
+}
+
+/// The whole body, or a 413 past `limit`.
+pub async fn read_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
         // to_bytes reports an over-limit body as a length-limit error in its
         // source chain; anything else is a broken client connection.
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -18,8 +23,7 @@ pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<
             src = s.source();
         }
         ApiError::invalid(format!("could not read the request body: {e}"), None)
-    })?;
-    parse_json(&bytes)
+    })
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

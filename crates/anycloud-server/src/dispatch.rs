@@ -1,5 +1,5 @@
 //! Tries a route plan's candidates until one serves the request
-//! (product.md §4.7).
+//! (README "Routing").
 //!
 //! - A connect error, a timeout before the first byte, or a retryable status
 //!   (408/429/5xx/529, and 401/403/404 which mean that cloud is
@@ -444,11 +444,11 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
 /// before sending anything is treated like any failed attempt.
 pub async fn open_stream(
     provider: Arc<dyn Provider>,
-    target: String,
-    req: Arc<anycloud_types::ChatRequest>,
-    ctx: Arc<anycloud_providers::CallCtx>,
+    target: &str,
+    req: &anycloud_types::ChatRequest,
+    ctx: &anycloud_providers::CallCtx,
 ) -> Result<(StreamEvent, EventStream), ProviderError> {
-    let mut stream = provider.chat_stream(&target, &req, &ctx).await?;
+    let mut stream = provider.chat_stream(target, req, ctx).await?;
     match stream.next().await {
         Some(Ok(first)) => Ok((first, stream)),
         Some(Err(e)) => Err(e),

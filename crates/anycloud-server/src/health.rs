@@ -15,7 +15,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// Ready when the config is loaded (it is, or we would not be serving) and the gateway can
 /// record what it serves. With Redis, `redis` says whether it answers and which mode each
 /// feature is in; an unreachable Redis does not make the instance unready (it keeps
-/// serving with its fallbacks, see `shared::link`).
+/// serving with its fallbacks, see `cluster::link`).
 ///
 /// The store (README "Reliability"): when it does not answer, or bookkeeping writes fail,
 /// or a spilled backlog waits to be replayed, the instance is `degraded` — still ready (200):

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod bookkeeping;
 pub mod cloud_state;
+pub mod cluster;
 pub mod dispatch;
 pub mod error;
 #[doc(hidden)]
@@ -30,7 +31,6 @@ pub mod outcome;
 pub mod request_id;
 pub mod request_scope;
 pub mod residency;
-pub mod shared;
 pub mod state;
 pub mod telemetry;
 pub mod ui;

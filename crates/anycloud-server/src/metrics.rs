@@ -530,7 +530,7 @@ pub struct FallbackLabels {
     pub action: &'static str,
 }
 
-/// The Redis link's health, shared with [`crate::shared::link::RedisLink`].
+/// The Redis link's health, shared with [`crate::cluster::link::RedisLink`].
 #[derive(Clone, Debug, Default)]
 pub struct RedisMetrics {
     /// 1 while Redis answers, 0 while it does not; absent without `store.redis_url`.

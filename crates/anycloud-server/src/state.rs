@@ -32,7 +32,7 @@ pub struct AppState {
     /// Every bookkeeping queue, for admission, `/readyz` and metrics.
     pub bookkeeping: crate::bookkeeping::Bookkeeping,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
-    pub broadcast: Option<Arc<crate::shared::events::Broadcast>>,
+    pub broadcast: Option<Arc<crate::cluster::events::Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
     /// `/mcp` and the upstream MCP servers.
@@ -53,7 +53,7 @@ pub enum StartError {
     #[error("capture: {0}")]
     Capture(#[from] crate::governance::capture::CaptureError),
     #[error("redis: {0}")]
-    Redis(#[from] crate::shared::link::LinkError),
+    Redis(#[from] crate::cluster::link::LinkError),
 }
 
 /// Loads each committed cloud's daily spend within its commitment window from the
@@ -116,7 +116,7 @@ impl AppState {
         let mut metrics = Metrics::new(&config);
         let link = match &config.store.redis_url {
             Some(url) => Some(Arc::new(
-                crate::shared::link::RedisLink::connect(
+                crate::cluster::link::RedisLink::connect(
                     url,
                     &config.store.redis_prefix,
                     config.store.redis_down,
@@ -158,6 +158,9 @@ impl AppState {
         sinks.push(governance.audit.clone());
         sinks.push(Arc::new(crate::governance::BudgetSettler(
             governance.budgets.clone(),
+        )));
+        sinks.push(Arc::new(crate::governance::LimitSettler(
+            governance.limits.clone(),
         )));
         let routes = RoutingTable::new(&config);
         let clouds = Arc::new(CloudStates::with_config(
@@ -207,7 +210,7 @@ impl AppState {
                 b
             },
             governance,
-            broadcast: link.map(|l| Arc::new(crate::shared::events::Broadcast::new(l))),
+            broadcast: link.map(|l| Arc::new(crate::cluster::events::Broadcast::new(l))),
             ui,
             mcp,
             tenants: RwLock::new(tenants),
@@ -215,9 +218,9 @@ impl AppState {
         state.mcp.start();
         if let Some(b) = &state.broadcast {
             // Drains made on other instances before this one started.
-            crate::shared::events::resync_drains(&state, b).await;
+            crate::cluster::events::resync_drains(&state, b).await;
         }
-        crate::shared::spawn(&state);
+        crate::cluster::spawn(&state);
         Ok(state)
     }
 
@@ -265,7 +268,7 @@ impl AppState {
             m.insert(t.name.clone(), Arc::new(t));
         }
         if let Some(b) = &self.broadcast {
-            b.publish(&crate::shared::events::Event::Tenant { name })
+            b.publish(&crate::cluster::events::Event::Tenant { name })
                 .await;
         }
         Ok(())

@@ -386,8 +386,24 @@ async fn key_token_limit_counts_prompt_and_max_tokens() {
     assert_eq!(r.status(), 200);
     assert_eq!(h(&r, "x-ratelimit-limit-tokens"), "40");
     assert_eq!(h(&r, "x-ratelimit-remaining-tokens"), "25");
-    assert_eq!(gw.chat(&key, hi()).await.status(), 200);
+    // When the request ends, the estimate is corrected to what the cloud counted.
+    let v: Value = r.json().await.unwrap();
+    let real = v["usage"]["total_tokens"].as_u64().unwrap();
     let r = gw.chat(&key, hi()).await;
+    assert_eq!(r.status(), 200);
+    let remaining: u64 = h(&r, "x-ratelimit-remaining-tokens").parse().unwrap();
+    let expected = 40 - real - 15;
+    assert!(
+        remaining.abs_diff(expected) <= 1,
+        "{remaining} left, expected {expected} (40 - {real} used - 15 estimated)"
+    );
+    // A request whose estimate alone is over the limit is refused.
+    let r = gw
+        .chat(
+            &key,
+            json!({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     assert_eq!(r.status(), 429);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");

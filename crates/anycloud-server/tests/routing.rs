@@ -270,6 +270,41 @@ async fn hedging_picks_the_fast_cloud_when_the_primary_is_slow() {
 }
 
 #[tokio::test]
+async fn hedging_applies_to_every_non_streaming_api() {
+    let gw = start_with(Options {
+        routing: "[routing]\nhedge_after_ms = 100\n".into(),
+        ..Options::default()
+    })
+    .await;
+    gw.azure.faults().set_latency(Duration::from_secs(3));
+    for (path, body) in [
+        (
+            "/v1/messages",
+            serde_json::json!({"model": "gpt-4o", "max_tokens": 50,
+                "messages": [{"role": "user", "content": "Hello!"}]}),
+        ),
+        (
+            "/v1/responses",
+            serde_json::json!({"model": "gpt-4o", "input": "Hello!"}),
+        ),
+        (
+            "/v1/embeddings",
+            serde_json::json!({"model": "text-embedding-3-small", "input": "Hello!"}),
+        ),
+    ] {
+        let t0 = Instant::now();
+        let r = gw.post(path, Some(&gw.key), body).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(t0.elapsed() < Duration::from_millis(2000), "{path}");
+        assert_eq!(
+            header(&r, "x-anycloud-route"),
+            "azure-us:failed(hedge_lost) local-openai:ok",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn no_hedging_without_the_setting() {
     let gw = start().await;
     gw.azure.faults().set_latency(Duration::from_millis(400));

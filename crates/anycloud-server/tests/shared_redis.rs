@@ -13,12 +13,12 @@ mod test_redis;
 
 use anycloud_config::{Budget, BudgetPeriod, RedisDownPolicy};
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
+use anycloud_server::cluster::link::RedisLink;
 use anycloud_server::governance::budget::{Budgets, Refusal, Scope};
 use anycloud_server::governance::limits::{Check, RateLimiter, Verdict};
 use anycloud_server::governance::redis_budget::SharedBudgets;
 use anycloud_server::governance::redis_ratelimit::SharedGcra;
 use anycloud_server::metrics::RedisMetrics;
-use anycloud_server::shared::link::RedisLink;
 use anycloud_server::AppState;
 use secrecy::SecretString;
 use serde_json::{json, Value};

@@ -1,9 +1,9 @@
 //! The canonical model in the middle of the gateway.
 //!
-//! Every ingress API (OpenAI chat completions, embeddings, later the Anthropic
-//! Messages and OpenAI Responses APIs) parses into these types, and every
-//! provider (OpenAI, Azure OpenAI, later Bedrock, Vertex, Anthropic, OCI)
-//! translates from them to its own wire format and back. Nothing here knows
+//! Every ingress API (OpenAI chat completions, embeddings and Responses, the
+//! Anthropic Messages API) parses into these types, and every provider (OpenAI and
+//! OpenAI-compatible, Azure OpenAI, Bedrock, Vertex, Anthropic, OCI) translates from
+//! them to its own wire format and back. Nothing here knows
 //! about HTTP or any one cloud.
 //!
 //! Neighbours: `anycloud-providers` (egress translations), `anycloud-server`

@@ -1,5 +1,5 @@
 //! The `anycloud` binary: clap commands over the library crates
-//! (product.md §3.1). Each subcommand lives in `cmd/`.
+//! (README "Quick start", "Running it for real"). Each subcommand lives in `cmd/`.
 
 // The CLI's job is to print to stdout.
 #![allow(clippy::print_stdout)]

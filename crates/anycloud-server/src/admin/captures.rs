@@ -23,7 +23,8 @@ pub struct Capture {
     pub key_id: String,
     #[schema(value_type = Object)]
     pub request: serde_json::Value,
-    /// `null` for streamed responses (not reassembled).
+    /// The answer as the client received it; a stream's reassembled into the API's
+    /// non-streaming shape (`null` only when the request failed before an answer).
     #[schema(value_type = Option<Object>)]
     pub response: Option<serde_json::Value>,
 }

@@ -3,12 +3,12 @@
 //! dispatcher read on every request, so it is effective at once on this
 //! instance; with Redis it is also written to the shared drain hash and
 //! published, so every other instance applies it within a second
-//! (`shared::events`). The answer's `applies_to` says which happened.
+//! (`cluster::events`). The answer's `applies_to` says which happened.
 
 use super::require_admin;
 use crate::cloud_state::CloudSnapshot;
+use crate::cluster::events::Reach;
 use crate::error::ApiError;
-use crate::shared::events::Reach;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;

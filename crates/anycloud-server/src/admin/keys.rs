@@ -6,9 +6,9 @@
 //! key's id — never the key.
 
 use super::{body, query, require_admin, store_error, ErrorBody, List};
+use crate::cluster::events::Event;
 use crate::error::ApiError;
 use crate::governance::{BudgetSpec, KeyPolicy, RateLimitSpec};
-use crate::shared::events::Event;
 use crate::state::AppState;
 use anycloud_store::{keys as keygen, KeyRecord, StoreError};
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! The admin API under `/admin/v1` (product.md §3.3): every route requires the admin
+//! The admin API under `/admin/v1` (README "Governance: tenants, keys, budgets, limits, audit, capture"): every route requires the admin
 //! token (`server.admin_token`) as `Authorization: Bearer` — 401 without it or with a
 //! wrong one, 403 with a client key — except the OpenAPI document.
 //!

@@ -25,7 +25,7 @@
 //! instances can overshoot up to N times).
 
 use super::redis_budget::{nanos, Settle, SharedBudgets};
-use crate::shared::link::Feature;
+use crate::cluster::link::Feature;
 use anycloud_config::{Budget, BudgetPeriod, BudgetsWhenDown};
 use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::Store;

@@ -170,6 +170,50 @@ impl Sealer {
     }
 }
 
+/// State kept at rest beside captures (stored Responses conversations), sealed with the
+/// same keys: a sealed body is the 12-byte nonce, then the AES-256-GCM ciphertext bound
+/// to the record's id. Without a capture key it is stored as plain JSON.
+impl Sealer {
+    /// `(key id, body)` for `value`, sealed when a key is configured.
+    pub fn seal_stored(
+        &self,
+        id: &str,
+        tenant: &str,
+        value: Value,
+    ) -> Result<(Option<String>, Vec<u8>), CaptureError> {
+        if !self.enabled() {
+            return Ok((None, value.to_string().into_bytes()));
+        }
+        let rec = self.seal_exact(id, tenant, value)?;
+        let mut body = rec.nonce;
+        body.extend_from_slice(&rec.ciphertext);
+        Ok((Some(rec.key_id), body))
+    }
+
+    /// The value [`Sealer::seal_stored`] stored as `body` under `key_id`.
+    pub fn open_stored(
+        &self,
+        id: &str,
+        tenant: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        key_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Value, CaptureError> {
+        match key_id {
+            Some(key_id) if body.len() > 12 => self.open(&CaptureRecord {
+                request_id: id.to_string(),
+                at,
+                tenant: tenant.to_string(),
+                key_id: key_id.to_string(),
+                nonce: body[..12].to_vec(),
+                ciphertext: body[12..].to_vec(),
+            }),
+            Some(_) => Err(CaptureError::Open),
+            None => serde_json::from_slice(body).map_err(|_| CaptureError::Open),
+        }
+    }
+}
+
 /// Whether this principal's tenant captures payloads (and a key is configured).
 pub fn wants(state: &crate::state::AppState, p: &crate::auth::Principal) -> bool {
     p.tenant.capture && state.governance.sealer.enabled()

@@ -9,8 +9,10 @@
 
 use super::ratelimit::{Decision, Gcra, LimitState};
 use super::redis_ratelimit::SharedGcra;
-use crate::shared::link::Feature;
+use crate::cluster::link::Feature;
 use anycloud_config::RateLimitsWhenDown;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// One limit a request falls under.
@@ -41,6 +43,11 @@ pub enum Verdict {
 pub struct RateLimiter {
     local: Gcra,
     shared: Option<SharedGcra>,
+    /// Token limits spent at an estimate, by request id, until the request ends and
+    /// [`RateLimiter::settle`] corrects them to its real usage. Bounded by the
+    /// requests in flight (every admitted request ends in exactly one outcome).
+    // std Mutex: an insert or a remove, never across an await.
+    held: Mutex<HashMap<String, Vec<Check>>>,
 }
 
 impl RateLimiter {
@@ -48,7 +55,52 @@ impl RateLimiter {
         RateLimiter {
             local: Gcra::default(),
             shared,
+            held: Mutex::default(),
         }
+    }
+
+    /// Remembers the token limits `request_id` was charged at its estimate.
+    pub fn hold(&self, request_id: &str, token_checks: Vec<Check>) {
+        if token_checks.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.held.lock() {
+            m.insert(request_id.to_string(), token_checks);
+        }
+    }
+
+    /// The request ended having used `tokens`: charges or refunds each token limit the
+    /// difference from its estimate. Called from an outcome sink: never blocks (the
+    /// shared limiter's correction runs on its own task).
+    pub fn settle(&self, request_id: &str, tokens: u64) {
+        let Some(checks) = self.held.lock().ok().and_then(|mut m| m.remove(request_id)) else {
+            return;
+        };
+        let shifts: Vec<(Check, i64)> = checks
+            .into_iter()
+            .map(|c| {
+                let delta = tokens as i64 - c.cost as i64;
+                (c, delta)
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if shifts.is_empty() {
+            return;
+        }
+        let Some(shared) = self.shared.clone() else {
+            for (c, d) in &shifts {
+                self.local.adjust(&c.scope, c.limit, *d);
+            }
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            // Redis down: left at the estimate (a fallback admission's local count
+            // included), as every limit is while Redis is away.
+            shared.adjust(&shifts).await;
+        });
     }
 
     /// Checks every limit and spends them all, or none.

@@ -22,9 +22,9 @@ pub mod redis_budget;
 pub mod redis_ratelimit;
 
 use crate::auth::Principal;
+use crate::cluster::link::RedisLink;
 use crate::error::ApiError;
 use crate::outcome::{OutcomeSink, RequestOutcome};
-use crate::shared::link::RedisLink;
 use crate::state::AppState;
 use anycloud_config::{Budget, RateLimit};
 use anycloud_router::RoutePlan;
@@ -158,7 +158,7 @@ impl From<RateLimit> for RateLimitSpec {
 #[derive(Debug)]
 pub struct Governance {
     pub budgets: Arc<budget::Budgets>,
-    pub limits: limits::RateLimiter,
+    pub limits: Arc<limits::RateLimiter>,
     pub audit: Arc<audit::AuditLog>,
     pub sealer: capture::Sealer,
     /// Sealed captures on their way to the store (bounded, spilling like the audit log).
@@ -198,7 +198,9 @@ impl Governance {
                     ..spool_config(queues, "budget_settle")
                 },
             )),
-            limits: limits::RateLimiter::new(link.map(redis_ratelimit::SharedGcra::new)),
+            limits: Arc::new(limits::RateLimiter::new(
+                link.map(redis_ratelimit::SharedGcra::new),
+            )),
             audit: Arc::new(audit::AuditLog::new(
                 store.clone(),
                 spool_config(queues, "audit"),
@@ -275,6 +277,19 @@ pub struct BudgetSettler(pub Arc<budget::Budgets>);
 impl OutcomeSink for BudgetSettler {
     fn record(&self, o: &RequestOutcome) {
         self.0.settle(&o.request_id, o.cost_usd());
+    }
+}
+
+/// Corrects tokens-per-minute limits, charged at the request's estimate on admission,
+/// to the tokens it really used (streams included: they finish when they end).
+#[derive(Debug)]
+pub struct LimitSettler(pub Arc<limits::RateLimiter>);
+
+impl OutcomeSink for LimitSettler {
+    fn record(&self, o: &RequestOutcome) {
+        let u = o.usage();
+        self.0
+            .settle(&o.request_id, u.input_tokens + u.output_tokens);
     }
 }
 
@@ -385,6 +400,15 @@ pub async fn admit(state: &AppState, p: &Principal, ask: Ask<'_>) -> Result<Admi
     let mut adm = Admission::default();
     match g.limits.check(&checks).await {
         limits::Verdict::Allowed(states) => {
+            // Token limits were spent at the estimate; held to be settled to real usage.
+            let held = checks
+                .iter()
+                .zip(&about)
+                .zip(&states)
+                .filter(|((_, (_, kind)), st)| *kind == "tokens" && st.is_some())
+                .map(|((c, _), _)| c.clone())
+                .collect();
+            g.limits.hold(ask.request_id, held);
             for ((_, kind), st) in about.iter().zip(states) {
                 let Some(st) = st else { continue };
                 if *kind == "requests" {

@@ -58,6 +58,29 @@ impl Gcra {
         self.decide(scope, limit, cost, true)
     }
 
+    /// Moves `scope`'s theoretical arrival time by `delta` tokens (negative: a refund),
+    /// once a request's real cost is known. A refund never goes below "full now".
+    pub fn adjust(&self, scope: &str, limit: u64, delta: i64) {
+        let t = PERIOD.as_secs_f64() / limit.max(1) as f64;
+        let shift = Duration::from_secs_f64(t * delta.unsigned_abs() as f64);
+        let now = Instant::now();
+        let mut map = match self.tats.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let tat = map.get(scope).copied().unwrap_or(now).max(now);
+        let new_tat = if delta >= 0 {
+            tat + shift
+        } else {
+            tat.checked_sub(shift).unwrap_or(now).max(now)
+        };
+        if new_tat > now {
+            map.insert(scope.to_string(), new_tat);
+        } else {
+            map.remove(scope);
+        }
+    }
+
     fn decide(&self, scope: &str, limit: u64, cost: u64, commit: bool) -> Decision {
         let limit = limit.max(1);
         let now = Instant::now();
@@ -185,6 +208,21 @@ mod tests {
         }
         // A refused request spends nothing.
         assert!(matches!(g.take("k", 1000, 400), Decision::Allowed(s) if s.remaining == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adjusting_to_the_real_cost_refunds_or_charges_the_difference() {
+        let g = Gcra::default();
+        // Admitted at an estimate of 800 of 1000 tokens; the request used 200.
+        assert!(matches!(g.take("k", 1000, 800), Decision::Allowed(s) if s.remaining == 200));
+        g.adjust("k", 1000, -600);
+        assert!(matches!(g.peek("k", 1000, 1), Decision::Allowed(s) if s.remaining == 799));
+        // A request that used more than admitted is charged the rest.
+        g.adjust("k", 1000, 500);
+        assert!(matches!(g.peek("k", 1000, 1), Decision::Allowed(s) if s.remaining == 299));
+        // A refund never makes room beyond the full limit.
+        g.adjust("k", 1000, -5000);
+        assert!(matches!(g.peek("k", 1000, 1), Decision::Allowed(s) if s.remaining == 999));
     }
 
     #[test]

@@ -13,14 +13,15 @@
 
 use super::limits::{Check, Verdict};
 use super::ratelimit::{state_after, PERIOD};
-use crate::shared::link::RedisLink;
+use crate::cluster::link::RedisLink;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SharedGcra {
     link: Arc<RedisLink>,
     script: redis::Script,
+    adjust: redis::Script,
 }
 
 impl SharedGcra {
@@ -28,6 +29,7 @@ impl SharedGcra {
         SharedGcra {
             link,
             script: redis::Script::new(include_str!("lua/gcra.lua")),
+            adjust: redis::Script::new(include_str!("lua/gcra_adjust.lua")),
         }
     }
 
@@ -55,6 +57,28 @@ impl SharedGcra {
             })
             .await?;
         parse(checks, &out)
+    }
+}
+
+impl SharedGcra {
+    /// Shifts each `(check, delta tokens)` scope by its delta (see `Gcra::adjust`);
+    /// false when Redis could not take it.
+    pub async fn adjust(&self, shifts: &[(Check, i64)]) -> bool {
+        if shifts.is_empty() {
+            return true;
+        }
+        let mut inv = self.adjust.prepare_invoke();
+        for (c, delta) in shifts {
+            inv.key(self.link.key(&["rl", &c.scope]));
+            let t = PERIOD.as_micros() as f64 / c.limit.max(1) as f64;
+            inv.arg(t * *delta as f64);
+        }
+        self.link
+            .call("rate_limit", |mut conn| async move {
+                inv.invoke_async::<i64>(&mut conn).await
+            })
+            .await
+            .is_some()
     }
 }
 

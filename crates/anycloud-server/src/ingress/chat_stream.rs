@@ -6,14 +6,16 @@
 //! `"usage": null`, as OpenAI does. A failure after the first byte ends the
 //! stream with `data: {"error":…}` and `data: [DONE]`.
 
-use anycloud_providers::openai::convert::usage_to_wire;
+use super::relay::SseEncoder;
+use anycloud_providers::openai::convert::{response_to_wire, usage_to_wire};
 use anycloud_providers::openai::wire::{
     ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, UsageWire,
 };
 use anycloud_providers::ProviderError;
-use anycloud_types::{StreamEvent, Usage};
-use bytes::{BufMut, Bytes, BytesMut};
+use anycloud_types::{ChatResponse, StreamEvent, Usage};
+use bytes::{BufMut, BytesMut};
 use serde::Serialize;
+use std::future::Future;
 
 #[derive(Serialize)]
 struct ChunkOut<'a> {
@@ -35,7 +37,6 @@ pub struct ChunkEncoder {
     include_usage: bool,
     role_sent: bool,
     usage: Option<Usage>,
-    output_chars: u64,
     done: bool,
 }
 
@@ -48,24 +49,8 @@ impl ChunkEncoder {
             include_usage,
             role_sent: false,
             usage: None,
-            output_chars: 0,
             done: false,
         }
-    }
-
-    /// The usage seen so far (for metering when the stream ends).
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
-
-    /// Characters of text and tool arguments relayed, for a usage estimate
-    /// when the cloud sends none.
-    pub fn output_chars(&self) -> u64 {
-        self.output_chars
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done
     }
 
     fn chunk(&self, delta: Option<Delta>, finish: Option<&str>, out: &mut BytesMut) {
@@ -119,7 +104,6 @@ impl ChunkEncoder {
         match ev {
             StreamEvent::Start { .. } => self.ensure_role(out),
             StreamEvent::TextDelta { text } => {
-                self.output_chars += text.len() as u64;
                 self.ensure_role(out);
                 if !text.is_empty() {
                     self.chunk(
@@ -152,7 +136,6 @@ impl ChunkEncoder {
                 );
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
-                self.output_chars += arguments.len() as u64;
                 self.ensure_role(out);
                 self.chunk(
                     Some(Delta {
@@ -178,7 +161,8 @@ impl ChunkEncoder {
         }
     }
 
-    /// The upstream stream ended cleanly.
+    /// The upstream stream ended cleanly. The usage chunk carries the cloud's
+    /// count only, never the gateway's estimate.
     pub fn finish(&mut self, out: &mut BytesMut) {
         if self.done {
             return;
@@ -209,6 +193,23 @@ impl ChunkEncoder {
     }
 }
 
-pub fn take(out: &mut BytesMut) -> Bytes {
-    out.split().freeze()
+impl SseEncoder for ChunkEncoder {
+    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
+        ChunkEncoder::event(self, ev, out);
+    }
+
+    #[allow(clippy::manual_async_fn)]
+    fn finish(&mut self, _fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
+        ChunkEncoder::finish(self, out);
+        async {}
+    }
+
+    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
+        ChunkEncoder::error(self, e, out);
+    }
+
+    fn reassemble(&self, answer: &ChatResponse) -> serde_json::Value {
+        let wire = response_to_wire(answer, &self.model, &self.id, self.created);
+        serde_json::to_value(wire).unwrap_or_default()
+    }
 }

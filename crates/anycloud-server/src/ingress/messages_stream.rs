@@ -10,16 +10,20 @@
 //! failure after the first byte ends the stream with `event: error`
 //! (`api_error`, or `overloaded_error` for an overloaded cloud).
 
-use anycloud_providers::anthropic::convert::{stop_reason_to_wire, usage_to_wire};
+use super::relay::SseEncoder;
+use anycloud_providers::anthropic::convert::{
+    response_to_wire, stop_reason_to_wire, usage_to_wire,
+};
 use anycloud_providers::anthropic::wire::{
     error_type_for_status, Block, BlockDelta, ErrorEnvelope, MessageDeltaBody, MessagesResponse,
     StreamEventWire, UsageWire,
 };
 use anycloud_providers::ProviderError;
-use anycloud_types::{FinishReason, StreamEvent, Usage};
+use anycloud_types::{ChatResponse, FinishReason, StreamEvent, Usage};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -55,15 +59,6 @@ impl MessagesEncoder {
             usage: None,
             done: false,
         }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// The usage seen so far (for metering).
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
     }
 
     fn write<T: Serialize>(name: &str, data: &T, out: &mut BytesMut) {
@@ -232,6 +227,29 @@ impl MessagesEncoder {
             ),
         );
         Self::write("error", &body, out);
+    }
+}
+
+impl SseEncoder for MessagesEncoder {
+    const CONTENT_TYPE: &'static str = "text/event-stream; charset=utf-8";
+
+    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
+        MessagesEncoder::event(self, ev, out);
+    }
+
+    /// `message_delta` carries the cloud's usage only, never the gateway's estimate.
+    #[allow(clippy::manual_async_fn)]
+    fn finish(&mut self, _fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
+        MessagesEncoder::finish(self, out);
+        async {}
+    }
+
+    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
+        MessagesEncoder::error(self, e, out);
+    }
+
+    fn reassemble(&self, answer: &ChatResponse) -> serde_json::Value {
+        serde_json::to_value(response_to_wire(answer, &self.model, &self.id)).unwrap_or_default()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Client-facing APIs. Each module parses its wire format into the canonical
-//! model, asks the router, dispatches, and encodes the answer back; the
-//! shared steps live here.
+//! Client-facing APIs. Each API module is a wire translation only (an
+//! [`pipeline::Api`]): its wire format to the canonical model and back. The request
+//! path they share is [`pipeline`], streams go through [`relay`], and the routing
+//! steps (plan, stamp) live here.
 
 pub mod chat;
 pub mod chat_stream;
@@ -8,6 +9,8 @@ pub mod embeddings;
 pub mod messages;
 pub mod messages_stream;
 pub mod models;
+pub mod pipeline;
+pub mod relay;
 pub mod responses;
 
 use crate::error::ApiError;

@@ -92,10 +92,10 @@ async fn tell_instances(config: &anycloud_config::Config, key_id: &str) {
     let Some(url) = &config.store.redis_url else {
         return;
     };
-    let event = anycloud_server::shared::events::Event::Revoke {
+    let event = anycloud_server::cluster::events::Event::Revoke {
         key_id: key_id.to_string(),
     };
-    match anycloud_server::shared::events::publish_once(url, &config.store.redis_prefix, &event)
+    match anycloud_server::cluster::events::publish_once(url, &config.store.redis_prefix, &event)
         .await
     {
         Ok(()) => println!("every running instance was told through redis"),

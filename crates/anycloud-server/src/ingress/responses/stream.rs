@@ -42,7 +42,6 @@ pub struct ResponsesEncoder {
     calls_seen: u32,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
-    output_chars: u64,
     done: bool,
 }
 
@@ -60,21 +59,16 @@ impl ResponsesEncoder {
             calls_seen: 0,
             finish: None,
             usage: None,
-            output_chars: 0,
             done: false,
         }
     }
 
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
+    pub fn created_at(&self) -> i64 {
+        self.created_at
     }
 
-    pub fn output_chars(&self) -> u64 {
-        self.output_chars
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done
+    pub fn echo(&self) -> &Echo {
+        &self.echo
     }
 
     fn emit(&mut self, ty: &str, mut data: Value, out: &mut BytesMut) {
@@ -169,7 +163,6 @@ impl ResponsesEncoder {
                 if text.is_empty() {
                     return;
                 }
-                self.output_chars += text.len() as u64;
                 self.close_call(out);
                 if self.text.is_none() {
                     let output_index = self.next_output_index();
@@ -228,7 +221,6 @@ impl ResponsesEncoder {
                 });
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
-                self.output_chars += arguments.len() as u64;
                 let Some(c) = self.call.as_mut().filter(|c| c.index == index) else {
                     return;
                 };

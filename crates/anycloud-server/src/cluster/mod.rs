@@ -1,4 +1,4 @@
-//! State shared by several gateway instances through Redis (`store.redis_url`).
+//! Cluster coordination: state shared by several gateway instances through Redis (`store.redis_url`).
 //!
 //! - [`link`]: the connection, and whether Redis answers right now (WARN on every
 //!   transition and every 30 s while down, `anycloud_redis_up`, `/readyz` detail).
