@@ -370,7 +370,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     let refused = run(&["audit", "verify", "--config", manual]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("4 pending migrations"), "{err}");
+    assert!(err.contains("5 pending migrations"), "{err}");
     assert!(err.contains("anycloud migrate"), "{err}");
     assert!(err.contains("0001 tenants and keys"), "{err}");
     let serve = serve_exits(manual);
