@@ -389,10 +389,11 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
         "0002 usage ledger",
         "0003 governance",
         "0005 responses",
+        "0015 usage route needs",
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }
-    assert!(printed.contains("4 migrations applied"), "{printed}");
+    assert!(printed.contains("5 migrations applied"), "{printed}");
     let again = run(&["migrate", "--config", manual]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert!(audit_verify(Path::new(manual)).contains("0 entries verified"));

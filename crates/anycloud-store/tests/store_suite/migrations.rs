@@ -1,7 +1,5 @@
 //! Migrations: listed, applied in order and once, on both backends.
 
-use chrono::Utc;
-
 use anycloud_store::open_unmigrated;
 
 use crate::fixture::*;
@@ -35,12 +33,16 @@ async fn migrations_are_listed_applied_once_and_idempotent(f: &Fixture) {
     f.open().await.ping().await.expect("ping");
 
     // Forget the newest migration: it is pending again and applying it reports it once.
-    f.exec("DROP TABLE responses; DELETE FROM _sqlx_migrations WHERE version = 5")
-        .await;
+    f.exec(
+        "ALTER TABLE usage_ledger DROP COLUMN needs; \
+         ALTER TABLE usage_ledger DROP COLUMN estimated_tokens; \
+         DELETE FROM _sqlx_migrations WHERE version = 15",
+    )
+    .await;
     let pending = store.pending_migrations().await.expect("pending");
     assert_eq!(
         pending.iter().map(|m| m.version).collect::<Vec<_>>(),
-        vec![5]
+        vec![15]
     );
     let applied = store.migrate(&|_| {}).await.expect("migrate");
     assert_eq!(applied, pending);
@@ -49,10 +51,13 @@ async fn migrations_are_listed_applied_once_and_idempotent(f: &Fixture) {
         .await
         .expect("pending")
         .is_empty());
-    store
-        .purge_responses(Utc::now())
-        .await
-        .expect("table is back");
+    assert_eq!(
+        store
+            .usage_count()
+            .await
+            .expect("the ledger's columns are back"),
+        0
+    );
 }
 
 /// PostgreSQL only: several instances share one database and may start at the same moment.
