@@ -125,6 +125,11 @@ pub struct ServerConfig {
     /// when the gateway is reached through a TLS-terminating proxy.
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Failed admin-token attempts one client address may make per minute (admin API,
+    /// dashboard login, `/metrics`) before it gets 429s for the rest of the minute;
+    /// 0 turns the throttle off.
+    #[serde(default = "default_admin_auth_failures")]
+    pub admin_auth_failures_per_minute: u32,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// Overall deadline for one client request across all attempts.
@@ -161,6 +166,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             metrics_listen: None,
             secure_cookies: false,
+            admin_auth_failures_per_minute: default_admin_auth_failures(),
             max_body_bytes: default_max_body(),
             request_timeout_ms: default_request_timeout(),
             default_max_output_tokens: default_max_output_tokens(),
@@ -214,6 +220,10 @@ fn default_spill_max_bytes() -> u64 {
 
 fn default_queue_bound() -> usize {
     50_000
+}
+
+fn default_admin_auth_failures() -> u32 {
+    10
 }
 
 fn default_true() -> bool {

@@ -34,7 +34,8 @@ pub fn token_matches(presented: &str, token: &SecretString) -> bool {
     a.ct_eq(&b).into()
 }
 
-/// Failed attempts allowed per address per [`WINDOW`] before a 429.
+/// Failed attempts allowed per address per [`WINDOW`] before a 429, by default
+/// (`server.admin_auth_failures_per_minute`).
 pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; beyond it expired windows are dropped, then the oldest
@@ -48,23 +49,44 @@ struct Failures {
 }
 
 /// Failed admin-token attempts per client address, in fixed one-minute windows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailedAuthLimiter {
     // std Mutex: held for one map lookup or insert, never across an await.
     by_addr: Mutex<HashMap<IpAddr, Failures>>,
+    /// Failures allowed per window; 0: never blocks.
+    max: u32,
+}
+
+impl Default for FailedAuthLimiter {
+    fn default() -> Self {
+        FailedAuthLimiter::new(MAX_FAILURES)
+    }
 }
 
 impl FailedAuthLimiter {
+    pub fn new(max: u32) -> FailedAuthLimiter {
+        FailedAuthLimiter {
+            by_addr: Mutex::default(),
+            max,
+        }
+    }
+
     /// Seconds until `addr` may try again, when it has used up its failures.
     pub fn blocked(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+        if self.max == 0 {
+            return None;
+        }
         let map = self.by_addr.lock().ok()?;
         let f = map.get(&addr)?;
         let elapsed = now.saturating_duration_since(f.since);
-        (f.count >= MAX_FAILURES && elapsed < WINDOW)
+        (f.count >= self.max && elapsed < WINDOW)
             .then(|| WINDOW.saturating_sub(elapsed).as_secs().max(1))
     }
 
     pub fn failed(&self, addr: IpAddr, now: Instant) {
+        if self.max == 0 {
+            return;
+        }
         let Ok(mut map) = self.by_addr.lock() else {
             return;
         };

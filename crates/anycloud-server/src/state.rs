@@ -191,13 +191,15 @@ impl AppState {
         for t in &config.tenants {
             tenants.insert(t.name.clone(), Arc::new(t.clone()));
         }
+        let auth_failures =
+            crate::admin_auth::FailedAuthLimiter::new(config.server.admin_auth_failures_per_minute);
         let state = Arc::new(AppState {
             config: Arc::new(config),
             routes,
             providers,
             store,
             key_cache: KeyCache::default(),
-            auth_failures: Default::default(),
+            auth_failures,
             clouds,
             metrics,
             tracing,

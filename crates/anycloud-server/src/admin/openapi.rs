@@ -60,7 +60,33 @@ impl Modify for AdminToken {
 
 /// The document as JSON, as generated from the code.
 pub fn json() -> serde_json::Value {
-    serde_json::to_value(AdminApi::openapi()).unwrap_or_default()
+    let mut doc = serde_json::to_value(AdminApi::openapi()).unwrap_or_default();
+    document_throttling(&mut doc);
+    doc
+}
+
+/// Every admin operation may answer 429: failed admin-token attempts are throttled per
+/// client address (README "Security"), and that answer comes before any handler runs, so
+/// it is added to each operation here rather than repeated in every annotation.
+fn document_throttling(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                responses.entry("429").or_insert_with(|| {
+                    serde_json::json!({
+                        "description": "Too many failed admin-token attempts from this address",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                    })
+                });
+            }
+        }
+    }
 }
 
 /// The document with this gateway's names filled in: the models, clouds and tenants a
