@@ -41,45 +41,13 @@ async fn a_primary_failing_30_percent_is_invisible_to_clients() {
         .unwrap_or(1000);
     let (primary, secondary) = (emulator("primary").await, emulator("secondary").await);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("anycloud.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-[store]
-url = "sqlite://{db}"
-[[clouds]]
-name = "primary"
-provider = "openai_compatible"
-base_url = "{p}"
-api_key = "emu-key"
-[[clouds]]
-name = "secondary"
-provider = "openai_compatible"
-base_url = "{s}"
-api_key = "emu-key"
-[[models]]
-name = "gpt-4o"
-[[models.deployments]]
-cloud = "primary"
-target = "gpt-4o"
-capabilities = ["chat", "stream"]
-price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}
-[[models.deployments]]
-cloud = "secondary"
-target = "gpt-4o"
-capabilities = ["chat", "stream"]
-price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}
-[[tenants]]
-name = "t"
-"#,
-            db = dir.path().join("gw.db").display(),
-            p = primary.base_url(),
-            s = secondary.base_url()
-        ),
-    )
-    .unwrap();
+    let config = load::two_cloud_config(
+        dir.path(),
+        &primary.base_url(),
+        &secondary.base_url(),
+        "",
+        "",
+    );
     let out = Command::new(BIN)
         .args(["keys", "create", "--tenant", "t", "--config"])
         .arg(&config)

@@ -70,48 +70,13 @@ async fn soak() {
     );
     primary.faults().fail_rate(fault, 503);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("anycloud.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-[store]
-url = "sqlite://{db}"
-spill_dir = "{spill}"
-[[clouds]]
-name = "primary"
-provider = "openai_compatible"
-base_url = "{p}"
-api_key = "emu-key"
-[[clouds]]
-name = "secondary"
-provider = "openai_compatible"
-base_url = "{s}"
-api_key = "emu-key"
-[[models]]
-name = "gpt-4o"
-[[models.deployments]]
-cloud = "primary"
-target = "gpt-4o"
-capabilities = ["chat", "stream"]
-price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}
-[[models.deployments]]
-cloud = "secondary"
-target = "gpt-4o"
-capabilities = ["chat", "stream"]
-price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}
-[[tenants]]
-name = "t"
-budget = {{ usd = 1000000.0, period = "day" }}
-"#,
-            db = dir.path().join("gw.db").display(),
-            spill = dir.path().join("spill").display(),
-            p = primary.base_url(),
-            s = secondary.base_url()
-        ),
-    )
-    .unwrap();
+    let config = load::two_cloud_config(
+        dir.path(),
+        &primary.base_url(),
+        &secondary.base_url(),
+        &format!("spill_dir = \"{}\"", dir.path().join("spill").display()),
+        "budget = { usd = 1000000.0, period = \"day\" }",
+    );
     let key = Command::new(&bin)
         .args(["keys", "create", "--tenant", "t", "--config"])
         .arg(&config)

@@ -126,7 +126,9 @@ struct Answer {
     status: u16,
     request_id: String,
     took: Duration,
-    /// The start of the body of anything but a 200 (for the failure message).
+    /// The start of the body of anything but a 200: read only through `Debug`, in the
+    /// failure message.
+    #[allow(dead_code)]
     error: String,
 }
 

@@ -153,3 +153,40 @@ pub fn quantile(answers: &[Answer], q: f64) -> Duration {
         .copied()
         .unwrap_or_default()
 }
+
+/// The gateway config both chaos and soak runs use: one model on a `primary` and a
+/// `secondary` OpenAI-compatible cloud, tenant `t`, SQLite at `dir/gw.db`. `store_extra`
+/// and `tenant_extra` are TOML lines added to `[store]` and the tenant.
+pub fn two_cloud_config(
+    dir: &Path,
+    primary: &str,
+    secondary: &str,
+    store_extra: &str,
+    tenant_extra: &str,
+) -> std::path::PathBuf {
+    let deployment = |cloud: &str| {
+        format!(
+            "[[models.deployments]]\ncloud = \"{cloud}\"\ntarget = \"gpt-4o\"\n\
+             capabilities = [\"chat\", \"stream\"]\n\
+             price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}\n"
+        )
+    };
+    let cloud = |name: &str, url: &str| {
+        format!(
+            "[[clouds]]\nname = \"{name}\"\nprovider = \"openai_compatible\"\n\
+             base_url = \"{url}\"\napi_key = \"emu-key\"\n"
+        )
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite://{db}\"\n{store_extra}\n\
+         {p}{s}[[models]]\nname = \"gpt-4o\"\n{dp}{ds}[[tenants]]\nname = \"t\"\n{tenant_extra}\n",
+        db = dir.join("gw.db").display(),
+        p = cloud("primary", primary),
+        s = cloud("secondary", secondary),
+        dp = deployment("primary"),
+        ds = deployment("secondary"),
+    );
+    let path = dir.join("anycloud.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
