@@ -438,6 +438,8 @@ async fn scenario(b: Backend, two_instances: bool) {
     let us_sent = send_all(&http, &a.url, &amer, &us_marker).await;
     await_captures(&b, &eu_sent.chat).await;
     await_captures(&b, &us_sent.chat).await;
+    await_captures(&b, &eu_sent.messages).await;
+    await_captures(&b, &us_sent.messages).await;
 
     // Where each tenant's rows are: its own content store, never main or the other one.
     for (tenant, sent, home) in [("emea", &eu_sent, "eu"), ("amer", &us_sent, "us")] {
@@ -451,11 +453,10 @@ async fn scenario(b: Backend, two_instances: bool) {
             BTreeSet::from([home]),
             "{tenant}'s chat captures"
         );
-        // Messages are captured once every API captures; wherever they are, they are home.
-        let m = holders(&b, "captured_payloads", &sent.messages).await;
-        assert!(
-            m.is_empty() || m == BTreeSet::from([home]),
-            "{tenant}: {m:?}"
+        assert_eq!(
+            holders(&b, "captured_payloads", &sent.messages).await,
+            BTreeSet::from([home]),
+            "{tenant}'s /v1/messages captures (JSON and streamed)"
         );
         for other in STORES.iter().filter(|s| **s != home) {
             for table in ["responses", "captured_payloads"] {
