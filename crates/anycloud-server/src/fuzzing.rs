@@ -84,6 +84,6 @@ pub fn admin_bodies(data: &[u8]) {
     let _ = body::<tenants::TenantPolicy>(data);
     let _ = body::<keys::NewKey>(data);
     if let Ok(p) = body::<KeyPolicy>(data) {
-        let _ = keys::check_policy_shape(&p);
+        let _ = crate::admin::check_limits(p.budget, p.rate_limit);
     }
 }
