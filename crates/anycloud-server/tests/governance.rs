@@ -183,6 +183,11 @@ async fn admin_routes_require_the_admin_token() {
         "/admin/v1/audit",
         "/admin/v1/audit/verify",
         "/admin/v1/captures/{request_id}",
+        "/admin/v1/risk",
+        "/admin/v1/simulate",
+        "/admin/v1/mcp/servers",
+        "/admin/v1/mcp/servers/{name}/drain",
+        "/admin/v1/mcp/servers/{name}/restore",
     ] {
         assert!(
             doc["paths"].get(p).is_some(),
