@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import METRICS_TOKEN, Proc, binary_path, free_port, start_emulators, wait_healthy
+from conftest import ALL_EMULATORS, METRICS_TOKEN, Proc, binary_path, free_port, start_emulators, wait_healthy
 
 # Origin cloud → the cloud that continues: (model, origin emulator kind, origin cloud,
 # continuing cloud).
@@ -31,6 +31,7 @@ PAIRS = {
     "bedrock-to-vertex-claude": ("bedrock-vertex", "bedrock", "aws-eu", "gcp-eu"),
     "anthropic-to-gemini": ("anthropic-gemini", "anthropic", "anthropic", "gcp-eu"),
 }
+EMULATOR = {"aws-eu": "bedrock", "gcp-eu": "vertex"}
 # The in-band error each origin sends.
 INBAND = {
     "azure_openai": "server_error",
@@ -224,7 +225,8 @@ def gw():
     workdir = Path(tempfile.mkdtemp(prefix="anycloud-resume-"))
     procs: list[Proc] = []
     try:
-        emus = start_emulators(binary, workdir, procs)
+        # The cloud emulators (not the MCP server `anycloud emulate` also runs).
+        emus = {k: e for k, e in start_emulators(binary, workdir, procs).items() if k in ALL_EMULATORS}
         port = free_port()
         config = workdir / "anycloud.toml"
         db = workdir / "anycloud.db"
@@ -309,8 +311,10 @@ def test_interrupted_stream_continues_byte_for_byte(gw, api, kind, pair):
     assert len(whole.split()) == 48 and "Hello from" not in whole, whole
     gw.emus[origin_kind].faults(fault(kind, origin_kind))
     before = gw.emus[origin_kind].requests()
+    continued = gw.emus[EMULATOR[to]].requests()
     resumed = read(gw, model)
     assert gw.emus[origin_kind].requests() == before + 1, "the origin cloud was asked once"
+    assert gw.emus[EMULATOR[to]].requests() == continued + 1, f"{to} continued the answer"
     assert resumed == whole
 
 

@@ -409,7 +409,7 @@ impl Validator {
                     self.push(
                         at("capabilities"),
                         format!(
-                            "`prefill` is not possible on a {kind} cloud: its chat API answers a \
+                            "`prefill` is not possible on {kind} clouds: their chat API answers a \
                              final assistant message instead of continuing it"
                         ),
                     );

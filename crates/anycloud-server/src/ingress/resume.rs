@@ -146,6 +146,11 @@ impl Resume {
         let prefill = delivered.trim_end();
         let skip = delivered[prefill.len()..].to_string();
         let mut chat = self.chat.clone();
+        // The output cap is the whole answer's: the continuation gets what is left of it.
+        if let Some(max) = &mut chat.params.max_tokens {
+            let spent = u32::try_from(delivered.len().div_ceil(4)).unwrap_or(u32::MAX);
+            *max = max.saturating_sub(spent).max(1);
+        }
         if !prefill.is_empty() {
             chat.messages.push(Message {
                 role: Role::Assistant,
