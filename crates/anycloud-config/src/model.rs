@@ -9,6 +9,8 @@ use chrono::NaiveDate;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::{RoutingConfig, StoreConfig};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -158,6 +160,10 @@ fn default_request_timeout() -> u64 {
     600_000
 }
 
+fn default_admin_auth_failures() -> u32 {
+    10
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -171,261 +177,6 @@ impl Default for ServerConfig {
             request_timeout_ms: default_request_timeout(),
             default_max_output_tokens: default_max_output_tokens(),
             log_format: Default::default(),
-        }
-    }
-}
-
-/// `Debug` is written by hand: `url` may carry a PostgreSQL password.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    #[serde(default = "default_store_url")]
-    pub url: String,
-    /// Shared rate limits, budget counters, drain state and revocations for several
-    /// instances (`redis://` or `rediss://`). A secret: it may carry a password.
-    pub redis_url: Option<SecretString>,
-    /// Start of every Redis key and channel the gateway uses, so several deployments can
-    /// share one Redis.
-    #[serde(default = "default_redis_prefix")]
-    pub redis_prefix: String,
-    /// What each feature does while Redis is unreachable.
-    #[serde(default)]
-    pub redis_down: RedisDownPolicy,
-    /// Apply pending schema migrations when the gateway starts (the default). With `false`,
-    /// `serve` refuses to start while migrations are pending: run `anycloud migrate`.
-    #[serde(default = "default_true")]
-    pub auto_migrate: bool,
-    /// `[store.content]`: where tenants' content (stored Responses, captured payloads)
-    /// lives, one store URL per jurisdiction (README "Data residency at rest"). Empty: all
-    /// content stays in the main store.
-    #[serde(default)]
-    pub content: std::collections::BTreeMap<String, String>,
-    /// Where ledger, audit, budget-spend and capture records go while the store cannot
-    /// take them (one append-only file per queue, replayed when it answers again). One
-    /// directory per instance. Unset: records wait in memory only, up to `queue_bound`.
-    #[serde(default)]
-    pub spill_dir: Option<std::path::PathBuf>,
-    /// Bytes each queue's spill file may hold before new requests are refused (503).
-    #[serde(default = "default_spill_max_bytes")]
-    pub spill_max_bytes: u64,
-    /// Records each bookkeeping queue holds in memory before admission waits, then
-    /// answers 503 with `retry-after`.
-    #[serde(default = "default_queue_bound")]
-    pub queue_bound: usize,
-}
-
-fn default_spill_max_bytes() -> u64 {
-    1 << 30
-}
-
-fn default_queue_bound() -> usize {
-    50_000
-}
-
-fn default_admin_auth_failures() -> u32 {
-    10
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_redis_prefix() -> String {
-    "anycloud:".into()
-}
-
-/// `[store.redis_down]`: per feature, the behaviour while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisDownPolicy {
-    #[serde(default)]
-    pub budgets: BudgetsWhenDown,
-    #[serde(default)]
-    pub rate_limits: RateLimitsWhenDown,
-}
-
-/// Budgets while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetsWhenDown {
-    /// Fail closed: a request that falls under any budget gets 503 `budget_unavailable`;
-    /// requests without a budget are served.
-    #[default]
-    Refuse,
-    /// This instance's own counters, reloaded from the store's settled spend: every
-    /// instance may spend what is left, so N instances can overshoot up to N times.
-    Local,
-}
-
-/// Rate limits while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RateLimitsWhenDown {
-    /// Each instance enforces the full limit on its own traffic (N instances: up to N×).
-    #[default]
-    Local,
-    /// No rate limit at all until Redis is back.
-    Open,
-}
-
-impl BudgetsWhenDown {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BudgetsWhenDown::Refuse => "refuse",
-            BudgetsWhenDown::Local => "local",
-        }
-    }
-}
-
-impl RateLimitsWhenDown {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RateLimitsWhenDown::Local => "local",
-            RateLimitsWhenDown::Open => "open",
-        }
-    }
-}
-
-fn default_store_url() -> String {
-    "sqlite://anycloud.db".into()
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            url: default_store_url(),
-            redis_url: None,
-            redis_prefix: default_redis_prefix(),
-            redis_down: RedisDownPolicy::default(),
-            auto_migrate: true,
-            content: Default::default(),
-            spill_dir: None,
-            spill_max_bytes: default_spill_max_bytes(),
-            queue_bound: default_queue_bound(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Config order.
-    #[default]
-    Priority,
-    Weighted,
-    Latency,
-    Cost,
-    Commitment,
-}
-
-/// `[routing]`: how candidates are ordered and how failures are handled.
-/// Every key has a default, so the section may be left out.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoutingConfig {
-    #[serde(default)]
-    pub strategy: Strategy,
-    #[serde(default)]
-    pub breaker: BreakerConfig,
-    #[serde(default)]
-    pub retry: RetryConfig,
-    /// Non-streaming requests only: after this long without an answer the
-    /// next candidate is started in parallel and the first success wins.
-    /// Absent = no hedging.
-    pub hedge_after_ms: Option<u64>,
-}
-
-/// `[routing.breaker]`: per-cloud circuit breakers.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakerConfig {
-    /// Open after this many consecutive failed attempts.
-    #[serde(default = "default_consecutive_failures")]
-    pub consecutive_failures: u32,
-    /// Open when the failure ratio over the last `window` attempts reaches
-    /// this (0 < x <= 1), once at least `min_requests` were seen.
-    #[serde(default = "default_error_rate")]
-    pub error_rate: f64,
-    #[serde(default = "default_window")]
-    pub window: u32,
-    #[serde(default = "default_min_requests")]
-    pub min_requests: u32,
-    /// How long an opened breaker stays open before one probe is let through.
-    #[serde(default = "default_cool_down")]
-    pub cool_down_ms: u64,
-    /// Upper bound on how long a cloud's `retry-after` may open its breaker.
-    #[serde(default = "default_max_retry_after")]
-    pub max_retry_after_ms: u64,
-}
-
-fn default_consecutive_failures() -> u32 {
-    5
-}
-fn default_error_rate() -> f64 {
-    0.5
-}
-fn default_window() -> u32 {
-    20
-}
-fn default_min_requests() -> u32 {
-    10
-}
-fn default_cool_down() -> u64 {
-    30_000
-}
-fn default_max_retry_after() -> u64 {
-    300_000
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            consecutive_failures: default_consecutive_failures(),
-            error_rate: default_error_rate(),
-            window: default_window(),
-            min_requests: default_min_requests(),
-            cool_down_ms: default_cool_down(),
-            max_retry_after_ms: default_max_retry_after(),
-        }
-    }
-}
-
-/// `[routing.retry]`: the retry budget and backoff.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryConfig {
-    /// Most upstream attempts one request may make (failover included).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    /// Optional gateway-wide token bucket: each request earns this many
-    /// retry tokens, each retry spends one (e.g. 0.2 = at most one retry
-    /// per five requests in a sustained outage). Absent = unlimited.
-    pub budget_ratio: Option<f64>,
-    /// Backoff before retrying the same cloud (only when it is the last
-    /// candidate): `base * 2^n` with full jitter, capped at `backoff_max_ms`.
-    #[serde(default = "default_backoff_base")]
-    pub backoff_base_ms: u64,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_ms: u64,
-}
-
-fn default_max_attempts() -> u32 {
-    3
-}
-fn default_backoff_base() -> u64 {
-    100
-}
-fn default_backoff_max() -> u64 {
-    2_000
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_attempts: default_max_attempts(),
-            budget_ratio: None,
-            backoff_base_ms: default_backoff_base(),
-            backoff_max_ms: default_backoff_max(),
         }
     }
 }
@@ -660,34 +411,4 @@ impl TenantConfig {
             _ => None,
         }
     }
-}
-
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &redact_url(&self.url))
-            .field("redis_url", &self.redis_url)
-            .field("redis_prefix", &self.redis_prefix)
-            .field("redis_down", &self.redis_down)
-            .field("auto_migrate", &self.auto_migrate)
-            .finish()
-    }
-}
-
-/// A store URL fit for logs: its password (and any query, which may hold one too, as
-/// `?password=`) replaced by `[REDACTED]`. Unparseable URLs are redacted whole.
-pub fn redact_url(raw: &str) -> String {
-    if raw.starts_with("sqlite:") {
-        return raw.to_string();
-    }
-    let Ok(mut u) = url::Url::parse(raw) else {
-        return "[REDACTED]".into();
-    };
-    if u.password().is_some() {
-        let _ = u.set_password(Some("[REDACTED]"));
-    }
-    if u.query().is_some_and(|q| q.contains("password")) {
-        u.set_query(Some("[REDACTED]"));
-    }
-    u.to_string()
 }
