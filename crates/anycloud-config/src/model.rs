@@ -251,6 +251,8 @@ pub struct ModelConfig {
     pub name: String,
     #[serde(default)]
     pub deployments: Vec<DeploymentConfig>,
+    /// Overrides `routing.resume_streams` for this model.
+    pub resume_streams: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]

@@ -159,6 +159,7 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         tool_choice: p.tool_choice.as_ref(),
         max_tokens: Some(p.max_tokens),
         json_mode: false,
+        prefill: true,
     };
     let r = reply::chat_reply(&input);
     let id = format!("msg_emu{:020}", req.seq);
@@ -427,6 +428,16 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
         {
             out.push(json!({"role": role, "content": text.join(" ")}));
         }
+    }
+    // Like Anthropic: a prefill the model is to continue may not end in whitespace.
+    let last = out.last().filter(|l| l["role"] == "assistant");
+    if last
+        .and_then(|l| l["content"].as_str())
+        .is_some_and(|t| t.ends_with(char::is_whitespace))
+    {
+        return Err(invalid(
+            "messages: final assistant content cannot end with trailing whitespace",
+        ));
     }
     Ok(out)
 }

@@ -137,6 +137,10 @@ pub fn route_json(route: &[Decision]) -> Value {
                         ("declined".to_string(), Some(r.to_string()))
                     }
                     anycloud_router::Outcome::Failed(r) => ("failed".to_string(), Some(r.clone())),
+                    anycloud_router::Outcome::Interrupted(r) => {
+                        ("interrupted".to_string(), Some(r.clone()))
+                    }
+                    anycloud_router::Outcome::Resumed => ("resumed".to_string(), None),
                 };
                 json!({"cloud": d.cloud, "outcome": outcome, "reason": reason})
             })

@@ -11,6 +11,7 @@ pub mod models;
 pub mod pipeline;
 pub mod relay;
 pub mod responses;
+pub mod resume;
 
 use crate::error::ApiError;
 use crate::metrics::DeclineLabels;
