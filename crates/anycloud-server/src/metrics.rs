@@ -540,20 +540,7 @@ impl OutcomeSink for Metrics {
 
 // --- Redis (shared state across instances) -------------------------------------------
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FallbackLabels {
-    pub feature: &'static str,
-    pub action: &'static str,
-}
-
-/// The Redis link's health, shared with [`crate::cluster::link::RedisLink`].
-#[derive(Clone, Debug, Default)]
-pub struct RedisMetrics {
-    /// 1 while Redis answers, 0 while it does not; absent without `store.redis_url`.
-    pub up: Gauge,
-    /// Decisions taken without Redis, by feature and what was done.
-    pub fallbacks: Family<FallbackLabels, Counter>,
-}
+pub use anycloud_governance::redis_metrics::{FallbackLabels, RedisMetrics};
 
 impl Metrics {
     /// Registers the Redis series (only when `store.redis_url` is set, so a deployment
@@ -580,27 +567,4 @@ pub struct ContentLabels {
     pub jurisdiction: String,
     /// `response` or `capture`.
     pub kind: &'static str,
-}
-
-impl RedisMetrics {
-    fn register(registry: &mut Registry) -> RedisMetrics {
-        let m = RedisMetrics::default();
-        registry.register(
-            "redis_up",
-            "1 while the shared Redis answers, 0 while it does not (only with store.redis_url)",
-            m.up.clone(),
-        );
-        registry.register(
-            "redis_fallbacks",
-            "Requests decided without Redis, by feature (budgets, rate_limits) and action (local, open, refused)",
-            m.fallbacks.clone(),
-        );
-        m
-    }
-
-    pub fn fallback(&self, feature: &'static str, action: &'static str) {
-        self.fallbacks
-            .get_or_create(&FallbackLabels { feature, action })
-            .inc();
-    }
 }

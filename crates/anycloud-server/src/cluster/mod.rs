@@ -4,8 +4,8 @@
 //!   transition and every 30 s while down, `anycloud_redis_up`, `/readyz` detail).
 //! - [`events`]: pub/sub between instances — drain and restore, key revocation and policy,
 //!   tenant changes — plus the drain hash an instance reads when it (re)subscribes.
-//! - Rate limits and budgets use the link from `governance::redis_ratelimit` and
-//!   `governance::redis_budget`.
+//! - Rate limits and budgets use the link from `anycloud_governance::redis_ratelimit` and
+//!   `anycloud_governance::redis_budget`.
 //!
 //! [`spawn`] starts two tasks per [`AppState`]: the subscriber, and a health loop that
 //! pings Redis every second; when Redis answers again after an outage it shares what
@@ -13,7 +13,8 @@
 //! end when the state is dropped.
 
 pub mod events;
-pub mod link;
+// The connection itself lives in the `anycloud-governance` crate, beside its users.
+pub use anycloud_governance::link;
 
 use crate::state::AppState;
 use std::sync::{Arc, Weak};

@@ -14,12 +14,10 @@
 //! store and cached for one second, like keys themselves.
 
 pub mod audit;
-pub mod budget;
 pub mod capture;
-pub mod limits;
-pub mod ratelimit;
-pub mod redis_budget;
-pub mod redis_ratelimit;
+
+// Budgets and rate limits live in the `anycloud-governance` crate (no HTTP, no AppState).
+pub use anycloud_governance::{budget, limits, ratelimit, redis_budget, redis_ratelimit};
 
 use crate::auth::Principal;
 use crate::cluster::link::RedisLink;

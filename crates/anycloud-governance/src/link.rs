@@ -12,7 +12,7 @@
 //! log line naming the mode now in force per feature; while down, the same WARN repeats
 //! every [`WARN_EVERY`]; the `anycloud_redis_up` gauge and `/readyz` show it too.
 
-use crate::metrics::RedisMetrics;
+use crate::redis_metrics::RedisMetrics;
 use anycloud_config::RedisDownPolicy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
@@ -63,7 +63,7 @@ pub struct RedisLink {
     policy: RedisDownPolicy,
     up: AtomicBool,
     /// Bumped at every up → down transition, so local fallbacks know their view may be
-    /// stale (see `governance::budget`).
+    /// stale (see [`crate::budget`]).
     epoch: AtomicU64,
     // std Mutex: a few field updates, never held across an await.
     down: Mutex<Option<Down>>,

@@ -5,7 +5,7 @@
 //! flight). A request is admitted only if, for every scope it falls under,
 //! `spent + reserved + worst_case ≤ usd`; its worst case is then added to `reserved`
 //! (check and add happen under one lock, so concurrent requests cannot both take the
-//! same headroom). When the request finishes, its outcome (see [`crate::outcome`])
+//! same headroom). When the request finishes, its outcome (the server's `outcome` module)
 //! settles the reservation: `reserved -= worst_case`, `spent += real cost` (0 when
 //! it failed). Hence at any moment
 //! `spent ≤ usd + Σ over settled requests of max(0, real − worst_case)`: overspend can only
@@ -25,7 +25,7 @@
 //! instances can overshoot up to N times).
 
 use super::redis_budget::{nanos, Settle, SharedBudgets};
-use crate::cluster::link::Feature;
+use crate::link::Feature;
 use anycloud_config::{Budget, BudgetPeriod, BudgetsWhenDown};
 use anycloud_store::spool::{Batch, FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::Store;
@@ -174,7 +174,7 @@ fn period_name(p: BudgetPeriod) -> &'static str {
 
 impl Budgets {
     /// `spend` and `settle`: the bounds (and spill file) of the spend writer and of the
-    /// Redis settle writer (see `crate::bookkeeping`).
+    /// Redis settle writer (the server's `bookkeeping` module).
     pub fn new(
         store: Arc<dyn Store>,
         shared: Option<Arc<SharedBudgets>>,

@@ -30,7 +30,7 @@
 //! again at the next load.
 
 use super::budget::{exceeded, period_ttl, Refusal, Scope};
-use crate::cluster::link::RedisLink;
+use crate::link::RedisLink;
 use anycloud_store::Store;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;

@@ -13,7 +13,7 @@
 
 use super::limits::{Check, Verdict};
 use super::ratelimit::{state_after, PERIOD};
-use crate::cluster::link::RedisLink;
+use crate::link::RedisLink;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 
 use super::ratelimit::{Decision, Gcra, LimitState};
 use super::redis_ratelimit::SharedGcra;
-use crate::cluster::link::Feature;
+use crate::link::Feature;
 use anycloud_config::RateLimitsWhenDown;
 use std::collections::HashMap;
 use std::sync::Mutex;
