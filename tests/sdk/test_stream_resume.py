@@ -147,6 +147,17 @@ cloud = "gcp-eu"
 target = "gemini-2.0-flash"
 capabilities = ["chat", "stream", "tools", "prefill"]
 
+[[models]]
+name = "vertex-claude-anthropic"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "claude-sonnet-4@20250514"
+capabilities = ["chat", "stream", "prefill"]
+[[models.deployments]]
+cloud = "anthropic"
+target = "claude-sonnet-4-20250514"
+capabilities = ["chat", "stream", "prefill"]
+
 # Nobody can continue: the second cloud does not declare prefill.
 [[models]]
 name = "no-prefill"
@@ -316,6 +327,14 @@ def test_interrupted_stream_continues_byte_for_byte(gw, api, kind, pair):
     assert gw.emus[origin_kind].requests() == before + 1, "the origin cloud was asked once"
     assert gw.emus[EMULATOR[to]].requests() == continued + 1, f"{to} continued the answer"
     assert resumed == whole
+
+
+def test_in_band_error_from_claude_on_vertex_continues_on_anthropic(gw):
+    whole = messages_text(gw, "vertex-claude-anthropic")
+    gw.emus["vertex"].faults({"stream_error_after": {"chunks": AFTER, "type": "overloaded_error"}})
+    before = gw.emus["anthropic"].requests()
+    assert messages_text(gw, "vertex-claude-anthropic") == whole
+    assert gw.emus["anthropic"].requests() == before + 1
 
 
 def raw_chat(gw: ResumeGateway, model: str, **kw) -> tuple[str, str]:
