@@ -370,7 +370,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     let refused = run(&["audit", "verify", "--config", manual]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("5 pending migrations"), "{err}");
+    assert!(err.contains("6 pending migrations"), "{err}");
     assert!(err.contains("anycloud migrate"), "{err}");
     assert!(err.contains("0001 tenants and keys"), "{err}");
     let serve = serve_exits(manual);
@@ -390,10 +390,11 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
         "0003 governance",
         "0005 responses",
         "0015 usage route needs",
+        "0018 spool marks",
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }
-    assert!(printed.contains("5 migrations applied"), "{printed}");
+    assert!(printed.contains("6 migrations applied"), "{printed}");
     let again = run(&["migrate", "--config", manual]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert!(audit_verify(Path::new(manual)).contains("0 entries verified"));

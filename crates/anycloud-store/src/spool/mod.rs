@@ -23,14 +23,18 @@
 //! store is failing or a backlog is on disk (for `/readyz` and the metrics).
 //!
 //! Exactly once: a record leaves memory only once it is written or fsynced to the file,
-//! and leaves the file only once written. The one window is a crash between the store
-//! committing a replayed batch and the replay position reaching the disk: that batch is
-//! replayed again after the restart (logged as such).
+//! and leaves the file only once written. A write whose outcome is unknown (the
+//! connection dropped after the store committed, before the acknowledgement arrived; or
+//! a crash between the store committing a replayed batch and the replay position
+//! reaching the disk) is retried, so each record carries a [`Stamp`] and the stores'
+//! `*_once` writes skip what an earlier try already committed.
 
 mod file;
+mod writer;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +49,7 @@ use tokio::time::Instant;
 
 use crate::StoreError;
 use file::SpillFile;
+use writer::Writer;
 
 /// Where and how much a spool may spill while the store is down.
 #[derive(Debug, Clone)]
@@ -80,12 +85,92 @@ impl SpoolConfig {
     }
 }
 
+/// A record's origin and place: the spool instance that accepted it (a random id drawn
+/// when the spool starts) and its sequence number there (1, 2, 3, … in push order).
+/// The stores' `*_once` writes keep, per spool and origin, the highest sequence written,
+/// in the batch's own transaction, and skip records at or below it: a batch retried
+/// because its commit's acknowledgement was lost is not written twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub origin: i64,
+    pub seq: i64,
+}
+
+/// One write: the records in order and each one's stamp (`None` for a record a gateway
+/// without stamps spilled: written unconditionally, as it was then).
+#[derive(Debug)]
+pub struct Batch<T> {
+    /// The spool's name (`ledger`, `audit`, …): the stores keep marks per spool.
+    pub spool: &'static str,
+    pub items: Vec<T>,
+    pub stamps: Vec<Option<Stamp>>,
+}
+
+impl<T> Deref for Batch<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items
+    }
+}
+
 /// Writes one batch: all or none.
 pub type WriteFn<T> = Arc<
-    dyn Fn(Arc<Vec<T>>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>
+    dyn Fn(Arc<Batch<T>>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>
         + Send
         + Sync,
 >;
+
+/// For a batch about to be written once: which records no earlier try committed, given
+/// each origin's mark (the highest sequence already written; absent: none), and the marks
+/// to record with them.
+pub(crate) fn unwritten(
+    stamps: &[Option<Stamp>],
+    marks: &std::collections::HashMap<i64, i64>,
+) -> (Vec<bool>, Vec<(i64, i64)>) {
+    let mut highest: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    let keep = stamps
+        .iter()
+        .map(|s| match s {
+            None => true,
+            Some(s) => {
+                let h = highest.entry(s.origin).or_insert(i64::MIN);
+                *h = (*h).max(s.seq);
+                s.seq > marks.get(&s.origin).copied().unwrap_or(0)
+            }
+        })
+        .collect();
+    (keep, highest.into_iter().collect())
+}
+
+/// The records of `items` whose `keep` is true (borrowed when all are).
+pub(crate) fn kept<'a, T: Clone>(items: &'a [T], keep: &[bool]) -> std::borrow::Cow<'a, [T]> {
+    if keep.iter().all(|k| *k) {
+        return std::borrow::Cow::Borrowed(items);
+    }
+    std::borrow::Cow::Owned(
+        items
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(r, _)| r.clone())
+            .collect(),
+    )
+}
+
+/// A spill-file line: the stamp and the record.
+#[derive(Serialize)]
+struct LineOut<'a, T> {
+    o: i64,
+    s: i64,
+    r: &'a T,
+}
+
+#[derive(serde::Deserialize)]
+struct LineIn<T> {
+    o: i64,
+    s: i64,
+    r: T,
+}
 
 /// Told how long each written batch took (metrics).
 pub type FlushHook = Arc<dyn Fn(Duration) + Send + Sync>;
@@ -273,24 +358,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Spool<T> {
         let memory_bound = config.memory_bound.max(1) as u64;
         let spill_max = config.spill.as_ref().map(|s| s.max_bytes);
         let name = config.name;
-        let task = tokio::spawn(
-            Writer {
-                config,
-                write,
-                shared: shared.clone(),
-                rx,
-                disk,
-                mem: VecDeque::new(),
-                head: None,
-                acks: Vec::new(),
-                closing: None,
-                chan_closed: false,
-                backoff: None,
-                failures_since_ack: 0,
-                spill_blocked: false,
-            }
-            .run(),
-        );
+        let task = tokio::spawn(Writer::new(config, write, shared.clone(), rx, disk).run());
         Spool {
             tx,
             gauge: SpoolGauge {
@@ -369,394 +437,6 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Spool<T> {
     fn lose(&self, n: u64, why: &'static str) {
         self.gauge.shared.lost.fetch_add(n, Ordering::Relaxed);
         tracing::error!(spool = self.gauge.name, records = n, "{why}: records lost");
-    }
-}
-
-/// The batch being written: from memory, or read back from the spill file (then with the
-/// file position after it and how many lines it took).
-struct Head<T> {
-    items: Arc<Vec<T>>,
-    from_disk: Option<(u64, u64)>,
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Without a spill file, a flush waits this many failed writes before answering.
-const FLUSH_TRIES: u32 = 5;
-
-struct Writer<T> {
-    config: SpoolConfig,
-    write: WriteFn<T>,
-    shared: Arc<Shared>,
-    rx: mpsc::UnboundedReceiver<Msg<T>>,
-    disk: Option<SpillFile>,
-    mem: VecDeque<T>,
-    head: Option<Head<T>>,
-    acks: Vec<oneshot::Sender<()>>,
-    closing: Option<oneshot::Sender<()>>,
-    chan_closed: bool,
-    /// Set while writes fail: how long to wait before the next try.
-    backoff: Option<Duration>,
-    failures_since_ack: u32,
-    /// The last spill failed (file full or I/O error): wait out the backoff before trying
-    /// again rather than spin.
-    spill_blocked: bool,
-}
-
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
-    fn disk_unread(&self) -> u64 {
-        self.disk.as_ref().map_or(0, SpillFile::unread)
-    }
-
-    fn idle(&self) -> bool {
-        self.head.is_none() && self.mem.is_empty() && self.disk_unread() == 0
-    }
-
-    fn waiting(&self) -> bool {
-        !self.acks.is_empty() || self.closing.is_some() || self.chan_closed
-    }
-
-    fn spill_at(&self) -> usize {
-        (self.config.memory_bound / 2).max(1)
-    }
-
-    fn accept(&mut self, m: Msg<T>) {
-        match m {
-            Msg::Item(i) => self.mem.push_back(i),
-            Msg::Flush(a) => self.acks.push(a),
-            Msg::Close(a) => self.closing = Some(a),
-        }
-    }
-
-    async fn run(mut self) {
-        loop {
-            self.gather().await;
-            if self.chan_closed && self.idle() && self.acks.is_empty() && self.closing.is_none() {
-                return;
-            }
-            self.maybe_spill().await;
-            self.take_head().await;
-            self.write_head().await;
-            if self.answer_waiters() {
-                return;
-            }
-        }
-    }
-
-    /// Collects queued messages: when idle, blocks for the first and then up to
-    /// `flush_interval` more; while writes fail, for the backoff; otherwise without
-    /// waiting.
-    async fn gather(&mut self) {
-        let until = if self.idle() && !self.waiting() {
-            match self.rx.recv().await {
-                Some(m) => self.accept(m),
-                None => {
-                    self.chan_closed = true;
-                    return;
-                }
-            }
-            Some(Instant::now() + self.config.flush_interval)
-        } else {
-            self.backoff.map(|b| Instant::now() + b)
-        };
-        loop {
-            while !self.chan_closed && self.mem.len() < self.config.max_batch * 4 {
-                match self.rx.try_recv() {
-                    Ok(m) => self.accept(m),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => self.chan_closed = true,
-                }
-            }
-            let Some(until) = until else { return };
-            if self.waiting()
-                || (self.backoff.is_none() && self.mem.len() >= self.config.max_batch)
-                || (self.backoff.is_some()
-                    && self.disk.is_some()
-                    && !self.spill_blocked
-                    && self.mem.len() >= self.spill_at())
-            {
-                return;
-            }
-            tokio::select! {
-                m = self.rx.recv() => match m {
-                    Some(m) => self.accept(m),
-                    None => self.chan_closed = true,
-                },
-                _ = tokio::time::sleep_until(until) => return,
-            }
-        }
-    }
-
-    /// Moves what memory holds to the spill file when the store is failing and memory
-    /// passes half its bound, when a backlog on disk must keep its place in line, or when
-    /// a flush or close needs what is held to be durable.
-    async fn maybe_spill(&mut self) {
-        if self.disk.is_none() || (self.mem.is_empty() && self.head_in_memory() == 0) {
-            return;
-        }
-        let failing = self.backoff.is_some();
-        let held = self.mem.len() + self.head_in_memory();
-        let should = (failing && (held >= self.spill_at() || self.waiting()))
-            || (self.disk_unread() > 0 && self.mem.len() >= self.spill_at());
-        if should {
-            self.spill().await;
-        }
-    }
-
-    fn head_in_memory(&self) -> usize {
-        match &self.head {
-            Some(h) if h.from_disk.is_none() => h.items.len(),
-            _ => 0,
-        }
-    }
-
-    /// Appends the in-memory head (it is older) and then `mem` to the file.
-    async fn spill(&mut self) {
-        let Some(max) = self.config.spill.as_ref().map(|s| s.max_bytes) else {
-            return;
-        };
-        let mut bytes = Vec::new();
-        let mut n = 0u64;
-        let head_items = match &self.head {
-            Some(h) if h.from_disk.is_none() => Some(h.items.clone()),
-            _ => None,
-        };
-        for item in head_items
-            .iter()
-            .flat_map(|h| h.iter())
-            .chain(self.mem.iter())
-        {
-            match serde_json::to_vec(item) {
-                Ok(mut line) => {
-                    line.push(b'\n');
-                    bytes.extend_from_slice(&line);
-                    n += 1;
-                }
-                Err(e) => {
-                    // Cannot happen for the record types spooled (plain data); if it did,
-                    // keeping the record in memory is the safe choice.
-                    tracing::error!(error = %e, spool = self.config.name, "a record cannot be serialized; not spilling");
-                    return;
-                }
-            }
-        }
-        let Some(mut disk) = self.disk.take() else {
-            return;
-        };
-        if disk.backlog_bytes() + bytes.len() as u64 > max {
-            self.disk = Some(disk);
-            self.spill_blocked = true;
-            tracing::error!(
-                spool = self.config.name,
-                "the spill file is full: records stay in memory and new requests are refused"
-            );
-            return;
-        }
-        let joined = tokio::task::spawn_blocking(move || {
-            let r = disk.append(&bytes, n);
-            (disk, r)
-        })
-        .await;
-        let Ok((disk, result)) = joined else {
-            tracing::error!(
-                spool = self.config.name,
-                "the spill task failed; spilling is off"
-            );
-            return;
-        };
-        match result {
-            Ok(()) => {
-                self.spill_blocked = false;
-                if head_items.is_some() {
-                    self.head = None;
-                }
-                self.mem.clear();
-                self.shared.spilled.fetch_add(n, Ordering::Relaxed);
-                self.note_disk(&disk);
-                if n > 0 {
-                    tracing::warn!(
-                        spool = self.config.name,
-                        records = n,
-                        backlog = disk.unread(),
-                        "store unavailable: records spilled to disk"
-                    );
-                }
-                self.shared.progress.notify_waiters();
-            }
-            Err(e) => {
-                self.spill_blocked = true;
-                tracing::error!(error = %e, spool = self.config.name, "spill write failed; records stay in memory")
-            }
-        }
-        self.disk = Some(disk);
-    }
-
-    fn note_disk(&self, disk: &SpillFile) {
-        self.shared.on_disk.store(disk.unread(), Ordering::Relaxed);
-        self.shared
-            .disk_bytes
-            .store(disk.backlog_bytes(), Ordering::Relaxed);
-    }
-
-    /// The next batch: from the file while it holds a backlog, else from memory.
-    async fn take_head(&mut self) {
-        if self.head.is_some() {
-            return;
-        }
-        if self.disk_unread() > 0 {
-            let Some(disk) = self.disk.take() else { return };
-            let max = self.config.max_batch;
-            let joined = tokio::task::spawn_blocking(move || {
-                let r = disk.read(max);
-                (disk, r)
-            })
-            .await;
-            let Ok((disk, result)) = joined else { return };
-            self.disk = Some(disk);
-            match result {
-                Ok((lines, pos)) => {
-                    let count = lines.len() as u64;
-                    let mut items = Vec::with_capacity(lines.len());
-                    for line in lines {
-                        match serde_json::from_slice::<T>(&line) {
-                            Ok(i) => items.push(i),
-                            Err(e) => tracing::error!(error = %e, spool = self.config.name,
-                                "an unreadable record in the spill file is skipped"),
-                        }
-                    }
-                    self.head = Some(Head {
-                        items: Arc::new(items),
-                        from_disk: Some((pos, count)),
-                    });
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, spool = self.config.name, "reading the spill file failed");
-                    self.backoff = Some(next_backoff(self.backoff));
-                }
-            }
-            return;
-        }
-        if !self.mem.is_empty() {
-            let n = self.config.max_batch.min(self.mem.len());
-            self.head = Some(Head {
-                items: Arc::new(self.mem.drain(..n).collect()),
-                from_disk: None,
-            });
-        }
-    }
-
-    async fn write_head(&mut self) {
-        let Some(head) = &self.head else { return };
-        let items = head.items.clone();
-        let from_disk = head.from_disk;
-        let started = Instant::now();
-        let result = if items.is_empty() {
-            Ok(())
-        } else {
-            (self.write)(items.clone()).await
-        };
-        match result {
-            Ok(()) => {
-                let n = items.len() as u64;
-                if let Some((pos, lines)) = from_disk {
-                    if let Some(disk) = self.disk.take() {
-                        let joined = tokio::task::spawn_blocking(move || {
-                            let mut disk = disk;
-                            let r = disk.commit(pos, lines);
-                            (disk, r)
-                        })
-                        .await;
-                        match joined {
-                            Ok((disk, r)) => {
-                                if let Err(e) = r {
-                                    tracing::error!(error = %e, spool = self.config.name,
-                                        "recording the replay position failed: this batch may be replayed again after a restart");
-                                }
-                                self.note_disk(&disk);
-                                self.disk = Some(disk);
-                            }
-                            Err(_) => tracing::error!(
-                                spool = self.config.name,
-                                "the spill task failed; spilling is off"
-                            ),
-                        }
-                    }
-                    let unreadable = lines.saturating_sub(n);
-                    if unreadable > 0 {
-                        self.shared.lost.fetch_add(unreadable, Ordering::Relaxed);
-                    }
-                }
-                if n > 0 {
-                    self.shared.written.fetch_add(n, Ordering::Relaxed);
-                    self.shared.batches.fetch_add(1, Ordering::Relaxed);
-                    if let Some(hook) = self.shared.on_flush.get() {
-                        hook(started.elapsed());
-                    }
-                }
-                if self.backoff.take().is_some() {
-                    tracing::info!(spool = self.config.name, "store writes succeed again");
-                }
-                self.shared.failing.store(false, Ordering::Relaxed);
-                self.spill_blocked = false;
-                self.head = None;
-                self.shared.progress.notify_waiters();
-            }
-            Err(e) => {
-                let errors = self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                if self.backoff.is_none() || errors.is_multiple_of(100) {
-                    tracing::warn!(error = %e, spool = self.config.name, records = items.len(),
-                        "store write failed; the batch is kept and retried");
-                }
-                self.shared.failing.store(true, Ordering::Relaxed);
-                self.backoff = Some(next_backoff(self.backoff));
-                self.failures_since_ack += 1;
-            }
-        }
-    }
-
-    /// Answers flushes and close; true when the writer should stop.
-    fn answer_waiters(&mut self) -> bool {
-        if !self.waiting() {
-            self.failures_since_ack = 0;
-            return false;
-        }
-        let in_memory = self.mem.len() + self.head_in_memory();
-        let settled = if self.backoff.is_some() {
-            // Store failing: durable on disk is enough (maybe_spill put it there).
-            (in_memory == 0 && self.disk.is_some()) || self.failures_since_ack >= FLUSH_TRIES
-        } else {
-            self.idle()
-        };
-        if !settled {
-            return false;
-        }
-        for a in self.acks.drain(..) {
-            let _ = a.send(());
-        }
-        self.failures_since_ack = 0;
-        if self.closing.is_some() || self.chan_closed {
-            if in_memory > 0 && self.backoff.is_some() {
-                self.shared
-                    .lost
-                    .fetch_add(in_memory as u64, Ordering::Relaxed);
-                tracing::error!(
-                    spool = self.config.name,
-                    records = in_memory,
-                    "the store is down and there is no spill file: records lost at shutdown"
-                );
-            }
-            if let Some(a) = self.closing.take() {
-                let _ = a.send(());
-            }
-            return true;
-        }
-        false
-    }
-}
-
-fn next_backoff(b: Option<Duration>) -> Duration {
-    match b {
-        None => Duration::from_millis(50),
-        Some(b) => (b * 2).min(MAX_BACKOFF),
     }
 }
 
