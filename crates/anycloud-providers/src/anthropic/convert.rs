@@ -245,7 +245,13 @@ pub fn stop_reason_to_wire(r: FinishReason) -> &'static str {
 /// (Anthropic's `input_tokens` excludes both; the canonical one includes them).
 pub fn usage_from_wire(u: &UsageWire) -> Usage {
     let read = u.cache_read_input_tokens.unwrap_or(0);
-    let write = u.cache_creation_input_tokens.unwrap_or(0);
+    let split = u.cache_creation.unwrap_or_default();
+    // The TTL breakdown, when it is the only report of the writes, is the total.
+    let write = u.cache_creation_input_tokens.unwrap_or(
+        split
+            .ephemeral_5m_input_tokens
+            .saturating_add(split.ephemeral_1h_input_tokens),
+    );
     Usage {
         input_tokens: u
             .input_tokens
@@ -255,6 +261,7 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
         output_tokens: u.output_tokens,
         cached_input_tokens: read,
         cache_write_tokens: write,
+        cache_write_1h_tokens: split.ephemeral_1h_input_tokens.min(write),
         reasoning_tokens: 0,
     }
 }
@@ -270,6 +277,10 @@ pub fn usage_to_wire(u: &Usage) -> UsageWire {
         output_tokens: u.output_tokens,
         cache_creation_input_tokens: Some(u.cache_write_tokens),
         cache_read_input_tokens: Some(u.cached_input_tokens),
+        cache_creation: Some(CacheCreationWire {
+            ephemeral_5m_input_tokens: u.cache_write_tokens.saturating_sub(u.cache_write_1h_tokens),
+            ephemeral_1h_input_tokens: u.cache_write_1h_tokens,
+        }),
     }
 }
 

@@ -214,6 +214,7 @@ impl EventDecoder {
         acc.cache_creation_input_tokens = u
             .cache_creation_input_tokens
             .or(acc.cache_creation_input_tokens);
+        acc.cache_creation = u.cache_creation.or(acc.cache_creation);
         acc.output_tokens = u.output_tokens;
     }
 }

@@ -248,6 +248,7 @@ pub fn usage_from_wire(u: &wire::TokenUsage) -> Usage {
         output_tokens: u.output_tokens,
         cached_input_tokens: u.cache_read_input_tokens,
         cache_write_tokens: u.cache_write_input_tokens,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 0,
     }
 }

@@ -301,6 +301,7 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
             .and_then(|d| d.cached_tokens)
             .unwrap_or(0),
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: u
             .completion_tokens_details
             .as_ref()

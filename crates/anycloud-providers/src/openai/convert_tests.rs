@@ -360,6 +360,7 @@ fn response_from_wire_text_tools_finish_usage() {
             output_tokens: 17,
             cached_input_tokens: 12,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 5
         }
     );
@@ -403,6 +404,7 @@ fn response_to_wire_shapes_and_round_trip() {
             output_tokens: 3,
             cached_input_tokens: 4,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 1,
         },
         system_fingerprint: None,
@@ -452,6 +454,7 @@ fn usage_round_trips() {
         output_tokens: 50,
         cached_input_tokens: 30,
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 20,
     };
     assert_eq!(usage_from_wire(&usage_to_wire(&u)), u);

@@ -318,6 +318,7 @@ fn responses_map_text_calls_finish_and_usage() {
             output_tokens: 10,
             cached_input_tokens: 10,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 3
         }
     );

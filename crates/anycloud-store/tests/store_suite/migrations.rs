@@ -11,7 +11,7 @@ async fn migrations_are_listed_applied_once_and_idempotent(f: &Fixture) {
     let store = open_unmigrated(&f.url).await.expect("open");
     let all = store.pending_migrations().await.expect("pending");
     let versions: Vec<i64> = all.iter().map(|m| m.version).collect();
-    assert_eq!(versions, vec![1, 2, 3, 5, 15]);
+    assert_eq!(versions, vec![1, 2, 3, 5, 15, 17]);
     assert_eq!(
         store.pending_migrations().await.expect("pending"),
         all,
@@ -34,15 +34,19 @@ async fn migrations_are_listed_applied_once_and_idempotent(f: &Fixture) {
 
     // Forget the newest migration: it is pending again and applying it reports it once.
     f.exec(
-        "ALTER TABLE usage_ledger DROP COLUMN needs; \
-         ALTER TABLE usage_ledger DROP COLUMN estimated_tokens; \
-         DELETE FROM _sqlx_migrations WHERE version = 15",
+        "ALTER TABLE usage_ledger DROP COLUMN cache_write_tokens; \
+         ALTER TABLE usage_ledger DROP COLUMN cache_write_1h_tokens; \
+         ALTER TABLE usage_ledger DROP COLUMN reasoning_tokens; \
+         ALTER TABLE usage_ledger DROP COLUMN price_cache_write_per_mtok; \
+         ALTER TABLE usage_ledger DROP COLUMN price_cache_write_1h_per_mtok; \
+         ALTER TABLE usage_ledger DROP COLUMN cache_saved_nanos; \
+         DELETE FROM _sqlx_migrations WHERE version = 17",
     )
     .await;
     let pending = store.pending_migrations().await.expect("pending");
     assert_eq!(
         pending.iter().map(|m| m.version).collect::<Vec<_>>(),
-        vec![15]
+        vec![17]
     );
     let applied = store.migrate(&|_| {}).await.expect("migrate");
     assert_eq!(applied, pending);
@@ -82,7 +86,7 @@ async fn postgres_instances_migrating_at_once_apply_each_migration_once() {
     applied.sort_unstable();
     assert_eq!(
         applied,
-        vec![1, 2, 3, 5, 15],
+        vec![1, 2, 3, 5, 15, 17],
         "each migration applied by exactly one instance"
     );
 }
