@@ -16,8 +16,9 @@ use super::wire::*;
 use crate::error::{ProviderError, ProviderErrorKind};
 use crate::openai::convert::InvalidRequest;
 use anycloud_types::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, ResponseFormat,
-    Role, SamplingParams, Tool, ToolChoice, Usage,
+    CacheAt, CacheBreakpoint, CacheTtl, ChatRequest, ChatResponse, ContentBlock, FinishReason,
+    ImageSource, Message, PromptCache, ResponseFormat, Role, SamplingParams, Tool, ToolChoice,
+    Usage,
 };
 use serde_json::{Map, Value};
 
@@ -53,13 +54,29 @@ pub fn request_to_wire(
         }
         Some(ResponseFormat::Text) | None => {}
     }
-    let system: Vec<String> = req
+    let system: Vec<(String, Option<CacheTtl>)> = req
         .messages
         .iter()
-        .filter(|m| m.role.is_system())
-        .map(Message::text)
-        .filter(|t| !t.is_empty())
+        .enumerate()
+        .filter(|(_, m)| m.role.is_system())
+        .map(|(i, m)| (m.text(), req.cache.on_message(i)))
+        .filter(|(t, _)| !t.is_empty())
         .collect();
+    // One string as before unless a breakpoint needs the system prompt as blocks.
+    let system = if system.iter().any(|(_, c)| c.is_some()) {
+        Some(SystemPrompt::Blocks(
+            system
+                .into_iter()
+                .map(|(text, ttl)| Block::Text {
+                    text,
+                    cache_control: ttl.map(CacheControl::ephemeral),
+                })
+                .collect(),
+        ))
+    } else {
+        let texts: Vec<String> = system.into_iter().map(|(t, _)| t).collect();
+        (!texts.is_empty()).then(|| SystemPrompt::Text(texts.join("\n\n")))
+    };
     let mut messages: Vec<MessageParam> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role {
@@ -71,6 +88,11 @@ pub fn request_to_wire(
         for (j, b) in m.content.iter().enumerate() {
             if let Some(w) = block_to_wire(b, i, j)? {
                 blocks.push(w);
+            }
+            // A breakpoint on a block Anthropic does not take (empty text) moves back to
+            // the block before it: the cached prefix is the same.
+            if let (Some(ttl), Some(last)) = (req.cache.on_block(i, j), blocks.last_mut()) {
+                set_cache_control(last, ttl);
             }
         }
         if blocks.is_empty() {
@@ -95,16 +117,18 @@ pub fn request_to_wire(
         model: model.map(str::to_string),
         anthropic_version: anthropic_version_in_body.map(str::to_string),
         max_tokens: Some(p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-        system: (!system.is_empty()).then(|| SystemPrompt::Text(system.join("\n\n"))),
+        system,
         messages,
         tools: (!req.tools.is_empty()).then(|| {
             req.tools
                 .iter()
-                .map(|t| ToolParam {
+                .enumerate()
+                .map(|(i, t)| ToolParam {
                     name: t.name.clone(),
                     description: t.description.clone(),
                     input_schema: Some(schema_or_empty(&t.parameters)),
                     kind: None,
+                    cache_control: req.cache.on_tool(i).map(CacheControl::ephemeral),
                 })
                 .collect()
         }),
@@ -133,6 +157,18 @@ pub fn request_to_wire(
     })
 }
 
+fn set_cache_control(b: &mut Block, ttl: CacheTtl) {
+    match b {
+        Block::Text { cache_control, .. }
+        | Block::Image { cache_control, .. }
+        | Block::ToolUse { cache_control, .. }
+        | Block::ToolResult { cache_control, .. } => {
+            *cache_control = Some(CacheControl::ephemeral(ttl));
+        }
+        Block::Other => {}
+    }
+}
+
 /// Anthropic insists on an object schema; a tool without parameters gets
 /// the empty one.
 fn schema_or_empty(v: &Value) -> Value {
@@ -146,9 +182,13 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
     Ok(Some(match b {
         // Anthropic rejects empty text blocks.
         ContentBlock::Text { text } if text.is_empty() => return Ok(None),
-        ContentBlock::Text { text } => Block::Text { text: text.clone() },
+        ContentBlock::Text { text } => Block::Text {
+            text: text.clone(),
+            cache_control: None,
+        },
         ContentBlock::Image { source, .. } => Block::Image {
             source: image_to_wire(source),
+            cache_control: None,
         },
         ContentBlock::ToolUse {
             id,
@@ -163,6 +203,7 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
                     format!("messages[{i}].content[{j}]: tool call arguments must be a JSON object to send them to Anthropic"),
                 )
             })?,
+            cache_control: None,
         },
         ContentBlock::ToolResult {
             tool_use_id,
@@ -187,6 +228,7 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
                 tool_use_id: tool_use_id.clone(),
                 content: (!inner.is_empty()).then_some(ToolResultContent::Blocks(inner)),
                 is_error: *is_error,
+                cache_control: None,
             }
         }
     }))
@@ -288,8 +330,10 @@ pub fn response_from_wire(w: MessagesResponse) -> Result<ChatResponse, ProviderE
     let mut content = Vec::with_capacity(w.content.len());
     for b in w.content {
         match b {
-            Block::Text { text } => content.push(ContentBlock::Text { text }),
-            Block::ToolUse { id, name, input } => content.push(ContentBlock::ToolUse {
+            Block::Text { text, .. } => content.push(ContentBlock::Text { text }),
+            Block::ToolUse {
+                id, name, input, ..
+            } => content.push(ContentBlock::ToolUse {
                 id,
                 name,
                 arguments: input.to_string(),
@@ -353,6 +397,7 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         }
     }
     let mut messages = Vec::with_capacity(w.messages.len() + 1);
+    let mut marks = Vec::new();
     match w.system {
         Some(SystemPrompt::Text(t)) if !t.is_empty() => messages.push(Message {
             role: Role::System,
@@ -363,7 +408,21 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
             let mut content = Vec::new();
             for (j, b) in blocks.into_iter().enumerate() {
                 match b {
-                    Block::Text { text } => content.push(ContentBlock::Text { text }),
+                    Block::Text {
+                        text,
+                        cache_control,
+                    } => {
+                        if let Some(ttl) = cache_ttl(cache_control, &format!("system.{j}"))? {
+                            marks.push(CacheBreakpoint {
+                                at: CacheAt::Block {
+                                    message: 0,
+                                    block: content.len(),
+                                },
+                                ttl,
+                            });
+                        }
+                        content.push(ContentBlock::Text { text })
+                    }
                     _ => {
                         return Err(bad(
                             format!("system.{j}: system blocks must be text"),
@@ -383,15 +442,42 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         _ => {}
     }
     for (i, m) in w.messages.into_iter().enumerate() {
-        messages.extend(message_from_wire(i, m)?);
+        let (converted, at) = message_from_wire(i, m)?;
+        for (k, block, ttl) in at {
+            marks.push(CacheBreakpoint {
+                at: CacheAt::Block {
+                    message: messages.len() + k,
+                    block,
+                },
+                ttl,
+            });
+        }
+        messages.extend(converted);
     }
-    let tools = w
-        .tools
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| tool_from_wire(i, t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut tools = Vec::new();
+    for (i, t) in w.tools.unwrap_or_default().into_iter().enumerate() {
+        if let Some(ttl) = cache_ttl(t.cache_control.clone(), &format!("tools.{i}"))? {
+            marks.push(CacheBreakpoint {
+                at: CacheAt::Tool(i),
+                ttl,
+            });
+        }
+        tools.push(tool_from_wire(i, t)?);
+    }
+    if marks.len() > MAX_CACHE_BREAKPOINTS {
+        return Err(bad(
+            format!(
+                "A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+                marks.len()
+            ),
+            "cache_control",
+        ));
+    }
+    // Prompt order (tools, system, messages), as Anthropic reads them.
+    marks.sort_by_key(|b| match b.at {
+        CacheAt::Tool(i) => (0, i, 0),
+        CacheAt::Block { message, block } => (1, message, block),
+    });
     let (tool_choice, parallel_tool_calls) = match w.tool_choice {
         None => (None, None),
         Some(c) => {
@@ -428,13 +514,23 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         },
         user: w.metadata.and_then(|m| m.user_id),
         stream: w.stream.unwrap_or(false),
+        cache: PromptCache {
+            breakpoints: marks,
+            key: None,
+        },
     })
 }
 
 /// One Anthropic message → canonical messages: a user message's
 /// `tool_result` blocks become a [`Role::Tool`] message placed before the
 /// rest of its content (the canonical model's convention, from OpenAI).
-fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidRequest> {
+/// Also returns the `cache_control` breakpoints as (index in the returned messages, block,
+/// TTL).
+#[allow(clippy::type_complexity)]
+fn message_from_wire(
+    i: usize,
+    m: MessageParam,
+) -> Result<(Vec<Message>, Vec<(usize, usize, CacheTtl)>), InvalidRequest> {
     let role = match m.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
@@ -446,20 +542,39 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
         }
     };
     let blocks = match m.content {
-        MessageContent::Text(t) => vec![Block::Text { text: t }],
+        MessageContent::Text(t) => vec![Block::Text {
+            text: t,
+            cache_control: None,
+        }],
         MessageContent::Blocks(b) => b,
     };
     let mut results = Vec::new();
     let mut content = Vec::new();
+    // (in the tool-result message?, block index, ttl)
+    let mut marks = Vec::new();
     for (j, b) in blocks.into_iter().enumerate() {
         let at = format!("messages.{i}.content.{j}");
+        let cc = match &b {
+            Block::Text { cache_control, .. }
+            | Block::Image { cache_control, .. }
+            | Block::ToolUse { cache_control, .. }
+            | Block::ToolResult { cache_control, .. } => cache_control.clone(),
+            Block::Other => None,
+        };
+        if let Some(ttl) = cache_ttl(cc, &at)? {
+            let result = matches!(b, Block::ToolResult { .. });
+            let index = if result { results.len() } else { content.len() };
+            marks.push((result, index, ttl));
+        }
         match b {
-            Block::Text { text } => content.push(ContentBlock::Text { text }),
-            Block::Image { source } => content.push(ContentBlock::Image {
+            Block::Text { text, .. } => content.push(ContentBlock::Text { text }),
+            Block::Image { source, .. } => content.push(ContentBlock::Image {
                 source: image_from_wire(source),
                 detail: None,
             }),
-            Block::ToolUse { id, name, input } if role == Role::Assistant => {
+            Block::ToolUse {
+                id, name, input, ..
+            } if role == Role::Assistant => {
                 if !input.is_object() {
                     return Err(bad(format!("{at}.tool_use.input: Input should be a valid dictionary"), at));
                 }
@@ -473,6 +588,7 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
                 tool_use_id,
                 content: c,
                 is_error,
+                ..
             } if role == Role::User => results.push(ContentBlock::ToolResult {
                 tool_use_id,
                 content: tool_result_from_wire(c, &at)?,
@@ -489,7 +605,8 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
         }
     }
     let mut out = Vec::with_capacity(2);
-    if !results.is_empty() {
+    let has_results = !results.is_empty();
+    if has_results {
         out.push(Message {
             role: Role::Tool,
             content: results,
@@ -503,7 +620,35 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
             name: None,
         });
     }
-    Ok(out)
+    let content_at = usize::from(has_results);
+    let marks = marks
+        .into_iter()
+        .map(|(result, block, ttl)| (if result { 0 } else { content_at }, block, ttl))
+        .collect();
+    Ok((out, marks))
+}
+
+/// Breakpoints one request may carry on Anthropic (and Bedrock).
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// A client's `cache_control` at `at`, checked as Anthropic checks it.
+fn cache_ttl(cc: Option<CacheControl>, at: &str) -> Result<Option<CacheTtl>, InvalidRequest> {
+    let Some(cc) = cc else { return Ok(None) };
+    if cc.kind != "ephemeral" {
+        return Err(bad(
+            format!("{at}.cache_control.type: Input should be 'ephemeral'"),
+            format!("{at}.cache_control.type"),
+        ));
+    }
+    match cc.ttl.as_deref() {
+        None => Ok(Some(CacheTtl::FiveMinutes)),
+        Some(t) => CacheTtl::parse(t).map(Some).ok_or_else(|| {
+            bad(
+                format!("{at}.cache_control.ttl: Input should be '5m' or '1h'"),
+                format!("{at}.cache_control.ttl"),
+            )
+        }),
+    }
 }
 
 fn tool_result_from_wire(
@@ -516,8 +661,8 @@ fn tool_result_from_wire(
         Some(ToolResultContent::Blocks(blocks)) => blocks
             .into_iter()
             .map(|b| match b {
-                Block::Text { text } => Ok(ContentBlock::Text { text }),
-                Block::Image { source } => Ok(ContentBlock::Image {
+                Block::Text { text, .. } => Ok(ContentBlock::Text { text }),
+                Block::Image { source, .. } => Ok(ContentBlock::Image {
                     source: image_from_wire(source),
                     detail: None,
                 }),
@@ -569,7 +714,10 @@ pub fn response_to_wire(r: &ChatResponse, model: &str, id: &str) -> MessagesResp
         .content
         .iter()
         .filter_map(|b| match b {
-            ContentBlock::Text { text } => Some(Block::Text { text: text.clone() }),
+            ContentBlock::Text { text } => Some(Block::Text {
+                text: text.clone(),
+                cache_control: None,
+            }),
             ContentBlock::ToolUse {
                 id,
                 name,
@@ -580,6 +728,7 @@ pub fn response_to_wire(r: &ChatResponse, model: &str, id: &str) -> MessagesResp
                 // OpenAI-family clouds may emit arguments that do not parse;
                 // Anthropic clients need an object, so those become `{}`.
                 input: arguments_to_object(arguments).unwrap_or_else(|| Value::Object(Map::new())),
+                cache_control: None,
             }),
             _ => None,
         })

@@ -92,7 +92,10 @@ impl EventDecoder {
                 content_block,
             } => {
                 self.ensure_started(&mut out);
-                if let Block::ToolUse { id, name, input } = content_block {
+                if let Block::ToolUse {
+                    id, name, input, ..
+                } = content_block
+                {
                     let k = self.next_tool;
                     self.next_tool += 1;
                     let initial = match &input {

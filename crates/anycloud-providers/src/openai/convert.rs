@@ -87,6 +87,7 @@ pub fn request_to_wire(
         frequency_penalty: p.frequency_penalty,
         n: None,
         user: req.user.clone(),
+        prompt_cache_key: req.cache.key.clone(),
         stream: req.stream.then_some(true),
         stream_options: req.stream.then_some(StreamOptions {
             include_usage: Some(true),
@@ -391,6 +392,10 @@ pub fn request_from_wire(w: ChatCompletionRequest) -> Result<ChatRequest, Invali
         },
         user: w.user,
         stream,
+        cache: anycloud_types::PromptCache {
+            breakpoints: Vec::new(),
+            key: w.prompt_cache_key,
+        },
     })
 }
 
