@@ -54,27 +54,36 @@ pub fn request_to_wire(
         }
         Some(ResponseFormat::Text) | None => {}
     }
-    let system: Vec<(String, Option<CacheTtl>)> = req
-        .messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.role.is_system())
-        .map(|(i, m)| (m.text(), req.cache.on_message(i)))
-        .filter(|(t, _)| !t.is_empty())
-        .collect();
-    // One string as before unless a breakpoint needs the system prompt as blocks.
-    let system = if system.iter().any(|(_, c)| c.is_some()) {
-        Some(SystemPrompt::Blocks(
-            system
-                .into_iter()
-                .map(|(text, ttl)| Block::Text {
-                    text,
-                    cache_control: ttl.map(CacheControl::ephemeral),
-                })
-                .collect(),
-        ))
+    let system_messages = || {
+        req.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.role.is_system())
+    };
+    // One string as before, unless a breakpoint needs the system prompt as blocks: then
+    // each text block goes out as one, the breakpoint on its own.
+    let system = if system_messages().any(|(i, _)| req.cache.on_message(i).is_some()) {
+        let mut blocks = Vec::new();
+        for (i, m) in system_messages() {
+            for (j, b) in m.content.iter().enumerate() {
+                match b {
+                    ContentBlock::Text { text } if !text.is_empty() => blocks.push(Block::Text {
+                        text: text.clone(),
+                        cache_control: None,
+                    }),
+                    _ => {}
+                }
+                if let (Some(ttl), Some(last)) = (req.cache.on_block(i, j), blocks.last_mut()) {
+                    set_cache_control(last, ttl);
+                }
+            }
+        }
+        (!blocks.is_empty()).then_some(SystemPrompt::Blocks(blocks))
     } else {
-        let texts: Vec<String> = system.into_iter().map(|(t, _)| t).collect();
+        let texts: Vec<String> = system_messages()
+            .map(|(_, m)| m.text())
+            .filter(|t| !t.is_empty())
+            .collect();
         (!texts.is_empty()).then(|| SystemPrompt::Text(texts.join("\n\n")))
     };
     let mut messages: Vec<MessageParam> = Vec::new();

@@ -602,3 +602,19 @@ fn invalid_request_renders_in_openai_shape() {
         json!({"error": {"message": "bad", "type": "invalid_request_error", "param": "n", "code": null}})
     );
 }
+
+#[test]
+fn prompt_cache_key_passes_through_and_is_absent_when_unset() {
+    let r = parse(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "prompt_cache_key": "agent-7"}),
+    )
+    .unwrap();
+    assert_eq!(r.cache.key.as_deref(), Some("agent-7"));
+    let w = serde_json::to_value(request_to_wire(&r, "t", MaxTokensField::MaxTokens)).unwrap();
+    assert_eq!(w["prompt_cache_key"], "agent-7");
+    let plain =
+        parse(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
+    let w = serde_json::to_value(request_to_wire(&plain, "t", MaxTokensField::MaxTokens)).unwrap();
+    assert!(w.get("prompt_cache_key").is_none());
+}
