@@ -524,8 +524,10 @@ impl OutcomeSink for Metrics {
                 model: model.clone(),
                 tenant: tenant.clone(),
             };
-            let saved = a.price.uncached().cost(&u) - a.price.cost(&u);
-            if saved != 0.0 {
+            // A series for every deployment that prices caching, from its first request
+            // (0 until something is cached); none for the others.
+            if a.price != a.price.uncached() {
+                let saved = a.price.uncached().cost(&u) - a.price.cost(&u);
                 self.cache_saved.get_or_create(&spend).inc_by(saved);
             }
             let cost = a.cost_usd();
