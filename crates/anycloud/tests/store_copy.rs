@@ -135,7 +135,7 @@ async fn populate(store: &dyn Store) {
             cache_write_tokens: (i % 3) as u64 * 5,
             cache_write_1h_tokens: (i % 2) as u64,
             reasoning_tokens: (i % 5) as u64,
-            cache_saved_nanos: i as i64 % 7 - 3,
+            cache_saved_nanos: i % 7 - 3,
             usage_estimated: i % 7 == 0,
             price: RecordedPrice {
                 input_per_mtok: 2.5,

@@ -111,6 +111,7 @@ pub(crate) fn apply(cache: &prompt_cache::PromptCache, p: &Prefix, model: &str, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
