@@ -1,4 +1,4 @@
 //! A client's POST /v1/messages body.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| anycloud_providers::fuzzing::messages_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| anycloud_server::fuzzing::messages_request(data));

@@ -333,6 +333,28 @@ pub struct RoutingConfig {
     /// next candidate is started in parallel and the first success wins.
     /// Absent = no hedging.
     pub hedge_after_ms: Option<u64>,
+    /// Continue a stream interrupted after it sent text on another cloud that
+    /// declares `prefill` (README "Streams that survive a cloud failing").
+    /// Off by default; a model may override it.
+    #[serde(default)]
+    pub resume_streams: bool,
+    /// Most continuations per request; absent = 1 (see [`RoutingConfig::resume_max`]).
+    #[serde(rename = "resume_max")]
+    pub resume_max_setting: Option<u32>,
+}
+
+impl RoutingConfig {
+    /// Most continuations of one interrupted stream (default 1).
+    pub fn resume_max(&self) -> u32 {
+        self.resume_max_setting.unwrap_or(1)
+    }
+
+    /// Whether streams of `model` are resumed: the model's own setting, else the gateway's.
+    pub fn resumes(&self, model: Option<&ModelConfig>) -> bool {
+        model
+            .and_then(|m| m.resume_streams)
+            .unwrap_or(self.resume_streams)
+    }
 }
 
 /// `[routing.breaker]`: per-cloud circuit breakers.
@@ -500,6 +522,8 @@ pub struct ModelConfig {
     pub name: String,
     #[serde(default)]
     pub deployments: Vec<DeploymentConfig>,
+    /// Overrides `routing.resume_streams` for this model.
+    pub resume_streams: Option<bool>,
 }
 
 /// USD per million tokens of each kind a cloud bills (README "Prompt caching").

@@ -410,3 +410,53 @@ fn store_url_password_never_shows_in_debug_and_retention_is_bounded() {
         );
     }
 }
+
+#[test]
+fn resume_settings_and_the_prefill_capability_are_checked() {
+    // Resuming: off by default, one continuation, a model may turn it on alone.
+    let on = GOOD.replace(
+        "name = \"gpt-4o\"\n",
+        "name = \"gpt-4o\"\nresume_streams = true\n",
+    );
+    let c = parse_str(&on, Path::new("a.toml"), &env).unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(!c.routing.resume_streams);
+    assert_eq!(c.routing.resume_max(), 1);
+    assert!(c.routing.resumes(c.models.first()));
+    assert!(!c.routing.resumes(None));
+    // ... but none of its deployments can continue an answer: `config check` warns.
+    let w = crate::warnings::warnings(&c);
+    assert!(
+        w.iter()
+            .any(|p| p.key == "models[0]" && p.message.contains("prefill")),
+        "{w:?}"
+    );
+
+    let err = |text: &str| {
+        parse_str(text, Path::new("a.toml"), &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    // Azure OpenAI answers a final assistant message instead of continuing it.
+    let azure = GOOD.replace(
+        "capabilities = [\"chat\", \"stream\", \"tools\", \"vision\", \"json_schema\"]",
+        "capabilities = [\"chat\", \"stream\", \"prefill\"]",
+    );
+    let e = err(&azure);
+    assert!(
+        e.contains("`models[0].deployments[0].capabilities`: `prefill` is not possible on azure_openai clouds"),
+        "{e}"
+    );
+    // vLLM behind openai_compatible can (`continue_final_message`).
+    let local = GOOD.replace(
+        "target = \"llama\"\n",
+        "target = \"llama\"\ncapabilities = [\"chat\", \"stream\", \"prefill\"]\n",
+    );
+    assert!(parse_str(&local, Path::new("a.toml"), &env).is_ok());
+    let zero = format!("{GOOD}\n[routing]\nresume_streams = true\nresume_max = 0\n");
+    assert!(
+        err(&zero).contains("`routing.resume_max`: must be between 1 and 5"),
+        "{}",
+        err(&zero)
+    );
+}

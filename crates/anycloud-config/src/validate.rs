@@ -231,6 +231,15 @@ impl Validator {
                 "must not exceed routing.retry.backoff_max_ms",
             );
         }
+        if c.routing
+            .resume_max_setting
+            .is_some_and(|n| !(1..=5).contains(&n))
+        {
+            self.push(
+                "routing.resume_max".into(),
+                "must be between 1 and 5 (turn routing.resume_streams off to disable resuming)",
+            );
+        }
         if c.routing.hedge_after_ms == Some(0) {
             self.push(
                 "routing.hedge_after_ms".into(),
@@ -387,6 +396,24 @@ impl Validator {
                 if d.target.is_empty() {
                     self.push(at("target"), "must not be empty");
                 }
+                let provider = c
+                    .clouds
+                    .iter()
+                    .find(|x| x.name == d.cloud)
+                    .map(|x| x.provider);
+                if let Some(kind) = provider.filter(|k| {
+                    d.capabilities
+                        .contains(&anycloud_types::Capability::Prefill)
+                        && !prefill_possible(*k)
+                }) {
+                    self.push(
+                        at("capabilities"),
+                        format!(
+                            "`prefill` is not possible on {kind} clouds: their chat API answers a \
+                             final assistant message instead of continuing it"
+                        ),
+                    );
+                }
                 if let (Some(from), Some(until)) = (d.valid_from, d.valid_until) {
                     if from > until {
                         self.push(at("valid_until"), "is before valid_from");
@@ -527,4 +554,16 @@ impl Validator {
             }
         }
     }
+}
+
+/// Whether a provider's chat API continues a final assistant message (README "Streams
+/// that survive a cloud failing"): Anthropic, Claude on Bedrock and Vertex, Gemini, and
+/// OpenAI-compatible servers such as vLLM (`continue_final_message`); not OpenAI, Azure
+/// OpenAI or OCI chat.
+pub fn prefill_possible(kind: anycloud_types::ProviderKind) -> bool {
+    use anycloud_types::ProviderKind as K;
+    matches!(
+        kind,
+        K::Anthropic | K::Bedrock | K::Vertex | K::OpenaiCompatible
+    )
 }

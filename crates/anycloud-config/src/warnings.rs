@@ -28,6 +28,23 @@ pub fn warnings(c: &Config) -> Vec<Problem> {
             }
         }
     }
+    for (mi, m) in c.models.iter().enumerate() {
+        let prefill = m.deployments.iter().any(|d| {
+            d.capabilities
+                .contains(&anycloud_types::Capability::Prefill)
+        });
+        if c.routing.resumes(Some(m)) && !prefill && m.deployments.len() > 1 {
+            out.push(Problem {
+                key: format!("models[{mi}]"),
+                line: None,
+                message: format!(
+                    "streams of `{}` are resumed (routing.resume_streams) but none of its \
+                     deployments declares the capability `prefill`, so no stream can continue",
+                    m.name
+                ),
+            });
+        }
+    }
     out.extend(crate::residency::warnings(c));
     out
 }

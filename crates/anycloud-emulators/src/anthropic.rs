@@ -161,6 +161,7 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         tool_choice: p.tool_choice.as_ref(),
         max_tokens: Some(p.max_tokens),
         json_mode: false,
+        prefill: true,
     };
     let r = reply::chat_reply(&input);
     let usage = cache_usage(shared, &prefix, &p.model, r.prompt_tokens);
@@ -446,6 +447,16 @@ fn validate_messages(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
         {
             out.push(json!({"role": role, "content": text.join(" ")}));
         }
+    }
+    // Like Anthropic: a prefill the model is to continue may not end in whitespace.
+    let last = out.last().filter(|l| l["role"] == "assistant");
+    if last
+        .and_then(|l| l["content"].as_str())
+        .is_some_and(|t| t.ends_with(char::is_whitespace))
+    {
+        return Err(invalid(
+            "messages: final assistant content cannot end with trailing whitespace",
+        ));
     }
     Ok(out)
 }

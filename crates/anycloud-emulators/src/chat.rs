@@ -64,6 +64,7 @@ impl ChatParams {
             tool_choice: self.tool_choice.as_ref(),
             max_tokens: self.max_tokens,
             json_mode: self.json_mode,
+            prefill: false,
         }
     }
 

@@ -41,6 +41,7 @@ pub struct Faults {
     latency_us: AtomicU64,
     chunk_delay_us: AtomicU64,
     cut_after: AtomicU64,
+    stall_after: AtomicU64,
     refuse: AtomicBool,
     armed: Mutex<Armed>,
     /// Mid-stream error: after K frames, an in-stream error of this type (status stays 200).
@@ -71,6 +72,7 @@ impl Faults {
             latency_us: AtomicU64::new(0),
             chunk_delay_us: AtomicU64::new(0),
             cut_after: AtomicU64::new(OFF),
+            stall_after: AtomicU64::new(OFF),
             refuse: AtomicBool::new(false),
             armed: Mutex::new(Armed {
                 fail_next: 0,
@@ -127,6 +129,12 @@ impl Faults {
         self.cut_after.store(u64::from(chunks), Ordering::SeqCst);
     }
 
+    /// From now on (until [`Faults::reset`]) every streamed response sends `chunks` events
+    /// and then nothing more, with the connection held open: a cloud that hangs mid-answer.
+    pub fn stall_stream_after(&self, chunks: u32) {
+        self.stall_after.store(u64::from(chunks), Ordering::SeqCst);
+    }
+
     /// Streams send `chunks` events, then an in-stream error of type `kind` (for Bedrock an
     /// exception frame such as `throttlingException`) inside the HTTP 200 response, until
     /// [`Faults::reset`] or [`Faults::clear_stream_error`]. Takes precedence over a cut.
@@ -159,6 +167,7 @@ impl Faults {
         self.set_latency(Duration::ZERO);
         self.set_chunk_delay(Duration::ZERO);
         self.cut_after.store(OFF, Ordering::SeqCst);
+        self.stall_after.store(OFF, Ordering::SeqCst);
         self.refuse_connections(false);
         self.seed(DEFAULT_SEED);
         self.clear_stream_error();
@@ -208,6 +217,15 @@ impl Faults {
         }
     }
 
+    pub(crate) fn stall_after(&self) -> Option<u32> {
+        let v = self.stall_after.load(Ordering::SeqCst);
+        if v == OFF {
+            None
+        } else {
+            u32::try_from(v).ok()
+        }
+    }
+
     pub(crate) fn stream_error(&self) -> Option<(u32, String)> {
         self.stream_error
             .lock()
@@ -229,6 +247,7 @@ impl Faults {
             "latency_ms",
             "chunk_delay_ms",
             "cut_stream_after",
+            "stall_stream_after",
             "refuse_connections",
             "seed",
             "stream_error_after",
@@ -283,6 +302,15 @@ impl Faults {
                 )?))
             }
         };
+        let stall = match obj.get("stall_stream_after") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => {
+                Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
+                    "stall_stream_after must be a non-negative integer or null",
+                )?))
+            }
+        };
         let refuse = match obj.get("refuse_connections") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_bool().ok_or("refuse_connections must be a boolean")?),
@@ -324,6 +352,11 @@ impl Faults {
         match cut {
             Some(Some(k)) => self.cut_stream_after(k),
             Some(None) => self.cut_after.store(OFF, Ordering::SeqCst),
+            None => {}
+        }
+        match stall {
+            Some(Some(k)) => self.stall_stream_after(k),
+            Some(None) => self.stall_after.store(OFF, Ordering::SeqCst),
             None => {}
         }
         if let Some(on) = refuse {
@@ -405,7 +438,14 @@ mod tests {
         assert_eq!(f.latency(), Duration::from_millis(5));
         assert_eq!(f.cut_after(), Some(2));
         assert_eq!(f.take_failure().map(|x| x.status), Some(500));
+        f.apply_json(&serde_json::json!({"stall_stream_after": 4}))
+            .unwrap();
+        assert_eq!(f.stall_after(), Some(4));
+        assert!(f
+            .apply_json(&serde_json::json!({"stall_stream_after": -1}))
+            .is_err());
         f.reset();
+        assert_eq!(f.stall_after(), None);
         assert_eq!(f.cut_after(), None);
         assert_eq!(f.latency(), Duration::ZERO);
     }

@@ -103,13 +103,29 @@ pub(crate) fn unix_now() -> u64 {
 ///
 /// Every frame is its own body chunk (its own write). `chunk_delay` sleeps between frames.
 /// With a cut of K (from [`Faults::cut_stream_after`]), K frames other than `[DONE]` are
-/// sent and then the body fails, which makes the server abort the connection.
+/// sent and then the body fails, which makes the server abort the connection; with a stall
+/// of K ([`Faults::stall_stream_after`]) K frames are sent and then nothing, forever.
 pub(crate) fn sse(events: Vec<String>, faults: &Faults, headers: &[(&str, String)]) -> Response {
     let frames: Vec<(bool, Bytes)> = events
         .into_iter()
         .map(|e| (e == "[DONE]", Bytes::from(format!("data: {e}\n\n"))))
         .collect();
     sse_frames(frames, faults, headers)
+}
+
+/// The in-band error fault (from [`Faults::stream_error_after`]) on data-only SSE events:
+/// the first `chunks` events, then the cloud's error chunk built from the fault's type, and
+/// no `[DONE]` (the cloud closes the stream after an error chunk).
+pub(crate) fn inject_stream_error(
+    events: &mut Vec<String>,
+    faults: &Faults,
+    error_chunk: impl FnOnce(&str) -> String,
+) {
+    if let Some((k, kind)) = faults.stream_error() {
+        events.retain(|e| e != "[DONE]");
+        events.truncate(usize::try_from(k).unwrap_or(usize::MAX));
+        events.push(error_chunk(&kind));
+    }
 }
 
 /// Named SSE events (`event: {name}` + `data: {json}`), as Anthropic sends them; same fault
@@ -143,12 +159,17 @@ pub(crate) fn sse_frames(
         frames: frames.into_iter(),
         sent: 0,
         cut,
+        stall: faults.stall_after(),
         delay,
         done: false,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
+        }
+        if st.stall.is_some_and(|k| st.sent >= k) {
+            // A hung cloud: the connection stays open and nothing more comes.
+            std::future::pending::<()>().await;
         }
         let next = st.frames.next();
         let over_cut = st.cut.is_some_and(|k| st.sent >= k);
@@ -200,6 +221,7 @@ struct SseState {
     frames: std::vec::IntoIter<(bool, Bytes)>,
     sent: u32,
     cut: Option<u32>,
+    stall: Option<u32>,
     delay: Duration,
     done: bool,
 }

@@ -16,7 +16,11 @@
 //! - `POST /_emulator/faults` with any of
 //!   `{"fail_next":{"count":N,"status":503,"retry_after":2},
 //!     "fail_rate":{"probability":0.3,"status":503}, "latency_ms":M, "chunk_delay_ms":M,
-//!     "cut_stream_after":K (null turns it off), "refuse_connections":bool, "seed":S}`;
+//!     "cut_stream_after":K (null turns it off), "stall_stream_after":K (K events, then the
+//!     connection hangs open; null turns it off),
+//!     "stream_error_after":{"chunks":K,"type":"overloaded_error"} (K events, then the
+//!     cloud's in-band error: OpenAI/Azure and Gemini error chunks, Anthropic `event: error`,
+//!     a Bedrock exception frame; null turns it off), "refuse_connections":bool, "seed":S}`;
 //!   answers `{"ok":true}` or 400 `{"error":"..."}` (nothing is applied on error).
 //! - `POST /_emulator/reset`: all faults off and the request log cleared.
 //! - `GET /_emulator/stats`: `{"requests":N}`.

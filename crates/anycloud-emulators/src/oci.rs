@@ -359,6 +359,7 @@ fn chat_response(
         tool_choice: g.tool_choice.as_ref(),
         max_tokens: g.max_tokens,
         json_mode: g.json_mode,
+        prefill: false,
     });
     if g.stream {
         return http::sse(

@@ -182,7 +182,11 @@ fn chat(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         flavor: Flavor::OpenAi,
     };
     if params.stream {
-        let events = chat::stream_events(&meta, &reply, params.include_usage);
+        let mut events = chat::stream_events(&meta, &reply, params.include_usage);
+        // OpenAI's in-band failure: an error object as a data chunk, then the end.
+        http::inject_stream_error(&mut events, &shared.faults, |kind| {
+            json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": kind, "param": null, "code": null}}).to_string()
+        });
         Ok(http::sse(events, &shared.faults, &headers(req)))
     } else {
         Ok(http::json(

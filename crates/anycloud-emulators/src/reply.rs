@@ -8,6 +8,12 @@
 //!   the forced tool or the first one; arguments built from its JSON schema.
 //! - Last message is a `tool` result: `Tool result received from {cloud}: {content}`.
 //! - JSON mode: `{"cloud":"{cloud}","answer":"{text}"}`.
+//! - Story (last user text starts with [`STORY_PREFIX`]): a text of [`STORY_WORDS`] words
+//!   derived from the prompt alone, the same from every emulated cloud and model, so a
+//!   stream continued on another cloud can be compared byte for byte with one that was not.
+//! - Prefill (the emulator's model continues a final assistant message, `prefill` below):
+//!   the reply to the conversation without that message; when the message is a prefix of
+//!   it, only the rest.
 //! - Token counts: prompt = Σ(4 + ⌈chars/4⌉) + ⌈tool schema chars/4⌉; completion = words
 //!   (min 1), or ⌈argument chars/4⌉ for a tool call. `max_tokens` truncates (finish `length`).
 
@@ -16,6 +22,12 @@ use sha2::{Digest, Sha256};
 
 /// Longest echo of the user's text in a reply, in characters.
 pub const MAX_ECHO_CHARS: usize = 200;
+
+/// A user text starting with this gets a story: a long, cloud-independent reply.
+pub const STORY_PREFIX: &str = "story:";
+
+/// Words in a story reply.
+pub const STORY_WORDS: usize = 48;
 
 /// A generated tool call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +65,9 @@ pub struct ChatInput<'a> {
     pub tool_choice: Option<&'a Value>,
     pub max_tokens: Option<u64>,
     pub json_mode: bool,
+    /// The model continues a final assistant message (Anthropic, Claude on Bedrock and
+    /// Vertex, Gemini) rather than answering after it (OpenAI, Azure, OCI).
+    pub prefill: bool,
 }
 
 /// The text of a message `content`: a string, or the `text` parts of an array joined by spaces.
@@ -146,8 +161,66 @@ fn chosen_tool<'a>(input: &ChatInput<'a>) -> Option<&'a Value> {
     }
 }
 
+/// The final assistant message's text, when the request ends with one.
+fn final_assistant(messages: &[Value]) -> Option<String> {
+    let last = messages.last()?;
+    (last.get("role").and_then(Value::as_str) == Some("assistant"))
+        .then(|| content_text(last.get("content")))
+}
+
+/// A story of [`STORY_WORDS`] words picked by the prompt's hash: sentences of eight
+/// words, each capitalised and ending with a full stop.
+pub fn story(prompt: &str) -> String {
+    const WORDS: [&str; 32] = [
+        "river", "lantern", "quietly", "mountain", "copper", "whisper", "harbor", "meadow",
+        "ancient", "signal", "winter", "orchard", "bright", "careful", "engine", "shadow",
+        "garden", "distant", "thunder", "pocket", "silver", "window", "morning", "bridge",
+        "patient", "forest", "hollow", "ember", "compass", "velvet", "falcon", "tide",
+    ];
+    let digest = Sha256::digest(prompt.as_bytes());
+    let mut out = String::new();
+    for i in 0..STORY_WORDS {
+        let b = digest[i % digest.len()].wrapping_add(u8::try_from(i / digest.len()).unwrap_or(0));
+        let w = WORDS[usize::from(b) % WORDS.len()];
+        if i % 8 == 0 {
+            if i > 0 {
+                out.push(' ');
+            }
+            let mut c = w.chars();
+            if let Some(f) = c.next() {
+                out.extend(f.to_uppercase());
+                out.push_str(c.as_str());
+            }
+        } else {
+            out.push(' ');
+            out.push_str(w);
+        }
+        if i % 8 == 7 {
+            out.push('.');
+        }
+    }
+    out
+}
+
 /// Generate the reply for a chat request.
 pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
+    if let (true, Some(prefill)) = (input.prefill, final_assistant(input.messages)) {
+        let n = input.messages.len().saturating_sub(1);
+        let whole = chat_reply(&ChatInput {
+            messages: &input.messages[..n],
+            max_tokens: None,
+            ..*input
+        });
+        if let ReplyBody::Text(t) = &whole.body {
+            let rest = t.strip_prefix(prefill.as_str()).unwrap_or(t);
+            return text_reply(
+                rest.to_string(),
+                prompt_tokens(input.messages, input.tools),
+                input.max_tokens,
+            );
+        }
+        return whole;
+    }
     let prompt = prompt_tokens(input.messages, input.tools);
     let last_user = input
         .messages
@@ -200,6 +273,8 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
             input.cloud,
             content_text(last.and_then(|m| m.get("content")))
         )
+    } else if let Some(topic) = last_user.strip_prefix(STORY_PREFIX) {
+        story(topic)
     } else {
         format!(
             "Hello from {} ({}). You said: {}",
@@ -208,7 +283,7 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
             truncate_chars(&last_user, MAX_ECHO_CHARS)
         )
     };
-    let mut text = if input.json_mode {
+    let text = if input.json_mode {
         format!(
             "{{\"cloud\":{},\"answer\":{}}}",
             Value::String(input.cloud.to_string()),
@@ -217,9 +292,14 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
     } else {
         text
     };
+    text_reply(text, prompt, input.max_tokens)
+}
+
+/// A text reply, cut to `max_tokens` words (finish `length`) when it is longer.
+fn text_reply(mut text: String, prompt: u64, max_tokens: Option<u64>) -> Reply {
     let mut completion = word_tokens(&text);
     let mut finish = "stop";
-    if let Some(max) = input.max_tokens {
+    if let Some(max) = max_tokens {
         if max < completion {
             let keep = usize::try_from(max).unwrap_or(usize::MAX);
             text = text
@@ -346,6 +426,7 @@ mod tests {
             tool_choice: None,
             max_tokens: None,
             json_mode: false,
+            prefill: false,
         }
     }
 
@@ -378,6 +459,31 @@ mod tests {
         let v: Value = serde_json::from_str(&t).unwrap();
         assert_eq!(v["cloud"], "c1");
         assert!(t.starts_with("{\"cloud\":\"c1\",\"answer\":"));
+    }
+
+    #[test]
+    fn stories_are_the_same_everywhere_and_prefill_gets_the_rest() {
+        let msgs = vec![json!({"role":"user","content":"story: a lighthouse"})];
+        let mut a = input(&msgs, &[]);
+        let ReplyBody::Text(whole) = chat_reply(&a).body else {
+            panic!("text expected")
+        };
+        assert_eq!(whole.split(' ').count(), STORY_WORDS);
+        assert!(!whole.contains("c1") && whole.ends_with('.'));
+        a.cloud = "other";
+        a.model = "m2";
+        assert_eq!(chat_reply(&a).body, ReplyBody::Text(whole.clone()));
+        let cut = whole.char_indices().nth(37).map_or(0, |(i, _)| i);
+        let mut with_prefill = msgs.clone();
+        with_prefill.push(json!({"role":"assistant","content": &whole[..cut]}));
+        let mut p = input(&with_prefill, &[]);
+        p.prefill = true;
+        let r = chat_reply(&p);
+        assert_eq!(r.body, ReplyBody::Text(whole[cut..].to_string()));
+        assert_eq!(r.finish_reason, "stop");
+        // A model without prefill answers after the assistant message instead.
+        p.prefill = false;
+        assert_eq!(chat_reply(&p).body, ReplyBody::Text(whole));
     }
 
     #[test]

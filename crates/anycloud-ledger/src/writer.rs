@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anycloud_store::spool::{FlushHook, SpillConfig, Spool, SpoolConfig, SpoolGauge};
+use anycloud_store::spool::{Batch, FlushHook, SpillConfig, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::{Store, UsageRecord};
 
 /// Tuning for [`LedgerWriter`].
@@ -87,9 +87,9 @@ impl LedgerWriter {
                 flush_interval: config.flush_interval,
                 spill: config.spill,
             },
-            Arc::new(move |batch: Arc<Vec<UsageRecord>>| {
+            Arc::new(move |batch: Arc<Batch<UsageRecord>>| {
                 let store = store.clone();
-                Box::pin(async move { store.insert_usage(&batch).await })
+                Box::pin(async move { store.insert_usage_once(&batch).await })
             }),
         );
         LedgerWriter { spool }

@@ -1,6 +1,7 @@
 //! Entry points for the `fuzz/` crate (cargo-fuzz) and for the regression tests that
-//! replay what it found: each takes raw bytes from outside — a client's JSON, a cloud's
-//! reply or stream — and runs them through the same decoders the gateway uses. They
+//! replay what it found: each takes raw bytes from a cloud — a reply or a stream — and
+//! runs them through the same decoders the gateway uses. (Client JSON is decoded by the
+//! server's ingress; its entry points are `anycloud_server::fuzzing`.) They
 //! return nothing; a decoder may refuse the bytes with an error, but must never panic,
 //! loop or allocate without bound.
 //!
@@ -8,7 +9,7 @@
 
 use crate::sse::{SseEvent, SseParser};
 use crate::{anthropic, bedrock, oci, openai, vertex};
-use anycloud_types::{ChatRequest, EmbeddingInput, EmbeddingsRequest};
+use anycloud_types::{ChatRequest, ContentBlock, EmbeddingInput, EmbeddingsRequest, Message, Role};
 
 /// Splits `data` into chunks whose sizes come from the data itself (1 to 64 bytes), so
 /// a stream decoder sees events cut at every place a network could cut them.
@@ -58,26 +59,6 @@ pub fn sse(data: &[u8]) {
     }
 }
 
-/// A client's `POST /v1/chat/completions` body, then every cloud's request encoder.
-pub fn chat_request(data: &[u8]) {
-    let Ok(w) = serde_json::from_slice::<openai::wire::ChatCompletionRequest>(data) else {
-        return;
-    };
-    if let Ok(req) = openai::convert::request_from_wire(w) {
-        encode_everywhere(&req);
-    }
-}
-
-/// A client's `POST /v1/messages` body, then every cloud's request encoder.
-pub fn messages_request(data: &[u8]) {
-    let Ok(w) = serde_json::from_slice::<anthropic::wire::MessagesRequest>(data) else {
-        return;
-    };
-    if let Ok(req) = anthropic::convert::request_from_wire(w) {
-        encode_everywhere(&req);
-    }
-}
-
 /// What a canonical request becomes on each cloud (the encoders see client input too).
 pub fn encode_everywhere(req: &ChatRequest) {
     let _ = openai::convert::request_to_wire(req, "t", openai::convert::MaxTokensField::MaxTokens);
@@ -86,23 +67,14 @@ pub fn encode_everywhere(req: &ChatRequest) {
     let _ = bedrock::convert::request_to_wire(req);
 }
 
-/// A client's `POST /v1/embeddings` body, then the OpenAI-shaped upstream request.
-pub fn embeddings_request(data: &[u8]) {
-    let Ok(w) = serde_json::from_slice::<openai::wire::EmbeddingsRequestWire>(data) else {
-        return;
-    };
-    if let Ok((req, _)) = openai::convert::embeddings_request_from_wire(w) {
-        let _ = openai::convert::embeddings_request_to_wire(&req, "t");
-    }
-}
-
 /// A small valid request, for decoders that look at the request they answer.
 fn any_request() -> Option<ChatRequest> {
-    let w = serde_json::from_value(serde_json::json!({
-        "model": "m", "messages": [{"role": "user", "content": "hi"}]
-    }))
-    .ok()?;
-    openai::convert::request_from_wire(w).ok()
+    let hi = Message {
+        role: Role::User,
+        content: vec![ContentBlock::text("hi")],
+        name: None,
+    };
+    Some(ChatRequest::new("m", vec![hi]))
 }
 
 fn embeddings_of(n: usize) -> EmbeddingsRequest {

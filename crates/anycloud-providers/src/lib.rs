@@ -5,7 +5,7 @@
 //! wire format and back, nothing more. Layout per cloud: `mod.rs` (the trait
 //! impl), `wire.rs` (serde types for the cloud's JSON), `convert.rs` (pure
 //! functions to and from the canonical model), `stream.rs` (the chunk state
-//! machine), `auth.rs`.
+//! machine, a [`pump::Decode`] run by the one [`pump::pump`] loop), `auth.rs`.
 //!
 //! Timeouts are the provider's job: connect (client builder), first byte
 //! (until response headers) and between chunks (inside the event stream), all
@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod oci;
 pub mod openai;
+pub mod pump;
 pub mod registry;
 pub mod sse;
 pub mod trace_context;

@@ -1,6 +1,6 @@
 //! Replays every fuzz seed and every input the fuzzers ever crashed on
 //! (`fuzz/seeds/<target>/`, `fuzz/regressions/<target>/`) through the same entry points
-//! the cargo-fuzz targets call (`anycloud_providers::fuzzing`), in the normal test
+//! the cargo-fuzz targets call (`anycloud_providers::fuzzing`: a cloud's replies and streams), in the normal test
 //! suite: a decoder change that brings a crash back fails here, on stable, in seconds.
 
 use anycloud_providers::fuzzing as f;
@@ -22,13 +22,6 @@ fn replay(target: &str, run: fn(&[u8])) {
         }
     }
     assert!(n > 0, "no seeds for fuzz target {target}");
-}
-
-#[test]
-fn client_request_decoders_survive_every_seed_and_past_crash() {
-    replay("ingress_chat", f::chat_request);
-    replay("ingress_messages", f::messages_request);
-    replay("ingress_embeddings", f::embeddings_request);
 }
 
 #[test]

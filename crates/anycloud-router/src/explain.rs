@@ -131,8 +131,9 @@ pub fn explain(
             cloud: d.cloud.clone(),
             reason: match &d.outcome {
                 Outcome::Declined(r) => r.as_label().to_string(),
-                Outcome::Failed(r) => r.clone(),
+                Outcome::Failed(r) | Outcome::Interrupted(r) => r.clone(),
                 Outcome::Ok => "ok".into(),
+                Outcome::Resumed => "resumed".into(),
             },
         })
         .collect();

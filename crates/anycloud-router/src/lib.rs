@@ -176,6 +176,46 @@ pub fn route(
     })
 }
 
+/// The plan for continuing an interrupted stream (README "Streams that survive a cloud
+/// failing"): routed like any request with `input`, needing [`Capability::Prefill`]
+/// besides, and never on a cloud in `interrupted` (those already failed this request).
+pub fn continuation(
+    table: &RoutingTable,
+    input: &RouteInput<'_>,
+    state: &dyn CloudState,
+    interrupted: &[String],
+) -> Result<RoutePlan, RouteError> {
+    let mut needs = input.needs.to_vec();
+    if !needs.contains(&Capability::Prefill) {
+        needs.push(Capability::Prefill);
+    }
+    let with_prefill = RouteInput {
+        needs: &needs,
+        ..input.clone()
+    };
+    let mut plan = route(table, &with_prefill, state)?;
+    let deployments = table.deployments(plan.model_index);
+    let keep: Vec<(usize, String)> = plan
+        .candidates
+        .iter()
+        .zip(plan.notes.iter())
+        .filter(|(i, _)| {
+            deployments
+                .get(**i)
+                .is_some_and(|d| !interrupted.contains(&d.cloud))
+        })
+        .map(|(i, n)| (*i, n.clone()))
+        .collect();
+    if keep.is_empty() {
+        return Err(RouteError::NoCandidate {
+            declined: plan.declined,
+            forbidden: false,
+        });
+    }
+    (plan.candidates, plan.notes) = keep.into_iter().unzip();
+    Ok(plan)
+}
+
 /// Per-request facts from the agreements, computed once per route.
 struct Facts<'a> {
     exclusive_holder: Option<&'a str>,

@@ -60,6 +60,7 @@ impl Reason {
             Reason::Capability(Capability::Vision) => "capability:vision",
             Reason::Capability(Capability::JsonSchema) => "capability:json_schema",
             Reason::Capability(Capability::Embeddings) => "capability:embeddings",
+            Reason::Capability(Capability::Prefill) => "capability:prefill",
             Reason::ContextLength => "capability:context_length",
             Reason::Drained => "drained",
             Reason::BreakerOpen => "breaker_open",
@@ -79,6 +80,11 @@ pub enum Outcome {
     Declined(Reason),
     /// An attempt failed; the text is a reason code like `upstream_503`.
     Failed(String),
+    /// A stream failed after the client got text; the text is why (`closed`,
+    /// `idle_timeout`, `upstream_529`, …).
+    Interrupted(String),
+    /// The attempt that continued an interrupted stream and ended it.
+    Resumed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +105,8 @@ impl fmt::Display for Decision {
             Outcome::Ok => write!(f, "{}:ok", self.cloud),
             Outcome::Declined(r) => write!(f, "{}:declined({r})", self.cloud),
             Outcome::Failed(r) => write!(f, "{}:failed({r})", self.cloud),
+            Outcome::Interrupted(r) => write!(f, "{}:interrupted({r})", self.cloud),
+            Outcome::Resumed => write!(f, "{}:resumed", self.cloud),
         }
     }
 }

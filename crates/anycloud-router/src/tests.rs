@@ -468,3 +468,53 @@ fn explain_matches_route() {
     assert!(e.to_table().contains("exclusive_elsewhere"));
     assert_eq!(e.to_json()["declined"][0]["reason"], "exclusive_elsewhere");
 }
+
+#[test]
+fn continuation_keeps_prefill_deployments_off_the_interrupted_cloud() {
+    let cfg = CFG.replace("models = [\"other\"]", "models = []").replace(
+        "capabilities = [\"chat\", \"stream\"]\nvalid_until",
+        "capabilities = [\"chat\", \"stream\", \"prefill\"]\nvalid_until",
+    );
+    let c = anycloud_config::parse_str(&cfg, Path::new("t.toml"), &|_| None)
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
+    let t = RoutingTable::new(&c);
+    let input = RouteInput {
+        model: "gpt-4o",
+        tenant: &c.tenants[0],
+        needs: &[Capability::Chat, Capability::Stream],
+        date: date("2026-11-22"),
+        estimated_tokens: 10,
+        seed: 1,
+        spend: &NoSpend,
+    };
+    // Azure cannot continue an answer: only the prefill deployment is left.
+    let plan = continuation(&t, &input, &NoState, &["azure-us".into()])
+        .unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert_eq!(clouds_of(&t, &plan), vec!["local-eu"]);
+    assert_eq!(
+        plan.declined,
+        vec![Decision {
+            cloud: "azure-us".into(),
+            outcome: Outcome::Declined(Reason::Capability(Capability::Prefill)),
+        }]
+    );
+    // The prefill cloud itself was interrupted: nowhere to continue.
+    let none = continuation(&t, &input, &NoState, &["local-eu".into()]);
+    assert!(matches!(
+        none,
+        Err(RouteError::NoCandidate {
+            forbidden: false,
+            ..
+        })
+    ));
+    // A tenant restricted to the US has no prefill cloud at all.
+    let us = anycloud_config::TenantConfig {
+        jurisdictions: Some(vec!["us".into()]),
+        ..c.tenants[0].clone()
+    };
+    let input = RouteInput {
+        tenant: &us,
+        ..input
+    };
+    assert!(continuation(&t, &input, &NoState, &["azure-us".into()]).is_err());
+}

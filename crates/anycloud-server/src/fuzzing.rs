@@ -1,14 +1,47 @@
 //! Entry points for the `fuzz/` crate (cargo-fuzz) and the regression tests that replay
-//! what it found, for the parsers this crate owns: the Responses API request and the
-//! admin API bodies. Client JSON of the other APIs is decoded in `anycloud-providers`
-//! (see `anycloud_providers::fuzzing`). Each must refuse bad bytes with an error, never
-//! panic.
+//! what it found, for the parsers this crate owns: every client API's request (chat,
+//! messages, embeddings, responses) and the admin API bodies. A cloud's replies are
+//! decoded in `anycloud-providers` (see `anycloud_providers::fuzzing`). Each must refuse
+//! bad bytes with an error, never panic.
 //!
 //! Not an API: hidden from the docs and free to change with the parsers.
 
 use crate::admin::{body, keys, tenants};
 use crate::governance::KeyPolicy;
 use crate::ingress::responses::wire;
+use crate::ingress::{chat, embeddings, messages};
+use anycloud_providers::fuzzing::encode_everywhere;
+use anycloud_providers::{anthropic, openai};
+
+/// A client's `POST /v1/chat/completions` body, then every cloud's request encoder.
+pub fn chat_request(data: &[u8]) {
+    let Ok(w) = serde_json::from_slice::<openai::wire::ChatCompletionRequest>(data) else {
+        return;
+    };
+    if let Ok(req) = chat::convert::request_from_wire(w) {
+        encode_everywhere(&req);
+    }
+}
+
+/// A client's `POST /v1/messages` body, then every cloud's request encoder.
+pub fn messages_request(data: &[u8]) {
+    let Ok(w) = serde_json::from_slice::<anthropic::wire::MessagesRequest>(data) else {
+        return;
+    };
+    if let Ok(req) = messages::convert::request_from_wire(w) {
+        encode_everywhere(&req);
+    }
+}
+
+/// A client's `POST /v1/embeddings` body, then the OpenAI-shaped upstream request.
+pub fn embeddings_request(data: &[u8]) {
+    let Ok(w) = serde_json::from_slice::<openai::wire::EmbeddingsRequestWire>(data) else {
+        return;
+    };
+    if let Ok((req, _)) = embeddings::convert::embeddings_request_from_wire(w) {
+        let _ = openai::convert::embeddings_request_to_wire(&req, "t");
+    }
+}
 
 /// A `POST /v1/responses` body through every step of its parse that needs no store
 /// (the input items, tools, tool choice and text format), then every cloud's encoder.
@@ -31,7 +64,7 @@ pub fn responses_request(data: &[u8]) {
     if let Some(t) = &w.text {
         let _ = wire::text_format(t);
     }
-    let Ok(mut req) = anycloud_providers::openai::convert::request_from_wire(
+    let Ok(mut req) = chat::convert::request_from_wire(
         serde_json::from_value(serde_json::json!({
             "model": w.model, "messages": [{"role": "user", "content": "x"}]
         }))
@@ -41,7 +74,7 @@ pub fn responses_request(data: &[u8]) {
     };
     req.messages = messages;
     req.tools = tools;
-    anycloud_providers::fuzzing::encode_everywhere(&req);
+    encode_everywhere(&req);
 }
 
 /// The admin API's JSON bodies: a new tenant, a tenant's policy, a new key, a key's
@@ -51,6 +84,6 @@ pub fn admin_bodies(data: &[u8]) {
     let _ = body::<tenants::TenantPolicy>(data);
     let _ = body::<keys::NewKey>(data);
     if let Ok(p) = body::<KeyPolicy>(data) {
-        let _ = keys::check_policy_shape(&p);
+        let _ = crate::admin::check_limits(p.budget, p.rate_limit);
     }
 }

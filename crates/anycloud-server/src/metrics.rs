@@ -53,6 +53,15 @@ pub struct AttemptLabels {
     pub outcome: String,
 }
 
+/// A stream interrupted with resuming on: where it continued (`none` when it did not)
+/// and how (`resumed`, `no_cloud`, `exhausted`, `failed`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResumeLabels {
+    pub from_cloud: String,
+    pub to_cloud: String,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeclineLabels {
     pub cloud: String,
@@ -163,6 +172,7 @@ pub struct Metrics {
     pub ttft: Family<LatencyLabels, Histogram>,
     pub errors: Family<ErrorLabels, Counter>,
     pub attempts: Family<AttemptLabels, Counter>,
+    pub stream_resumes: Family<ResumeLabels, Counter>,
     pub declines: Family<DeclineLabels, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub cost: Family<SpendLabels, CounterF64>,
@@ -214,6 +224,7 @@ impl Metrics {
             ttft: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             errors: Family::default(),
             attempts: Family::default(),
+            stream_resumes: Family::default(),
             declines: Family::default(),
             tokens: Family::default(),
             cost: Family::default(),
@@ -257,6 +268,11 @@ impl Metrics {
             "upstream_attempts",
             "Upstream attempts by cloud and outcome (ok or a reason code)",
             m.attempts.clone(),
+        );
+        r.register(
+            "stream_resumes",
+            "Interrupted streams by the cloud that failed, the cloud that continued them and the outcome",
+            m.stream_resumes.clone(),
         );
         r.register(
             "route_declines",

@@ -297,6 +297,17 @@ impl Tracker {
         }
     }
 
+    /// Renames the serving attempt once its stream was interrupted (README "Streams that
+    /// survive a cloud failing"): it stays on the ledger as `interrupted(<reason>)`, and a
+    /// continuation's attempt becomes the serving one.
+    pub fn interrupt_ok_attempt(&self, reason: &str) {
+        if let Ok(mut i) = self.inner.lock() {
+            if let Some(a) = i.attempts.iter_mut().rev().find(|a| a.outcome == "ok") {
+                a.outcome = format!("interrupted({reason})");
+            }
+        }
+    }
+
     pub fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }

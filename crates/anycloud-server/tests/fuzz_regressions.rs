@@ -1,5 +1,5 @@
 //! Replays the fuzz seeds and past crash inputs (`fuzz/seeds/<target>/`,
-//! `fuzz/regressions/<target>/`) of the parsers this crate owns — the Responses request,
+//! `fuzz/regressions/<target>/`) of the parsers this crate owns — every client API's request,
 //! the admin API bodies — and of the config loader, through the entry points the
 //! cargo-fuzz targets call.
 
@@ -20,6 +20,19 @@ fn replay(target: &str, run: &dyn Fn(&[u8])) {
         }
     }
     assert!(n > 0, "no seeds for fuzz target {target}");
+}
+
+#[test]
+fn client_request_decoders_survive_every_seed_and_past_crash() {
+    replay("ingress_chat", &anycloud_server::fuzzing::chat_request);
+    replay(
+        "ingress_messages",
+        &anycloud_server::fuzzing::messages_request,
+    );
+    replay(
+        "ingress_embeddings",
+        &anycloud_server::fuzzing::embeddings_request,
+    );
 }
 
 #[test]

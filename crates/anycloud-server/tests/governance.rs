@@ -106,28 +106,11 @@ impl Gw {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        common::admin_call(&self.http, &self.url, ADMIN, method, path, body).await
     }
 
     async fn key_for(&self, tenant: &str, extra: Value) -> String {
-        let mut body = json!({"tenant": tenant});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let (s, v) = self
-            .admin(reqwest::Method::POST, "/admin/v1/keys", Some(body))
-            .await;
-        assert_eq!(s, 201, "{v}");
-        v["key"].as_str().unwrap().to_string()
+        common::create_key(&self.http, &self.url, ADMIN, tenant, extra).await
     }
 
     async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
@@ -200,6 +183,11 @@ async fn admin_routes_require_the_admin_token() {
         "/admin/v1/audit",
         "/admin/v1/audit/verify",
         "/admin/v1/captures/{request_id}",
+        "/admin/v1/risk",
+        "/admin/v1/simulate",
+        "/admin/v1/mcp/servers",
+        "/admin/v1/mcp/servers/{name}/drain",
+        "/admin/v1/mcp/servers/{name}/restore",
     ] {
         assert!(
             doc["paths"].get(p).is_some(),

@@ -335,28 +335,11 @@ impl Gw {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        common::admin_call(&self.http, &self.url, ADMIN, method, path, body).await
     }
 
     async fn key(&self, tenant: &str) -> String {
-        let (s, v) = self
-            .admin(
-                reqwest::Method::POST,
-                "/admin/v1/keys",
-                Some(json!({"tenant": tenant})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        v["key"].as_str().unwrap().to_string()
+        common::create_key(&self.http, &self.url, ADMIN, tenant, Value::Null).await
     }
 
     async fn chat(&self, key: &str) -> (u16, Value) {

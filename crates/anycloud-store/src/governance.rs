@@ -113,8 +113,24 @@ pub trait GovernanceStore: Send + Sync {
     /// The entry with this `seq`, if there is one (checkpoints).
     async fn audit_entry(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError>;
 
+    /// [`GovernanceStore::append_audit`] for a spool's batch, once per
+    /// [`crate::spool::Stamp`]: entries an earlier try already chained are not chained
+    /// again. Returns the entries chained by this call.
+    async fn append_audit_once(
+        &self,
+        batch: &crate::spool::Batch<AuditEntry>,
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
     /// Adds settled spend, in USD, per `(scope, period_start)`.
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError>;
+
+    /// Adds a spool's batch of per-request spend, once per [`crate::spool::Stamp`], summed
+    /// per `(scope, period_start)` ([`aggregate_spend`]).
+    async fn add_spend_once(
+        &self,
+        batch: &crate::spool::Batch<(String, String, f64)>,
+    ) -> Result<(), StoreError>;
 
     /// Settled spend for a scope and period (0 when none).
     async fn spend(&self, scope: &str, period_start: &str) -> Result<f64, StoreError>;
@@ -470,4 +486,26 @@ pub fn verify_chain<'a>(
         }
     }
     v.finish(head)
+}
+
+/// One delta per `(scope, period)` for a batch (first-seen order): one upsert per budget
+/// per batch instead of one per request.
+pub fn aggregate_spend(batch: &[(String, String, f64)]) -> Vec<(String, String, f64)> {
+    let mut index: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    let mut out: Vec<(String, String, f64)> = Vec::new();
+    for (scope, period, usd) in batch {
+        match index.get(&(scope.as_str(), period.as_str())) {
+            Some(&i) => {
+                if let Some(row) = out.get_mut(i) {
+                    row.2 += usd;
+                }
+            }
+            None => {
+                index.insert((scope, period), out.len());
+                out.push((scope.clone(), period.clone(), *usd));
+            }
+        }
+    }
+    out
 }

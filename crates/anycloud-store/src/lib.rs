@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::StoreError;
 pub use governance::{
-    AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus, ChainVerifier,
-    GovernanceStore,
+    aggregate_spend, AuditEntry, AuditQuery, AuditRecord, CaptureRecord, ChainKeys, ChainStatus,
+    ChainVerifier, GovernanceStore,
 };
 pub use migrate::MigrationInfo;
 pub use postgres::PgStore;
@@ -118,6 +118,10 @@ pub trait Store: GovernanceStore + TransferStore + Send + Sync + std::fmt::Debug
 
     /// Appends `records` in one transaction: all or none.
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
+
+    /// [`Store::insert_usage`] for a spool's batch, once per [`spool::Stamp`]: records an
+    /// earlier try already committed (its acknowledgement lost) are skipped.
+    async fn insert_usage_once(&self, batch: &spool::Batch<UsageRecord>) -> Result<(), StoreError>;
 
     /// Usage records with `from <= at < to`, summed per UTC day, cloud, model and tenant.
     async fn usage_summary(

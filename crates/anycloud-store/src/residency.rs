@@ -310,6 +310,13 @@ impl Store for ResidentStore {
         self.main.insert_usage(records).await
     }
 
+    async fn insert_usage_once(
+        &self,
+        batch: &crate::spool::Batch<UsageRecord>,
+    ) -> Result<(), StoreError> {
+        self.main.insert_usage_once(batch).await
+    }
+
     async fn usage_summary(
         &self,
         from: DateTime<Utc>,
@@ -379,6 +386,21 @@ impl GovernanceStore for ResidentStore {
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {
         self.main.add_spend(deltas).await
+    }
+
+    async fn add_spend_once(
+        &self,
+        batch: &crate::spool::Batch<(String, String, f64)>,
+    ) -> Result<(), StoreError> {
+        self.main.add_spend_once(batch).await
+    }
+
+    async fn append_audit_once(
+        &self,
+        batch: &crate::spool::Batch<AuditEntry>,
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.main.append_audit_once(batch, keys).await
     }
 
     async fn spend(&self, scope: &str, period_start: &str) -> Result<f64, StoreError> {

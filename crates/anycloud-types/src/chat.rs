@@ -275,6 +275,22 @@ impl PromptCache {
 }
 
 impl ChatRequest {
+    /// A request for `model` with these messages and nothing else set.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            params: SamplingParams::default(),
+            user: None,
+            stream: false,
+            cache: PromptCache::default(),
+        }
+    }
+
     /// The capabilities a deployment needs to serve this request.
     pub fn needs(&self) -> Vec<Capability> {
         let mut needs = vec![Capability::Chat];

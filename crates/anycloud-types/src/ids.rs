@@ -57,16 +57,20 @@ pub enum Capability {
     Vision,
     JsonSchema,
     Embeddings,
+    /// Accepts a final assistant message and continues it (README "Streams that survive
+    /// a cloud failing"): what a resumed stream's continuation needs.
+    Prefill,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Chat,
         Capability::Stream,
         Capability::Tools,
         Capability::Vision,
         Capability::JsonSchema,
         Capability::Embeddings,
+        Capability::Prefill,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Capability {
             Capability::Vision => "vision",
             Capability::JsonSchema => "json_schema",
             Capability::Embeddings => "embeddings",
+            Capability::Prefill => "prefill",
         }
     }
 

@@ -12,6 +12,8 @@
 #[path = "common/serve.rs"]
 mod serve;
 
+use serve::{signal, wait_exit};
+
 use anycloud_emulators::{spawn_on_port, EmulatorConfig, EmulatorHandle};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -146,25 +148,6 @@ async fn open_db(path: &Path) -> sqlx::SqlitePool {
         .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
         .await
         .unwrap()
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(start.elapsed() < within, "gateway did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -397,6 +397,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
         "0005 responses",
         "0015 usage route needs",
         "0017 usage cache tokens",
+        "0018 spool marks",
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }

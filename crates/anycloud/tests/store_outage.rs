@@ -378,13 +378,10 @@ impl Proxy {
     }
 }
 
-// Known gap, found by this test: when the connection is cut after PostgreSQL committed a
-// batch but before the gateway read the acknowledgement, the batch is retried and its
-// ledger rows are written twice (at-least-once, not exactly-once). The fix is an
-// idempotency key per record with `ON CONFLICT DO NOTHING`. Until then this test fails
-// now and then, so it runs on demand: `cargo nextest run --run-ignored all -E
-// 'test(postgres_cut_off)'`.
-#[ignore = "at-least-once on a lost commit acknowledgement: see the comment above"]
+// Cutting the connection can land after PostgreSQL committed a batch and before the
+// gateway read the acknowledgement: the batch is retried, and the spools' stamps
+// (`spool_marks`, README "Reliability") keep its records from being written twice. This
+// test found that gap; `assert_recorded_once` is what holds it shut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_cut_off_under_load_serves_throughout_and_loses_nothing() {
     let Some(schema) = PgSchema::create().await else {

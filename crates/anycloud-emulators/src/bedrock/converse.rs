@@ -305,6 +305,8 @@ pub(crate) fn answer(c: &Converse, cloud: &str, model: &str) -> Answer {
         tool_choice: c.tool_choice.as_ref(),
         max_tokens: c.max_tokens,
         json_mode: false,
+        // Claude continues a final assistant message; Bedrock's other models do not.
+        prefill: model.starts_with("anthropic."),
     });
     let stop_reason = match r.finish_reason {
         "length" => "max_tokens",

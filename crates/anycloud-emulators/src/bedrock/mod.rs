@@ -274,6 +274,10 @@ fn event_stream(shared: &Shared, req: &Incoming, events: Vec<(&'static str, Valu
         .map(|(n, (name, payload))| event_frame(n, name, payload))
         .collect();
     let mut cut = false;
+    let stall = faults.stall_after();
+    if let Some(k) = stall {
+        frames.truncate(k as usize);
+    }
     if let Some((k, name)) = faults.stream_error() {
         frames.truncate(k as usize);
         frames.push(exception_frame(&name));
@@ -300,6 +304,11 @@ fn event_stream(shared: &Shared, req: &Incoming, events: Vec<(&'static str, Valu
                         }
                     }
                     Some((Ok::<Bytes, std::io::Error>(bytes), (it, n + 1, false)))
+                }
+                None if stall.is_some() => {
+                    // A hung cloud: the connection stays open and nothing more comes.
+                    std::future::pending::<()>().await;
+                    None
                 }
                 None if cut => {
                     // Let the frames already produced reach the socket, then abort.

@@ -179,6 +179,7 @@ fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::
         tool_choice: tool_choice.as_ref(),
         max_tokens: body.get("max_tokens").and_then(Value::as_u64),
         json_mode: false,
+        prefill: true,
     })
 }
 

@@ -383,6 +383,7 @@ fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::
             .and_then(|g| g.get("responseMimeType"))
             .and_then(Value::as_str)
             == Some("application/json"),
+        prefill: true,
     };
     reply::chat_reply(&input)
 }
@@ -476,7 +477,13 @@ pub(crate) fn handle(
         chunks.push(chunk(parts, Some(finish(&r)), usage(&r), model, &id));
     }
     if req.query_param("alt").as_deref() == Some("sse") {
-        let events = chunks.iter().map(Value::to_string).collect();
+        let mut events = chunks.iter().map(Value::to_string).collect();
+        // Google's in-band failure: an `error` object as a data chunk, then the end.
+        http::inject_stream_error(&mut events, &shared.faults, |status| {
+            json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.",
+                "status": status}})
+            .to_string()
+        });
         http::sse(events, &shared.faults, &[])
     } else {
         http::json(200, &Value::Array(chunks), &[])

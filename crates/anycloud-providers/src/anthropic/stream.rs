@@ -19,11 +19,11 @@
 use super::convert::{stop_reason_from_wire, usage_from_wire};
 use super::wire::{status_for_error_type, Block, BlockDelta, StreamEventWire, UsageWire};
 use crate::error::{ProviderError, ProviderErrorKind};
+use crate::pump::{pump, sse_decode};
 use crate::sse::{SseEvent, SseStream};
 use crate::EventStream;
 use anycloud_types::StreamEvent;
-use futures::StreamExt;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 #[derive(Debug)]
 struct ToolBlock {
@@ -222,50 +222,11 @@ impl EventDecoder {
     }
 }
 
+sse_decode!(EventDecoder);
+
 /// Runs the decoder over an SSE stream. The result ends after the first error.
 pub fn events(sse: SseStream) -> EventStream {
-    struct State {
-        sse: SseStream,
-        dec: EventDecoder,
-        queue: VecDeque<Result<StreamEvent, ProviderError>>,
-        ended: bool,
-    }
-    let state = State {
-        sse,
-        dec: EventDecoder::new(),
-        queue: VecDeque::new(),
-        ended: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.queue.pop_front() {
-                if item.is_err() {
-                    st.queue.clear();
-                    st.ended = true;
-                }
-                return Some((item, st));
-            }
-            if st.ended {
-                return None;
-            }
-            let produced = match st.sse.next().await {
-                Some(Ok(ev)) => st.dec.on_event(&ev),
-                Some(Err(e)) => Err(e),
-                None => {
-                    st.ended = true;
-                    st.dec.on_end()
-                }
-            };
-            if st.dec.is_done() {
-                // Nothing after message_stop matters; don't wait for close.
-                st.ended = true;
-            }
-            match produced {
-                Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
-                Err(e) => st.queue.push_back(Err(e)),
-            }
-        }
-    }))
+    pump(sse, EventDecoder::new())
 }
 
 #[cfg(test)]

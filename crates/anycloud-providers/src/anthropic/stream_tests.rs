@@ -2,6 +2,7 @@
 
 use super::*;
 use anycloud_types::{FinishReason, Usage};
+use futures::StreamExt;
 use serde_json::json;
 
 fn feed(dec: &mut EventDecoder, events: &[serde_json::Value]) -> Vec<StreamEvent> {

@@ -16,14 +16,15 @@
 use super::convert::{exception_error, finish_reason, usage_from_wire};
 use super::wire;
 use crate::error::{ProviderError, ProviderErrorKind};
+use crate::pump::{pump, Decode};
 use crate::EventStream;
 use anycloud_types::StreamEvent;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::de::DeserializeOwned;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Event-stream messages are at most 16 MiB (the framing's own limit); more buffered
@@ -238,73 +239,48 @@ impl ConverseDecoder {
     }
 }
 
+/// Both layers: body bytes → messages → canonical events.
+struct Layers {
+    frames: FrameReader,
+    dec: ConverseDecoder,
+}
+
+impl Decode for Layers {
+    type Input = Bytes;
+    fn decode(&mut self, bytes: Bytes, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        let mut msgs = Vec::new();
+        let pushed = self.frames.push(&bytes, &mut msgs);
+        // The messages completed before a framing error still count.
+        for m in &msgs {
+            out.extend(self.dec.on_message(m)?);
+        }
+        pushed
+    }
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if self.frames.has_partial() {
+            return Err(ProviderError::new(
+                ProviderErrorKind::Protocol,
+                "stream ended inside an event-stream frame",
+            ));
+        }
+        out.extend(self.dec.on_end()?);
+        Ok(())
+    }
+    // Never done early: the `metadata` event with usage follows `messageStop`, and
+    // the body is read to its close.
+}
+
 /// Runs both layers over a body stream (already wrapped with the idle timeout). The
 /// result ends after the first error.
 pub fn events<S>(body: S, dec: ConverseDecoder) -> EventStream
 where
     S: Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
 {
-    struct State<S> {
-        body: std::pin::Pin<Box<S>>,
-        frames: FrameReader,
-        dec: ConverseDecoder,
-        queue: VecDeque<Result<StreamEvent, ProviderError>>,
-        ended: bool,
-    }
-    let state = State {
-        body: Box::pin(body),
+    let layers = Layers {
         frames: FrameReader::new(),
         dec,
-        queue: VecDeque::new(),
-        ended: false,
     };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.queue.pop_front() {
-                if item.is_err() {
-                    st.queue.clear();
-                    st.ended = true;
-                }
-                return Some((item, st));
-            }
-            if st.ended {
-                return None;
-            }
-            match st.body.next().await {
-                Some(Ok(bytes)) => {
-                    let mut msgs = Vec::new();
-                    let pushed = st.frames.push(&bytes, &mut msgs);
-                    for m in &msgs {
-                        match st.dec.on_message(m) {
-                            Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
-                            Err(e) => {
-                                st.queue.push_back(Err(e));
-                                break;
-                            }
-                        }
-                    }
-                    if let Err(e) = pushed {
-                        st.queue.push_back(Err(e));
-                    }
-                }
-                Some(Err(e)) => st.queue.push_back(Err(e)),
-                None => {
-                    st.ended = true;
-                    if st.frames.has_partial() {
-                        st.queue.push_back(Err(ProviderError::new(
-                            ProviderErrorKind::Protocol,
-                            "stream ended inside an event-stream frame",
-                        )));
-                    } else {
-                        match st.dec.on_end() {
-                            Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
-                            Err(e) => st.queue.push_back(Err(e)),
-                        }
-                    }
-                }
-            }
-        }
-    }))
+    pump(body, layers)
 }
 
 /// [`events`] over a reqwest response body with `idle` allowed between reads.

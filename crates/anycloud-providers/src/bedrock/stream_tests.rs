@@ -6,6 +6,7 @@ use super::*;
 use anycloud_types::{FinishReason, Usage};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::Header;
+use futures::StreamExt;
 
 fn sh(name: &'static str, value: &str) -> Header {
     Header::new(name, HeaderValue::String(value.to_string().into()))

@@ -18,11 +18,10 @@
 use super::convert::{error_from_stream, finish_reason, usage_from_wire};
 use super::wire::{MessageWire, StreamChunk};
 use crate::error::{ProviderError, ProviderErrorKind};
+use crate::pump::{pump, sse_decode};
 use crate::sse::{SseEvent, SseStream};
 use crate::EventStream;
 use anycloud_types::{StreamEvent, Usage};
-use futures::StreamExt;
-use std::collections::VecDeque;
 
 /// Decoder state for one upstream stream.
 #[derive(Debug)]
@@ -163,51 +162,11 @@ impl OciDecoder {
     }
 }
 
+sse_decode!(OciDecoder);
+
 /// Runs the decoder over an SSE stream. The result ends after the first error.
 pub fn events(sse: SseStream, dec: OciDecoder) -> EventStream {
-    struct State {
-        sse: SseStream,
-        dec: OciDecoder,
-        queue: VecDeque<Result<StreamEvent, ProviderError>>,
-        ended: bool,
-    }
-    let state = State {
-        sse,
-        dec,
-        queue: VecDeque::new(),
-        ended: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.queue.pop_front() {
-                if item.is_err() {
-                    st.queue.clear();
-                    st.ended = true;
-                }
-                return Some((item, st));
-            }
-            if st.ended {
-                return None;
-            }
-            let next = if st.dec.is_done() {
-                None
-            } else {
-                st.sse.next().await
-            };
-            let produced = match next {
-                Some(Ok(ev)) => st.dec.on_event(&ev),
-                Some(Err(e)) => Err(e),
-                None => {
-                    st.ended = true;
-                    st.dec.on_end()
-                }
-            };
-            match produced {
-                Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
-                Err(e) => st.queue.push_back(Err(e)),
-            }
-        }
-    }))
+    pump(sse, dec)
 }
 
 #[cfg(test)]

@@ -19,11 +19,10 @@ use super::convert::usage_from_wire;
 use super::wire::{ChatCompletionChunk, ChunkChoice, ToolCallDelta};
 use crate::error::{ProviderError, ProviderErrorKind};
 use crate::http::error_from_stream_object;
+use crate::pump::{pump, sse_decode};
 use crate::sse::{SseEvent, SseStream};
 use crate::EventStream;
 use anycloud_types::{FinishReason, StreamEvent, Usage};
-use futures::StreamExt;
-use std::collections::VecDeque;
 
 /// One tool call being assembled.
 #[derive(Debug, Default)]
@@ -229,52 +228,11 @@ fn start_call(k: usize, call: &mut Call, out: &mut Vec<StreamEvent>) {
     }
 }
 
+sse_decode!(ChunkDecoder);
+
 /// Runs the decoder over an SSE stream. The result ends after the first error.
 pub fn events(sse: SseStream) -> EventStream {
-    struct State {
-        sse: SseStream,
-        dec: ChunkDecoder,
-        queue: VecDeque<Result<StreamEvent, ProviderError>>,
-        ended: bool,
-    }
-    let state = State {
-        sse,
-        dec: ChunkDecoder::new(),
-        queue: VecDeque::new(),
-        ended: false,
-    };
-    let s = futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.queue.pop_front() {
-                if item.is_err() {
-                    st.queue.clear();
-                    st.ended = true;
-                }
-                return Some((item, st));
-            }
-            if st.ended {
-                return None;
-            }
-            let next = if st.dec.is_done() {
-                None
-            } else {
-                st.sse.next().await
-            };
-            let produced = match next {
-                Some(Ok(ev)) => st.dec.on_event(&ev),
-                Some(Err(e)) => Err(e),
-                None => {
-                    st.ended = true;
-                    st.dec.on_end()
-                }
-            };
-            match produced {
-                Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
-                Err(e) => st.queue.push_back(Err(e)),
-            }
-        }
-    });
-    Box::pin(s)
+    pump(sse, ChunkDecoder::new())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 fn data(v: Value) -> SseEvent {

@@ -18,10 +18,10 @@ use super::convert::{args_text, blocked_prompt, finish_reason, synth_call_id, us
 use super::errors::google_error_from_json;
 use super::wire::{GenerateContentResponse, UsageMetadata};
 use crate::error::{ProviderError, ProviderErrorKind};
-use crate::sse::SseStream;
+use crate::pump::{pump, Decode};
+use crate::sse::{SseEvent, SseStream};
 use crate::EventStream;
 use anycloud_types::{FinishReason, StreamEvent};
-use futures::StreamExt;
 
 /// Decoder state for one stream.
 #[derive(Debug)]
@@ -140,33 +140,34 @@ impl StreamState {
         self.failed = true;
         vec![Err(e)]
     }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
 }
 
 fn protocol(message: String) -> ProviderError {
     ProviderError::new(ProviderErrorKind::Protocol, message)
 }
 
+impl Decode for StreamState {
+    type Input = SseEvent;
+    fn decode(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        collect(self.on_data(&ev.data), out)
+    }
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        collect(self.on_end(), out)
+    }
+}
+
+/// The state machine's items into the pump's shape: events up to the first error.
+fn collect(
+    items: Vec<Result<StreamEvent, ProviderError>>,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), ProviderError> {
+    for item in items {
+        out.push(item?);
+    }
+    Ok(())
+}
+
 /// Canonical events from an SSE body.
 pub fn events(sse: SseStream, model: String) -> EventStream {
-    let state = StreamState::new(model);
-    let stream = futures::stream::unfold(
-        (sse, state, false),
-        |(mut sse, mut state, ended)| async move {
-            if ended || state.failed() {
-                return None;
-            }
-            let (items, ended) = match sse.next().await {
-                Some(Ok(ev)) => (state.on_data(&ev.data), false),
-                Some(Err(e)) => (state.fail(e), true),
-                None => (state.on_end(), true),
-            };
-            Some((futures::stream::iter(items), (sse, state, ended)))
-        },
-    )
-    .flatten();
-    Box::pin(stream)
+    pump(sse, StreamState::new(model))
 }

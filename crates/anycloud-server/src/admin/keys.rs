@@ -5,7 +5,10 @@
 //! within two seconds (their one-second key cache). Every change is audited with the
 //! key's id — never the key.
 
-use super::{body, query, require_admin, store_error, ErrorBody, List};
+use super::{
+    audit_change, body, check_limits, check_mcp, query, require_admin, respond, store_error,
+    ErrorBody, List,
+};
 use crate::cluster::events::Event;
 use crate::error::ApiError;
 use crate::governance::{BudgetSpec, KeyPolicy, RateLimitSpec};
@@ -14,8 +17,7 @@ use anycloud_store::{keys as keygen, KeyRecord, StoreError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -88,30 +90,8 @@ fn not_found(id: &str) -> ApiError {
 }
 
 fn check_policy(state: &AppState, p: &KeyPolicy) -> Result<(), ApiError> {
-    if let Some(m) = &p.mcp {
-        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
-            return Err(ApiError::invalid(msg, Some("mcp")));
-        }
-    }
-    check_policy_shape(p)
-}
-
-/// The checks of a key policy that need no config (also the fuzz target's).
-pub(crate) fn check_policy_shape(p: &KeyPolicy) -> Result<(), ApiError> {
-    if let Some(b) = p.budget {
-        if !(b.usd.is_finite() && b.usd >= 0.0) {
-            return Err(ApiError::invalid(
-                "budget.usd must be a non-negative number.",
-                Some("budget"),
-            ));
-        }
-    }
-    if let Some(r) = p.rate_limit {
-        if let Some(m) = r.problem() {
-            return Err(ApiError::invalid(m, Some("rate_limit")));
-        }
-    }
-    Ok(())
+    check_mcp(state, p.mcp.as_ref())?;
+    check_limits(p.budget, p.rate_limit)
 }
 
 async fn record(state: &AppState, id: &str) -> Result<KeyRecord, ApiError> {
@@ -124,13 +104,6 @@ async fn record(state: &AppState, id: &str) -> Result<KeyRecord, ApiError> {
         .await
         .map_err(store_error)?
         .ok_or_else(|| not_found(id))
-}
-
-fn respond<T: Serialize>(r: Result<T, ApiError>, ok: StatusCode) -> Response {
-    match r {
-        Ok(v) => (ok, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
 }
 
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "keys",
@@ -209,11 +182,12 @@ pub async fn create(
                 .map_err(store_error)?;
         }
         let key = key_of(&rec, &policy);
-        state.governance.audit.admin(
+        audit_change(
+            &state,
             "admin.key.create",
             Some(&rec.tenant),
-            serde_json::Value::Null,
-            serde_json::to_value(&key).unwrap_or_default(),
+            None::<&Key>,
+            &key,
         );
         Ok(CreatedKey {
             key: secret.expose_secret().to_string(),
@@ -284,13 +258,16 @@ pub async fn set_policy(
             })
             .await;
         }
-        state.governance.audit.admin(
+        let key = key_of(&rec, &policy);
+        let before = key_of(&rec, &before);
+        audit_change(
+            &state,
             "admin.key.policy",
             Some(&rec.tenant),
-            serde_json::to_value(key_of(&rec, &before)).unwrap_or_default(),
-            serde_json::to_value(key_of(&rec, &policy)).unwrap_or_default(),
+            Some(&before),
+            &key,
         );
-        Ok(key_of(&rec, &policy))
+        Ok(key)
     }
     .await;
     respond(r, StatusCode::OK)
@@ -328,11 +305,13 @@ pub async fn revoke(
         }
         let p = state.governance.key_policy(&rec.id).await?;
         let key = key_of(&rec, &p);
-        state.governance.audit.admin(
+        let before = key_of(&before, &p);
+        audit_change(
+            &state,
             "admin.key.revoke",
             Some(&rec.tenant),
-            serde_json::to_value(key_of(&before, &p)).unwrap_or_default(),
-            serde_json::to_value(&key).unwrap_or_default(),
+            Some(&before),
+            &key,
         );
         Ok(key)
     }

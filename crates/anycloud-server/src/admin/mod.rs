@@ -18,9 +18,13 @@ pub mod risk;
 pub mod tenants;
 
 use crate::error::ApiError;
+use crate::governance::{BudgetSpec, RateLimitSpec};
+use crate::mcp::policy::McpPolicySpec;
 use crate::state::AppState;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -134,6 +138,59 @@ pub struct ErrorObject {
     pub kind: String,
     pub param: Option<String>,
     pub code: Option<String>,
+}
+
+/// The budget and rate-limit checks a tenant's and a key's policy share (with no
+/// config needed: also the fuzz target's).
+pub(crate) fn check_limits(
+    budget: Option<BudgetSpec>,
+    rate_limit: Option<RateLimitSpec>,
+) -> Result<(), ApiError> {
+    if let Some(b) = budget {
+        if !(b.usd.is_finite() && b.usd >= 0.0) {
+            return Err(ApiError::invalid(
+                "budget.usd must be a non-negative number.",
+                Some("budget"),
+            ));
+        }
+    }
+    if let Some(r) = rate_limit {
+        if let Some(m) = r.problem() {
+            return Err(ApiError::invalid(m, Some("rate_limit")));
+        }
+    }
+    Ok(())
+}
+
+/// An MCP policy may name only the configured servers and their tools.
+pub(crate) fn check_mcp(state: &AppState, mcp: Option<&McpPolicySpec>) -> Result<(), ApiError> {
+    match mcp.and_then(|m| crate::mcp::policy::problem(m, &state.config.mcp_servers)) {
+        Some(msg) => Err(ApiError::invalid(msg, Some("mcp"))),
+        None => Ok(()),
+    }
+}
+
+/// Audits one admin change: the resource before (`null` when it is new) and after.
+pub(crate) fn audit_change<B: Serialize, A: Serialize>(
+    state: &AppState,
+    action: &str,
+    tenant: Option<&str>,
+    before: Option<&B>,
+    after: &A,
+) {
+    let before = before.map_or(serde_json::Value::Null, |b| {
+        serde_json::to_value(b).unwrap_or_default()
+    });
+    let after = serde_json::to_value(after).unwrap_or_default();
+    state.governance.audit.admin(action, tenant, before, after);
+}
+
+/// The handler's answer: `ok` with the JSON, or the error in its documented shape.
+pub(crate) fn respond<T: Serialize>(r: Result<T, ApiError>, ok: StatusCode) -> Response {
+    match r {
+        Ok(v) => (ok, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Maps store failures to a generic 500 (details go to the log, not the client).

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "anycloud admin API",
-        description = "Tenants, keys, audit and captures. Every route requires the admin token \
+        description = "Tenants, keys, audit, captures, vendor risk and MCP servers. Every route requires the admin token \
                        (`Authorization: Bearer <server.admin_token>`) except this document."
     ),
     paths(
@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         audit::query_handler, audit::verify,
         captures::get_one,
         risk::risk, risk::simulate,
+        crate::mcp::admin::list, crate::mcp::admin::drain, crate::mcp::admin::restore,
     ),
     components(schemas(
         ErrorBody, ErrorObject, BudgetSpec, PeriodSpec, RateLimitSpec, KeyPolicy,
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         captures::Capture, crate::residency::ContentPlacement,
         risk::RiskDocument, risk::SimulationDocument,
         crate::mcp::policy::McpPolicySpec,
+        crate::mcp::admin::ServerView, crate::mcp::admin::ServerList,
     )),
     modifiers(&AdminToken),
     tags(
@@ -41,6 +43,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "The hash-chained audit log"),
         (name = "captures", description = "Encrypted request/response captures"),
         (name = "risk", description = "Vendor risk: concentration, outage drill, what-if replay"),
+        (name = "mcp", description = "Upstream MCP servers and their kill switch"),
     )
 )]
 pub struct AdminApi;
@@ -128,6 +131,22 @@ pub fn json_for(state: &AppState) -> serde_json::Value {
             .and_then(|s| s.pointer_mut("/properties/tenant"))
         {
             t["enum"] = Value::Array(tenants);
+        }
+    }
+    let servers: Vec<Value> = state
+        .mcp
+        .upstreams()
+        .iter()
+        .map(|u| Value::String(u.name().to_string()))
+        .collect();
+    if !servers.is_empty() {
+        for action in ["drain", "restore"] {
+            let pointer = format!(
+                "/paths/~1admin~1v1~1mcp~1servers~1{{name}}~1{action}/post/parameters/0/schema"
+            );
+            if let Some(schema) = doc.pointer_mut(&pointer) {
+                schema["enum"] = Value::Array(servers.clone());
+            }
         }
     }
     doc

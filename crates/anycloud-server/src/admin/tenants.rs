@@ -2,7 +2,10 @@
 //! store and live for the next request; each one is audited with before/after.
 //! Tenants named in the config are re-synced from it at start (the config wins).
 
-use super::{body, require_admin, store_error, ErrorBody, List};
+use super::{
+    audit_change, body, check_limits, check_mcp, require_admin, respond, store_error, ErrorBody,
+    List,
+};
 use crate::error::ApiError;
 use crate::governance::{BudgetSpec, RateLimitSpec};
 use crate::state::AppState;
@@ -128,24 +131,8 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
             ));
         }
     }
-    if let Some(b) = p.budget {
-        if !(b.usd.is_finite() && b.usd >= 0.0) {
-            return Err(ApiError::invalid(
-                "budget.usd must be a non-negative number.",
-                Some("budget"),
-            ));
-        }
-    }
-    if let Some(r) = p.rate_limit {
-        if let Some(m) = r.problem() {
-            return Err(ApiError::invalid(m, Some("rate_limit")));
-        }
-    }
-    if let Some(m) = &p.mcp {
-        if let Some(msg) = crate::mcp::policy::problem(m, &state.config.mcp_servers) {
-            return Err(ApiError::invalid(msg, Some("mcp")));
-        }
-    }
+    check_limits(p.budget, p.rate_limit)?;
+    check_mcp(state, p.mcp.as_ref())?;
     if p.capture && !state.governance.sealer.enabled() {
         return Err(ApiError::invalid(
             "Capture needs `[capture] key` in the gateway's config.",
@@ -167,10 +154,6 @@ fn to_config(state: &AppState, name: &str, p: TenantPolicy) -> Result<TenantConf
         return Err(ApiError::invalid(m, Some("data_jurisdiction")));
     }
     Ok(t)
-}
-
-fn json_of(t: &Tenant) -> serde_json::Value {
-    serde_json::to_value(t).unwrap_or_default()
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
@@ -203,10 +186,10 @@ pub async fn create(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    match create_inner(&state, &headers, &bytes).await {
-        Ok(t) => (StatusCode::CREATED, Json(t)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    respond(
+        create_inner(&state, &headers, &bytes).await,
+        StatusCode::CREATED,
+    )
 }
 
 async fn create_inner(
@@ -232,11 +215,12 @@ async fn create_inner(
     }
     let out = Tenant::from(&cfg);
     state.put_tenant(cfg.clone()).await.map_err(store_error)?;
-    state.governance.audit.admin(
+    audit_change(
+        state,
         "admin.tenant.create",
         Some(&out.name),
-        serde_json::Value::Null,
-        json_of(&out),
+        None::<&Tenant>,
+        &out,
     );
     Ok(view(state, &cfg))
 }
@@ -295,10 +279,10 @@ pub async fn update(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    match update_inner(&state, &headers, &name, &bytes).await {
-        Ok(t) => Json(t).into_response(),
-        Err(e) => e.into_response(),
-    }
+    respond(
+        update_inner(&state, &headers, &name, &bytes).await,
+        StatusCode::OK,
+    )
 }
 
 async fn update_inner(
@@ -315,11 +299,13 @@ async fn update_inner(
     let cfg = to_config(state, name, policy)?;
     let out = Tenant::from(&cfg);
     state.put_tenant(cfg.clone()).await.map_err(store_error)?;
-    state.governance.audit.admin(
+    let before = Tenant::from(before.as_ref());
+    audit_change(
+        state,
         "admin.tenant.update",
         Some(name),
-        json_of(&Tenant::from(before.as_ref())),
-        json_of(&out),
+        Some(&before),
+        &out,
     );
     Ok(view(state, &cfg))
 }

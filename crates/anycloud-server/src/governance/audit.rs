@@ -9,7 +9,7 @@
 use super::capture::CaptureError;
 use crate::outcome::{OutcomeSink, RequestOutcome};
 use anycloud_router::Decision;
-use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
+use anycloud_store::spool::{Batch, FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::{AuditEntry, ChainKeys, ChainStatus, Store};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -56,9 +56,9 @@ impl AuditLog {
         let (writer_store, writer_keys) = (store.clone(), keys.clone());
         let writer = Spool::start(
             config,
-            Arc::new(move |batch: Arc<Vec<AuditEntry>>| {
+            Arc::new(move |batch: Arc<Batch<AuditEntry>>| {
                 let (store, keys) = (writer_store.clone(), writer_keys.clone());
-                Box::pin(async move { store.append_audit(&batch, &keys).await.map(|_| ()) })
+                Box::pin(async move { store.append_audit_once(&batch, &keys).await.map(|_| ()) })
             }),
         );
         AuditLog {
@@ -137,6 +137,10 @@ pub fn route_json(route: &[Decision]) -> Value {
                         ("declined".to_string(), Some(r.to_string()))
                     }
                     anycloud_router::Outcome::Failed(r) => ("failed".to_string(), Some(r.clone())),
+                    anycloud_router::Outcome::Interrupted(r) => {
+                        ("interrupted".to_string(), Some(r.clone()))
+                    }
+                    anycloud_router::Outcome::Resumed => ("resumed".to_string(), None),
                 };
                 json!({"cloud": d.cloud, "outcome": outcome, "reason": reason})
             })

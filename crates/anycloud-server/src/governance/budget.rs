@@ -27,7 +27,7 @@
 use super::redis_budget::{nanos, Settle, SharedBudgets};
 use crate::cluster::link::Feature;
 use anycloud_config::{Budget, BudgetPeriod, BudgetsWhenDown};
-use anycloud_store::spool::{FlushHook, Spool, SpoolConfig, SpoolGauge};
+use anycloud_store::spool::{Batch, FlushHook, Spool, SpoolConfig, SpoolGauge};
 use anycloud_store::Store;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
@@ -184,19 +184,19 @@ impl Budgets {
         let s = store.clone();
         let writer = Spool::start(
             spend,
-            Arc::new(move |batch: Arc<Vec<(String, String, f64)>>| {
+            Arc::new(move |batch: Arc<Batch<(String, String, f64)>>| {
                 let s = s.clone();
-                Box::pin(async move { s.add_spend(&aggregate(&batch)).await })
+                Box::pin(async move { s.add_spend_once(&batch).await })
             }),
         );
         let shared = shared.map(|sh| {
             let for_writer = sh.clone();
             let settler = Spool::start(
                 settle,
-                Arc::new(move |batch: Arc<Vec<Settle>>| {
+                Arc::new(move |batch: Arc<Batch<Settle>>| {
                     let sh = for_writer.clone();
                     Box::pin(async move {
-                        sh.settle_batch(batch.as_ref().clone()).await;
+                        sh.settle_batch(batch.items.clone()).await;
                         Ok(())
                     })
                 }),
@@ -456,27 +456,6 @@ impl Budgets {
     }
 }
 
-/// One delta per `(scope, period)` for a batch (first-seen order): one upsert per budget
-/// per batch instead of one per request.
-fn aggregate(batch: &[(String, String, f64)]) -> Vec<(String, String, f64)> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut out: Vec<(String, String, f64)> = Vec::new();
-    for (scope, period, usd) in batch {
-        match index.get(&(scope.as_str(), period.as_str())) {
-            Some(&i) => {
-                if let Some(row) = out.get_mut(i) {
-                    row.2 += usd;
-                }
-            }
-            None => {
-                index.insert((scope, period), out.len());
-                out.push((scope.clone(), period.clone(), *usd));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -493,7 +472,7 @@ mod tests {
             d("key:k", "total", 0.125),
         ];
         assert_eq!(
-            aggregate(&batch),
+            anycloud_store::aggregate_spend(&batch),
             vec![
                 d("tenant:a", "2026-12-03", 0.75),
                 d("key:k", "total", 1.125),

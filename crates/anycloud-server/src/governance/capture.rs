@@ -254,7 +254,9 @@ pub fn writer(
     anycloud_store::spool::Spool::start(
         config,
         std::sync::Arc::new(
-            move |batch: std::sync::Arc<Vec<anycloud_store::CaptureRecord>>| {
+            move |batch: std::sync::Arc<
+                anycloud_store::spool::Batch<anycloud_store::CaptureRecord>,
+            >| {
                 let store = store.clone();
                 Box::pin(async move {
                     for record in batch.iter() {

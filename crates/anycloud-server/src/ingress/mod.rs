@@ -4,14 +4,14 @@
 //! steps (plan, stamp) live here.
 
 pub mod chat;
-pub mod chat_stream;
 pub mod embeddings;
+pub mod invalid;
 pub mod messages;
-pub mod messages_stream;
 pub mod models;
 pub mod pipeline;
 pub mod relay;
 pub mod responses;
+pub mod resume;
 
 use crate::error::ApiError;
 use crate::metrics::DeclineLabels;

@@ -319,6 +319,19 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         let ttft_ms = ctx.tracker.elapsed_ms();
         let (first, rest) = served.value;
         let capture = captured.map(|request| StreamCapture::new(&ctx.principal, request));
+        let resume = super::resume::Resume::new(
+            &state,
+            super::resume::ResumeRequest {
+                principal: &ctx.principal,
+                chat,
+                needs: &needs,
+                estimate,
+                call: &ctx.call,
+                deadline,
+            },
+            &served.cloud,
+            &served.decisions,
+        );
         let relay = Relay::new(
             encoder,
             first,
@@ -328,7 +341,8 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
             input_tokens,
             ttft_ms,
             capture,
-        );
+        )
+        .resumable(resume);
         // From here the stream finishes the tracker, however it ends.
         ctx.streamed = true;
         let mut resp = relay.into_response();

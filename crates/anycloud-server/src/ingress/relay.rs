@@ -11,8 +11,14 @@
 //!   drops the upstream stream with it: the rest is never read, so nobody pays for
 //!   tokens nobody reads, and the partial attempt is recorded with its estimate;
 //! - payload capture: for tenants that capture, the answer is reassembled from the
-//!   events and stored in the API's non-streaming shape when the stream ends.
+//!   events and stored in the API's non-streaming shape when the stream ends;
+//! - resuming (README "Streams that survive a cloud failing"), when the model's streams are
+//!   resumed: tool-call events are held back until the call is complete, and a stream that
+//!   fails after its first byte continues on another cloud ([`super::resume`]) with the
+//!   continuation's `Start` dropped, the repeated text skipped and one usage figure for
+//!   the whole answer.
 
+use super::resume::{Continuation, Resume};
 use crate::auth::Principal;
 use crate::outcome::Tracker;
 use crate::state::AppState;
@@ -178,6 +184,16 @@ impl Meter {
     }
 }
 
+impl Resumable {
+    /// Held tool events are complete: out they go, and the stream can no longer resume.
+    fn flush_held(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.held.is_empty() {
+            self.tool_delivered = true;
+            out.append(&mut self.held);
+        }
+    }
+}
+
 /// One stream in flight, from its first upstream event to its end.
 pub struct Relay<E: SseEncoder> {
     encoder: E,
@@ -193,6 +209,32 @@ pub struct Relay<E: SseEncoder> {
     tracker: Arc<Tracker>,
     ttft_ms: u64,
     capture: Option<StreamCapture>,
+    /// Present when the model's streams are resumed.
+    resume: Option<Resumable>,
+}
+
+/// A resumable stream's state in the relay.
+struct Resumable {
+    resume: Resume,
+    /// The answer's text as the client got it: the prefill of a continuation.
+    delivered: String,
+    /// Tool-call events of a call not yet complete, not yet sent.
+    held: Vec<StreamEvent>,
+    /// A complete tool call reached the client: a prefill cannot carry it, so the
+    /// stream is no longer resumable.
+    tool_delivered: bool,
+    /// Whitespace the continuation repeats (left out of its prefill).
+    skip: String,
+    /// Set once a continuation runs: usage of the attempts before it.
+    earlier: Option<Earlier>,
+}
+
+/// What the attempts before a continuation used, for the client's one usage figure.
+#[derive(Debug, Clone, Copy)]
+struct Earlier {
+    /// The first attempt's prompt (the cloud's count, else the estimate).
+    input_tokens: u64,
+    output_tokens: u64,
 }
 
 impl<E: SseEncoder> Relay<E> {
@@ -223,15 +265,131 @@ impl<E: SseEncoder> Relay<E> {
             tracker,
             ttft_ms,
             capture,
+            resume: None,
         }
     }
 
+    /// Makes the stream resumable (see [`super::resume`]).
+    pub fn resumable(mut self, resume: Option<Resume>) -> Self {
+        self.resume = resume.map(|resume| Resumable {
+            resume,
+            delivered: String::new(),
+            held: Vec::new(),
+            tool_delivered: false,
+            skip: String::new(),
+            earlier: None,
+        });
+        self
+    }
+
+    /// One upstream event: metered as the cloud produced it, then (for a resumable
+    /// stream) held back or filtered, then encoded.
     fn event(&mut self, ev: StreamEvent) {
         self.meter.observe(&ev);
+        let Some(r) = &mut self.resume else {
+            self.deliver(ev);
+            return;
+        };
+        let mut out = Vec::with_capacity(2);
+        match ev {
+            StreamEvent::Start { .. } if r.earlier.is_some() => {}
+            StreamEvent::Usage(_) if r.earlier.is_some() => {}
+            StreamEvent::TextDelta { mut text } => {
+                while let (Some(s), Some(t)) = (r.skip.chars().next(), text.chars().next()) {
+                    if s != t {
+                        r.skip.clear();
+                        break;
+                    }
+                    r.skip.remove(0);
+                    text.remove(0);
+                }
+                if !text.is_empty() {
+                    r.skip.clear();
+                    r.flush_held(&mut out);
+                    r.delivered.push_str(&text);
+                    out.push(StreamEvent::TextDelta { text });
+                }
+            }
+            StreamEvent::ToolCallStart { .. } => {
+                r.flush_held(&mut out);
+                r.held.push(ev);
+            }
+            StreamEvent::ToolCallDelta { .. } => r.held.push(ev),
+            other => {
+                r.flush_held(&mut out);
+                out.push(other);
+            }
+        }
+        for ev in out {
+            self.deliver(ev);
+        }
+    }
+
+    fn deliver(&mut self, ev: StreamEvent) {
         if let Some(c) = &mut self.capture {
             c.answer.observe(&ev);
         }
         self.encoder.event(ev, &mut self.buf);
+    }
+
+    /// The upstream failed: continue elsewhere when the stream is resumable. Returns
+    /// whether it continues.
+    async fn try_resume(&mut self, e: &ProviderError) -> bool {
+        let Some(r) = &mut self.resume else {
+            return false;
+        };
+        if r.tool_delivered {
+            return false;
+        }
+        // Held tool events never reached the client: the continuation decides afresh.
+        r.held.clear();
+        let (used, _) = self.meter.usage();
+        let earlier = match r.earlier {
+            Some(e) => Earlier {
+                output_tokens: e.output_tokens + used.output_tokens,
+                ..e
+            },
+            None => Earlier {
+                input_tokens: used.input_tokens,
+                output_tokens: used.output_tokens,
+            },
+        };
+        // The interrupted attempt's usage (estimated when the cloud sent none).
+        let (usage, estimated) = self.meter.usage();
+        self.tracker
+            .complete_ok_attempt(Some(usage), estimated, Some(self.ttft_ms));
+        let delivered = r.delivered.clone();
+        let Some(c) = r.resume.continue_after(e, &delivered, &self.tracker).await else {
+            return false;
+        };
+        let Continuation {
+            first,
+            rest,
+            skip,
+            input_estimate,
+        } = c;
+        r.skip = skip;
+        r.earlier = Some(earlier);
+        self.rest = rest;
+        self.meter = Meter {
+            usage: None,
+            input_estimate,
+            output_chars: 0,
+        };
+        self.event(first);
+        true
+    }
+
+    /// The usage the client is told at the end: after a continuation, the first attempt's
+    /// prompt and every attempt's output.
+    fn client_usage(&self) -> Option<Usage> {
+        let earlier = self.resume.as_ref()?.earlier?;
+        let (last, _) = self.meter.usage();
+        Some(Usage {
+            input_tokens: earlier.input_tokens,
+            output_tokens: earlier.output_tokens + last.output_tokens,
+            ..Usage::default()
+        })
     }
 
     /// Encodes the next batch: one awaited event and every one already decoded.
@@ -249,13 +407,29 @@ impl<E: SseEncoder> Relay<E> {
             match next {
                 Some(Ok(ev)) => self.event(ev),
                 Some(Err(e)) => {
+                    if self.try_resume(&e).await {
+                        return;
+                    }
                     tracing::warn!(error = %e, reason = %e.reason_code(), "stream failed after first byte");
                     self.encoder.error(&e, &mut self.buf);
                     self.done = true;
                     return;
                 }
                 None => {
-                    let fallback = self.meter.estimate();
+                    let mut held = Vec::new();
+                    if let Some(r) = &mut self.resume {
+                        r.flush_held(&mut held);
+                    }
+                    for ev in held {
+                        self.deliver(ev);
+                    }
+                    let fallback = match self.client_usage() {
+                        Some(u) => {
+                            self.deliver(StreamEvent::Usage(u));
+                            u
+                        }
+                        None => self.meter.estimate(),
+                    };
                     self.encoder.finish(fallback, &mut self.buf).await;
                     self.done = true;
                     return;

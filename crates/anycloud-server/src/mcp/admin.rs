@@ -5,7 +5,7 @@
 //! Redis); each one is an audit entry. Also the key's MCP policy, read for a call.
 
 use super::policy::Compiled;
-use crate::admin::require_admin;
+use crate::admin::{require_admin, ErrorBody};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -16,15 +16,26 @@ use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
+/// One upstream MCP server as the admin API and the dashboard show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServerView {
     pub name: String,
     /// `http` or `stdio`.
+    #[schema(value_type = String, pattern = "^(http|stdio)$")]
     pub transport: &'static str,
     pub jurisdiction: Option<String>,
     pub drained: bool,
     /// `connected` or `disconnected`.
+    #[schema(value_type = String, pattern = "^(connected|disconnected)$")]
     pub connection: &'static str,
+}
+
+/// `GET /admin/v1/mcp/servers`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServerList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<ServerView>,
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -53,14 +64,34 @@ pub fn views(state: &AppState) -> Vec<ServerView> {
         .collect()
 }
 
-async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/admin/v1/mcp/servers", tag = "mcp",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every configured upstream MCP server", body = ServerList),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+    ))]
+pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(e) = require_admin(&state, &headers) {
         return e.into_response();
     }
-    Json(serde_json::json!({"object": "list", "data": views(&state)})).into_response()
+    Json(ServerList {
+        object: "list".into(),
+        data: views(&state),
+    })
+    .into_response()
 }
 
-async fn drain(
+#[utoipa::path(post, path = "/admin/v1/mcp/servers/{name}/drain", tag = "mcp",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's `name` in `[[mcp_servers]]`")),
+    responses(
+        (status = 200, description = "Drained: its tools leave `tools/list` and its calls are refused", body = ServerView),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 404, description = "No MCP server of that name", body = ErrorBody),
+    ))]
+pub async fn drain(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
@@ -68,7 +99,16 @@ async fn drain(
     set(&state, &headers, &name, true)
 }
 
-async fn restore(
+#[utoipa::path(post, path = "/admin/v1/mcp/servers/{name}/restore", tag = "mcp",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's `name` in `[[mcp_servers]]`")),
+    responses(
+        (status = 200, description = "Restored: its tools are listed and callable again", body = ServerView),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 404, description = "No MCP server of that name", body = ErrorBody),
+    ))]
+pub async fn restore(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(name): Path<String>,

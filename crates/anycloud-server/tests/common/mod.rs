@@ -314,3 +314,50 @@ pub fn usage_record(
         estimated_tokens: None,
     }
 }
+
+/// One admin API call to the gateway at `url` with `token`: the status and the JSON body
+/// (`null` when there is none).
+pub async fn admin_call(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut rb = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A new key for `tenant` through the admin API, with `extra` fields (budget, limits)
+/// in the request; the key itself.
+pub async fn create_key(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    tenant: &str,
+    extra: serde_json::Value,
+) -> String {
+    let mut body = serde_json::json!({"tenant": tenant});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (s, v) = admin_call(
+        http,
+        url,
+        token,
+        reqwest::Method::POST,
+        "/admin/v1/keys",
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["key"].as_str().unwrap().to_string()
+}

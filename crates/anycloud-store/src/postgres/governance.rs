@@ -132,11 +132,14 @@ pub(crate) async fn set_head(
     Ok(())
 }
 
-#[async_trait]
-impl GovernanceStore for PgStore {
-    async fn append_audit(
+type Stamps<'a> = Option<(&'a str, &'a [Option<crate::spool::Stamp>])>;
+
+impl PgStore {
+    /// Chains and inserts `entries`; with stamps, only those no earlier try chained.
+    async fn append_chained(
         &self,
         entries: &[AuditEntry],
+        stamps: Stamps<'_>,
         keys: &ChainKeys,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         if entries.is_empty() {
@@ -147,6 +150,13 @@ impl GovernanceStore for PgStore {
             .bind(AUDIT_LOCK_CLASS)
             .execute(&mut *tx)
             .await?;
+        let entries = match stamps {
+            Some((spool, stamps)) => {
+                let keep = super::marks::claim(&mut tx, spool, stamps).await?;
+                crate::spool::kept(entries, &keep)
+            }
+            None => std::borrow::Cow::Borrowed(entries),
+        };
         let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -155,7 +165,7 @@ impl GovernanceStore for PgStore {
             None => (0, GENESIS_HASH.to_string()),
         };
         let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
+        for e in entries.iter() {
             seq += 1;
             let mut entry = e.clone();
             entry.at = ms(e.at);
@@ -168,11 +178,67 @@ impl GovernanceStore for PgStore {
             prev = record.hash.clone();
             out.push(record);
         }
-        insert_audit_rows(&mut tx, &out).await?;
-        set_head(&mut tx, seq, &prev).await?;
+        if !out.is_empty() {
+            insert_audit_rows(&mut tx, &out).await?;
+            set_head(&mut tx, seq, &prev).await?;
+        }
         // Dropping the transaction on an error rolls it back and releases the lock.
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn upsert_spend(
+        conn: &mut sqlx::PgConnection,
+        deltas: &[(String, String, f64)],
+    ) -> Result<(), StoreError> {
+        for (scope, period, usd) in deltas {
+            sqlx::query(
+                "INSERT INTO budget_spend (scope, period_start, spent_usd) VALUES ($1, $2, $3)
+                 ON CONFLICT (scope, period_start) DO UPDATE
+                 SET spent_usd = budget_spend.spent_usd + excluded.spent_usd",
+            )
+            .bind(scope)
+            .bind(period)
+            .bind(usd)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for PgStore {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.append_chained(entries, None, keys).await
+    }
+
+    async fn append_audit_once(
+        &self,
+        batch: &crate::spool::Batch<AuditEntry>,
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.append_chained(&batch.items, Some((batch.spool, &batch.stamps)), keys)
+            .await
+    }
+
+    async fn add_spend_once(
+        &self,
+        batch: &crate::spool::Batch<(String, String, f64)>,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let keep = super::marks::claim(&mut tx, batch.spool, &batch.stamps).await?;
+        let deltas = crate::governance::aggregate_spend(&crate::spool::kept(&batch.items, &keep));
+        Self::upsert_spend(&mut tx, &deltas).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
@@ -258,18 +324,7 @@ impl GovernanceStore for PgStore {
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (scope, period, usd) in deltas {
-            sqlx::query(
-                "INSERT INTO budget_spend (scope, period_start, spent_usd) VALUES ($1, $2, $3)
-                 ON CONFLICT (scope, period_start) DO UPDATE
-                 SET spent_usd = budget_spend.spent_usd + excluded.spent_usd",
-            )
-            .bind(scope)
-            .bind(period)
-            .bind(usd)
-            .execute(&mut *tx)
-            .await?;
-        }
+        Self::upsert_spend(&mut tx, deltas).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -21,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 mod governance;
+mod marks;
 mod responses;
 mod transfer;
 mod usage;
@@ -222,6 +223,13 @@ impl Store for PgStore {
 
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         usage::insert(&self.pool, records).await
+    }
+
+    async fn insert_usage_once(
+        &self,
+        batch: &crate::spool::Batch<UsageRecord>,
+    ) -> Result<(), StoreError> {
+        usage::insert_once(&self.pool, batch).await
     }
 
     async fn usage_summary(

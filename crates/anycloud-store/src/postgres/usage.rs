@@ -34,6 +34,21 @@ pub(super) async fn insert(pool: &PgPool, records: &[UsageRecord]) -> Result<(),
     Ok(())
 }
 
+/// [`insert`] once per stamp (see [`crate::spool::Stamp`]).
+pub(super) async fn insert_once(
+    pool: &PgPool,
+    batch: &crate::spool::Batch<UsageRecord>,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    let keep = super::marks::claim(&mut tx, batch.spool, &batch.stamps).await?;
+    insert_on(&mut tx, &crate::spool::kept(&batch.items, &keep)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The inserts of [`insert`], on a connection (inside the caller's transaction).
 pub(super) async fn insert_on(
     conn: &mut sqlx::PgConnection,

@@ -23,14 +23,17 @@
 //! store is failing or a backlog is on disk (for `/readyz` and the metrics).
 //!
 //! Exactly once: a record leaves memory only once it is written or fsynced to the file,
-//! and leaves the file only once written. The one window is a crash between the store
-//! committing a replayed batch and the replay position reaching the disk: that batch is
-//! replayed again after the restart (logged as such).
+//! and leaves the file only once written. A write whose outcome is unknown (the
+//! connection dropped after the store committed, before the acknowledgement arrived; or
+//! a crash between the store committing a replayed batch and the replay position
+//! reaching the disk) is retried, so each record carries a [`Stamp`] and the stores'
+//! `*_once` writes skip what an earlier try already committed.
 
 mod file;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,12 +83,92 @@ impl SpoolConfig {
     }
 }
 
+/// A record's origin and place: the spool instance that accepted it (a random id drawn
+/// when the spool starts) and its sequence number there (1, 2, 3, … in push order).
+/// The stores' `*_once` writes keep, per spool and origin, the highest sequence written,
+/// in the batch's own transaction, and skip records at or below it: a batch retried
+/// because its commit's acknowledgement was lost is not written twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub origin: i64,
+    pub seq: i64,
+}
+
+/// One write: the records in order and each one's stamp (`None` for a record a gateway
+/// without stamps spilled: written unconditionally, as it was then).
+#[derive(Debug)]
+pub struct Batch<T> {
+    /// The spool's name (`ledger`, `audit`, …): the stores keep marks per spool.
+    pub spool: &'static str,
+    pub items: Vec<T>,
+    pub stamps: Vec<Option<Stamp>>,
+}
+
+impl<T> Deref for Batch<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items
+    }
+}
+
 /// Writes one batch: all or none.
 pub type WriteFn<T> = Arc<
-    dyn Fn(Arc<Vec<T>>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>
+    dyn Fn(Arc<Batch<T>>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>
         + Send
         + Sync,
 >;
+
+/// For a batch about to be written once: which records no earlier try committed, given
+/// each origin's mark (the highest sequence already written; absent: none), and the marks
+/// to record with them.
+pub(crate) fn unwritten(
+    stamps: &[Option<Stamp>],
+    marks: &std::collections::HashMap<i64, i64>,
+) -> (Vec<bool>, Vec<(i64, i64)>) {
+    let mut highest: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    let keep = stamps
+        .iter()
+        .map(|s| match s {
+            None => true,
+            Some(s) => {
+                let h = highest.entry(s.origin).or_insert(i64::MIN);
+                *h = (*h).max(s.seq);
+                s.seq > marks.get(&s.origin).copied().unwrap_or(0)
+            }
+        })
+        .collect();
+    (keep, highest.into_iter().collect())
+}
+
+/// The records of `items` whose `keep` is true (borrowed when all are).
+pub(crate) fn kept<'a, T: Clone>(items: &'a [T], keep: &[bool]) -> std::borrow::Cow<'a, [T]> {
+    if keep.iter().all(|k| *k) {
+        return std::borrow::Cow::Borrowed(items);
+    }
+    std::borrow::Cow::Owned(
+        items
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(r, _)| r.clone())
+            .collect(),
+    )
+}
+
+/// A spill-file line: the stamp and the record.
+#[derive(Serialize)]
+struct LineOut<'a, T> {
+    o: i64,
+    s: i64,
+    r: &'a T,
+}
+
+#[derive(serde::Deserialize)]
+struct LineIn<T> {
+    o: i64,
+    s: i64,
+    r: T,
+}
 
 /// Told how long each written batch took (metrics).
 pub type FlushHook = Arc<dyn Fn(Duration) + Send + Sync>;
@@ -280,6 +363,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Spool<T> {
                 shared: shared.clone(),
                 rx,
                 disk,
+                origin: rand::random::<i64>(),
+                next_seq: 1,
                 mem: VecDeque::new(),
                 head: None,
                 acks: Vec::new(),
@@ -375,7 +460,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Spool<T> {
 /// The batch being written: from memory, or read back from the spill file (then with the
 /// file position after it and how many lines it took).
 struct Head<T> {
-    items: Arc<Vec<T>>,
+    batch: Arc<Batch<T>>,
     from_disk: Option<(u64, u64)>,
 }
 
@@ -389,7 +474,11 @@ struct Writer<T> {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<Msg<T>>,
     disk: Option<SpillFile>,
-    mem: VecDeque<T>,
+    /// This spool instance's [`Stamp::origin`] and the next record's sequence number.
+    origin: i64,
+    next_seq: i64,
+    /// Records not yet in a batch, with their sequence numbers.
+    mem: VecDeque<(i64, T)>,
     head: Option<Head<T>>,
     acks: Vec<oneshot::Sender<()>>,
     closing: Option<oneshot::Sender<()>>,
@@ -421,7 +510,10 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
 
     fn accept(&mut self, m: Msg<T>) {
         match m {
-            Msg::Item(i) => self.mem.push_back(i),
+            Msg::Item(i) => {
+                self.mem.push_back((self.next_seq, i));
+                self.next_seq += 1;
+            }
             Msg::Flush(a) => self.acks.push(a),
             Msg::Close(a) => self.closing = Some(a),
         }
@@ -504,7 +596,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
 
     fn head_in_memory(&self) -> usize {
         match &self.head {
-            Some(h) if h.from_disk.is_none() => h.items.len(),
+            Some(h) if h.from_disk.is_none() => h.batch.items.len(),
             _ => 0,
         }
     }
@@ -517,15 +609,26 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
         let mut bytes = Vec::new();
         let mut n = 0u64;
         let head_items = match &self.head {
-            Some(h) if h.from_disk.is_none() => Some(h.items.clone()),
+            Some(h) if h.from_disk.is_none() => Some(h.batch.clone()),
             _ => None,
         };
-        for item in head_items
+        let origin = self.origin;
+        let held = head_items
             .iter()
-            .flat_map(|h| h.iter())
-            .chain(self.mem.iter())
-        {
-            match serde_json::to_vec(item) {
+            .flat_map(|h| {
+                h.items
+                    .iter()
+                    .zip(h.stamps.iter())
+                    .map(|(r, s)| (s.map_or(0, |s| s.seq), r))
+            })
+            .chain(self.mem.iter().map(|(s, r)| (*s, r)));
+        for (seq, item) in held {
+            let line = LineOut {
+                o: origin,
+                s: seq,
+                r: item,
+            };
+            match serde_json::to_vec(&line) {
                 Ok(mut line) => {
                     line.push(b'\n');
                     bytes.extend_from_slice(&line);
@@ -616,15 +719,34 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
                 Ok((lines, pos)) => {
                     let count = lines.len() as u64;
                     let mut items = Vec::with_capacity(lines.len());
+                    let mut stamps = Vec::with_capacity(lines.len());
                     for line in lines {
-                        match serde_json::from_slice::<T>(&line) {
-                            Ok(i) => items.push(i),
+                        // Stamped lines; a file spilled before stamps holds bare records.
+                        let parsed = match serde_json::from_slice::<LineIn<T>>(&line) {
+                            Ok(l) => Ok((
+                                Some(Stamp {
+                                    origin: l.o,
+                                    seq: l.s,
+                                }),
+                                l.r,
+                            )),
+                            Err(_) => serde_json::from_slice::<T>(&line).map(|r| (None, r)),
+                        };
+                        match parsed {
+                            Ok((s, r)) => {
+                                stamps.push(s);
+                                items.push(r);
+                            }
                             Err(e) => tracing::error!(error = %e, spool = self.config.name,
                                 "an unreadable record in the spill file is skipped"),
                         }
                     }
                     self.head = Some(Head {
-                        items: Arc::new(items),
+                        batch: Arc::new(Batch {
+                            spool: self.config.name,
+                            items,
+                            stamps,
+                        }),
                         from_disk: Some((pos, count)),
                     });
                 }
@@ -637,8 +759,18 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
         }
         if !self.mem.is_empty() {
             let n = self.config.max_batch.min(self.mem.len());
+            let origin = self.origin;
+            let (stamps, items) = self
+                .mem
+                .drain(..n)
+                .map(|(seq, r)| (Some(Stamp { origin, seq }), r))
+                .unzip();
             self.head = Some(Head {
-                items: Arc::new(self.mem.drain(..n).collect()),
+                batch: Arc::new(Batch {
+                    spool: self.config.name,
+                    items,
+                    stamps,
+                }),
                 from_disk: None,
             });
         }
@@ -646,7 +778,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
 
     async fn write_head(&mut self) {
         let Some(head) = &self.head else { return };
-        let items = head.items.clone();
+        let items = head.batch.clone();
         let from_disk = head.from_disk;
         let started = Instant::now();
         let result = if items.is_empty() {

@@ -14,7 +14,7 @@ struct Target {
 
 fn writer(t: &Arc<Target>) -> WriteFn<u64> {
     let t = t.clone();
-    Arc::new(move |batch: Arc<Vec<u64>>| {
+    Arc::new(move |batch: Arc<Batch<u64>>| {
         let t = t.clone();
         Box::pin(async move {
             if t.down.load(Ordering::SeqCst) {
@@ -189,4 +189,71 @@ fn a_torn_last_line_is_cut_off_and_the_offset_is_kept() {
         std::fs::metadata(dir.path().join("x.spool")).unwrap().len(),
         6
     );
+}
+
+/// A store whose commits succeed but whose acknowledgements are lost while `lossy`:
+/// records every try's stamps and values, and honours stamps as the stores' `*_once`
+/// writes do (one high mark per origin).
+#[derive(Default)]
+struct LossyTarget {
+    tries: Mutex<Vec<(Option<Stamp>, u64)>>,
+    marks: Mutex<std::collections::HashMap<i64, i64>>,
+    written: Mutex<Vec<u64>>,
+    lossy: AtomicBool,
+}
+
+fn lossy_writer(t: &Arc<LossyTarget>) -> WriteFn<u64> {
+    let t = t.clone();
+    Arc::new(move |batch: Arc<Batch<u64>>| {
+        let t = t.clone();
+        Box::pin(async move {
+            let mut marks = t.marks.lock().unwrap();
+            for (s, v) in batch.stamps.iter().zip(batch.items.iter()) {
+                t.tries.lock().unwrap().push((*s, *v));
+                let s = s.expect("every record is stamped");
+                let mark = marks.entry(s.origin).or_insert(0);
+                if s.seq > *mark {
+                    *mark = s.seq;
+                    t.written.lock().unwrap().push(*v);
+                }
+            }
+            if t.lossy.load(Ordering::SeqCst) {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        })
+    })
+}
+
+#[tokio::test]
+async fn stamps_stay_with_their_records_through_retries_spills_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Arc::new(LossyTarget::default());
+    t.lossy.store(true, Ordering::SeqCst);
+    let s = Spool::start(config(Some(dir.path()), 20), lossy_writer(&t));
+    for i in 0..60 {
+        s.push(i);
+    }
+    // Commits land, acknowledgements don't: the spool retries, then spills.
+    s.flush().await;
+    s.close().await;
+    t.lossy.store(false, Ordering::SeqCst);
+    // The next gateway replays the backlog with the first one's stamps, then its own.
+    let s = Spool::start(config(Some(dir.path()), 20), lossy_writer(&t));
+    for i in 60..80 {
+        s.push(i);
+    }
+    s.flush().await;
+    // Honouring stamps, each record was written once and in order, however often tried.
+    assert_eq!(*t.written.lock().unwrap(), (0..80).collect::<Vec<_>>());
+    let tries = t.tries.lock().unwrap();
+    assert!(tries.len() > 80, "some batches were tried more than once");
+    // One stamp means one record: retried and replayed tries carry the same stamp.
+    let mut by_stamp = std::collections::HashMap::new();
+    for (stamp, v) in tries.iter() {
+        assert_eq!(*by_stamp.entry(stamp.unwrap()).or_insert(*v), *v);
+    }
+    assert_eq!(by_stamp.len(), 80);
+    let origins: std::collections::HashSet<i64> = by_stamp.keys().map(|s| s.origin).collect();
+    assert_eq!(origins.len(), 2, "one origin per spool start");
 }

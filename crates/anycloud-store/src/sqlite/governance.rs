@@ -116,11 +116,14 @@ pub(super) async fn set_head(
     Ok(())
 }
 
-#[async_trait]
-impl GovernanceStore for SqliteStore {
-    async fn append_audit(
+type Stamps<'a> = Option<(&'a str, &'a [Option<crate::spool::Stamp>])>;
+
+impl SqliteStore {
+    /// Chains and inserts `entries`; with stamps, only those no earlier try chained.
+    async fn append_chained(
         &self,
         entries: &[AuditEntry],
+        stamps: Stamps<'_>,
         keys: &ChainKeys,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         if entries.is_empty() {
@@ -131,6 +134,13 @@ impl GovernanceStore for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         let result = async {
+            let entries = match stamps {
+                Some((spool, stamps)) => {
+                    let keep = super::marks::claim(&mut conn, spool, stamps).await?;
+                    crate::spool::kept(entries, &keep)
+                }
+                None => std::borrow::Cow::Borrowed(entries),
+            };
             let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -139,7 +149,7 @@ impl GovernanceStore for SqliteStore {
                 None => (0, GENESIS_HASH.to_string()),
             };
             let mut out = Vec::with_capacity(entries.len());
-            for e in entries {
+            for e in entries.iter() {
                 seq += 1;
                 let record = AuditRecord {
                     seq,
@@ -150,8 +160,10 @@ impl GovernanceStore for SqliteStore {
                 prev = record.hash.clone();
                 out.push(record);
             }
-            insert_audit_rows(&mut conn, &out).await?;
-            set_head(&mut conn, seq, &prev).await?;
+            if !out.is_empty() {
+                insert_audit_rows(&mut conn, &out).await?;
+                set_head(&mut conn, seq, &prev).await?;
+            }
             Ok::<_, StoreError>(out)
         }
         .await;
@@ -165,6 +177,60 @@ impl GovernanceStore for SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    async fn upsert_spend(
+        conn: &mut sqlx::SqliteConnection,
+        deltas: &[(String, String, f64)],
+    ) -> Result<(), StoreError> {
+        for (scope, period, usd) in deltas {
+            sqlx::query(
+                "INSERT INTO budget_spend (scope, period_start, spent_usd) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope, period_start) DO UPDATE
+                 SET spent_usd = spent_usd + excluded.spent_usd",
+            )
+            .bind(scope)
+            .bind(period)
+            .bind(usd)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for SqliteStore {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.append_chained(entries, None, keys).await
+    }
+
+    async fn append_audit_once(
+        &self,
+        batch: &crate::spool::Batch<AuditEntry>,
+        keys: &ChainKeys,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.append_chained(&batch.items, Some((batch.spool, &batch.stamps)), keys)
+            .await
+    }
+
+    async fn add_spend_once(
+        &self,
+        batch: &crate::spool::Batch<(String, String, f64)>,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let keep = super::marks::claim(&mut tx, batch.spool, &batch.stamps).await?;
+        let deltas = crate::governance::aggregate_spend(&crate::spool::kept(&batch.items, &keep));
+        Self::upsert_spend(&mut tx, &deltas).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
@@ -241,18 +307,7 @@ impl GovernanceStore for SqliteStore {
 
     async fn add_spend(&self, deltas: &[(String, String, f64)]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (scope, period, usd) in deltas {
-            sqlx::query(
-                "INSERT INTO budget_spend (scope, period_start, spent_usd) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (scope, period_start) DO UPDATE
-                 SET spent_usd = spent_usd + excluded.spent_usd",
-            )
-            .bind(scope)
-            .bind(period)
-            .bind(usd)
-            .execute(&mut *tx)
-            .await?;
-        }
+        Self::upsert_spend(&mut tx, deltas).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
+mod marks;
 mod responses;
 mod transfer;
 mod usage;
@@ -279,6 +280,13 @@ impl Store for SqliteStore {
 
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         usage::insert(&self.pool, records).await
+    }
+
+    async fn insert_usage_once(
+        &self,
+        batch: &crate::spool::Batch<UsageRecord>,
+    ) -> Result<(), StoreError> {
+        usage::insert_once(&self.pool, batch).await
     }
 
     async fn usage_summary(

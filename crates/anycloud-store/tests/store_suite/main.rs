@@ -15,5 +15,6 @@ mod copy;
 mod governance;
 mod keys;
 mod migrations;
+mod once;
 mod responses;
 mod usage;

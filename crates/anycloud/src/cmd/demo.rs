@@ -82,17 +82,20 @@ base_url = "{anthropic}"
 api_key = "{EMULATOR_KEY}"
 jurisdiction = "us"
 
+# Claude's streams continue on the other cloud when one fails mid-answer (README
+# "Streams that survive a cloud failing"); the demo's traffic interrupts one now and then.
 [[models]]
 name = "claude-sonnet"
+resume_streams = true
 [[models.deployments]]
 cloud = "anthropic"
 target = "claude-sonnet-4-20250514"
-capabilities = ["chat", "stream", "tools", "vision"]
+capabilities = ["chat", "stream", "tools", "vision", "prefill"]
 price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
 [[models.deployments]]
 cloud = "aws-eu"
 target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-capabilities = ["chat", "stream", "tools", "vision"]
+capabilities = ["chat", "stream", "tools", "vision", "prefill"]
 price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
 
 [[models]]

@@ -3,7 +3,10 @@
 //! (plain and streamed) and embeddings from several tenants over several
 //! models, through the real gateway over HTTP, with failures injected now
 //! and then through the emulators' fault knobs (and a little latency per
-//! cloud so the latency chart has something to tell apart).
+//! cloud so the latency chart has something to tell apart). Now and then a streamed
+//! answer from Anthropic is cut mid-answer by an in-band `overloaded_error`, and the
+//! gateway continues it on Bedrock (the dashboard and `anycloud_stream_resumes_total`
+//! show the resume).
 //!
 //! Bounded: one request at a time, a few per second, only to 127.0.0.1.
 
@@ -17,6 +20,8 @@ use std::time::Duration;
 const PAUSE: Duration = Duration::from_millis(350);
 /// Roughly how often a fault is injected into one emulated cloud.
 const FAULT_EVERY: u32 = 40;
+/// How often a streamed answer is interrupted mid-answer (and resumed elsewhere).
+const INTERRUPT_EVERY: u32 = 25;
 
 /// One kind of request the trickle sends.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +112,37 @@ fn inject_fault(emulators: &[EmulatorHandle]) {
     e.faults().fail_next(rng.gen_range(1..=3), status, None);
 }
 
+/// One long streamed answer whose cloud (Anthropic) fails mid-answer: the gateway
+/// continues it on Bedrock and the client reads one whole answer.
+async fn interrupted_stream(
+    http: &reqwest::Client,
+    base: &str,
+    keys: &[String],
+    emulators: &[EmulatorHandle],
+) {
+    let Some(anthropic) = emulators
+        .iter()
+        .find(|e| e.config().cloud == anycloud_emulators::EmulatedCloud::Anthropic)
+    else {
+        return;
+    };
+    let Some(key) = keys.first() else { return };
+    anthropic.faults().stream_error_after(8, "overloaded_error");
+    let body = json!({"model": "claude-sonnet", "stream": true, "max_tokens": 256,
+        "messages": [{"role": "user", "content": "story: the night the primary cloud went down"}]});
+    let sent = http
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await;
+    if let Ok(resp) = sent {
+        let _ = resp.bytes().await;
+    }
+    anthropic.faults().clear_stream_error();
+}
+
 /// Runs until the task is aborted: one request from [`MIX`] at a time.
 pub async fn run(base: String, keys: Vec<String>, emulators: std::sync::Arc<Vec<EmulatorHandle>>) {
     let Ok(http) = reqwest::Client::builder()
@@ -125,6 +161,9 @@ pub async fn run(base: String, keys: Vec<String>, emulators: std::sync::Arc<Vec<
             }
         }
         n = n.wrapping_add(1);
+        if n.is_multiple_of(INTERRUPT_EVERY) {
+            interrupted_stream(&http, &base, &keys, &emulators).await;
+        }
         if n.is_multiple_of(FAULT_EVERY) {
             inject_fault(&emulators);
         }

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 
 /// The child and its base URL (`http://127.0.0.1:<port>`).
 pub fn serve(bin: &str, config: &Path) -> (Child, String) {
@@ -38,4 +39,25 @@ pub fn serve(bin: &str, config: &Path) -> (Child, String) {
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
     let addr = log["fields"]["addr"].as_str().unwrap().to_string();
     (child, format!("http://{addr}"))
+}
+
+/// Sends `sig` (`-TERM`, `-KILL`, …) to the child.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the child to exit, at most `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < within, "gateway did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -6,8 +6,8 @@
 //! `"usage": null`, as OpenAI does. A failure after the first byte ends the
 //! stream with `data: {"error":…}` and `data: [DONE]`.
 
-use super::relay::SseEncoder;
-use anycloud_providers::openai::convert::{response_to_wire, usage_to_wire};
+use super::convert::{response_to_wire, usage_to_wire};
+use crate::ingress::relay::SseEncoder;
 use anycloud_providers::openai::wire::{
     ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, UsageWire,
 };

@@ -1,14 +1,14 @@
 //! `POST /v1/embeddings` (OpenAI shape; float or base64 output): the wire
-//! translation only; the request path is [`super::pipeline`].
+//! translation only; the request path is [`crate::ingress::pipeline`].
 
-use super::pipeline::{Api, RequestCtx};
-use super::relay::NoStream;
+pub mod convert;
+
 use crate::error::ApiError;
-use anycloud_providers::openai::convert::{
-    embeddings_request_from_wire, embeddings_response_to_wire,
-};
+use crate::ingress::pipeline::{Api, RequestCtx};
+use crate::ingress::relay::NoStream;
 use anycloud_providers::openai::wire::{EmbeddingsRequestWire, EmbeddingsResponseWire};
 use anycloud_types::{EmbeddingsRequest, EmbeddingsResponse};
+use convert::{embeddings_request_from_wire, embeddings_response_to_wire};
 
 /// The Embeddings API.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl Api for Embeddings {
     ) -> Result<(EmbeddingsRequest, Base64), ApiError> {
         embeddings_request_from_wire(wire)
             .map(|(req, b64)| (req, Base64(b64)))
-            .map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))
+            .map_err(ApiError::from)
     }
 
     async fn encode(

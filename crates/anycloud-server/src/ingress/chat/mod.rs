@@ -1,12 +1,15 @@
 //! `POST /v1/chat/completions` (OpenAI Chat Completions), non-streaming and SSE
-//! streaming: the wire translation only; the request path is [`super::pipeline`].
+//! streaming: the wire translation only; the request path is [`crate::ingress::pipeline`].
 
-use super::chat_stream::ChunkEncoder;
-use super::pipeline::{Api, RequestCtx};
+pub mod convert;
+pub mod stream;
+
 use crate::error::ApiError;
-use anycloud_providers::openai::convert::{request_from_wire, response_to_wire};
+use crate::ingress::pipeline::{Api, RequestCtx};
 use anycloud_providers::openai::wire::{ChatCompletionRequest, ChatCompletionResponse};
 use anycloud_types::{ChatRequest, ChatResponse};
+use convert::{request_from_wire, response_to_wire};
+use stream::ChunkEncoder;
 
 const ID_PREFIX: &str = "chatcmpl-";
 
@@ -38,8 +41,7 @@ impl Api for Chat {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let chat = request_from_wire(wire)
-            .map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))?;
+        let chat = request_from_wire(wire)?;
         Ok((chat, ChatExtra { include_usage }))
     }
 

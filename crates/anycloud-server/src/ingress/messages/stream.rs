@@ -10,10 +10,8 @@
 //! failure after the first byte ends the stream with `event: error`
 //! (`api_error`, or `overloaded_error` for an overloaded cloud).
 
-use super::relay::SseEncoder;
-use anycloud_providers::anthropic::convert::{
-    response_to_wire, stop_reason_to_wire, usage_to_wire,
-};
+use super::convert::{response_to_wire, stop_reason_to_wire, usage_to_wire};
+use crate::ingress::relay::SseEncoder;
 use anycloud_providers::anthropic::wire::{
     error_type_for_status, Block, BlockDelta, ErrorEnvelope, MessageDeltaBody, MessagesResponse,
     StreamEventWire, UsageWire,

@@ -2,18 +2,21 @@
 //! served by any cloud through the canonical model — so an application on the
 //! Anthropic SDK can be routed to Azure, Bedrock or Anthropic alike.
 //!
-//! The wire translation only; the request path is [`super::pipeline`]. Differences
+//! The wire translation only; the request path is [`crate::ingress::pipeline`]. Differences
 //! from Chat Completions: the key may come as `x-api-key` as well as a bearer token;
 //! any `anthropic-version` header is accepted (none is required); every error is
 //! rendered in Anthropic's shape ([`ApiError::into_anthropic_response`]).
 
-use super::messages_stream::MessagesEncoder;
-use super::pipeline::{Api, RequestCtx};
+pub mod convert;
+pub mod stream;
+
 use crate::error::ApiError;
-use anycloud_providers::anthropic::convert::{request_from_wire, response_to_wire};
+use crate::ingress::pipeline::{Api, RequestCtx};
 use anycloud_providers::anthropic::wire::{MessagesRequest, MessagesResponse};
 use anycloud_types::{ChatRequest, ChatResponse};
 use axum::response::Response;
+use convert::{request_from_wire, response_to_wire};
+use stream::MessagesEncoder;
 
 /// The Messages API.
 #[derive(Debug)]
@@ -32,8 +35,7 @@ impl Api for Messages {
         _ctx: &RequestCtx,
         wire: MessagesRequest,
     ) -> Result<(ChatRequest, ()), ApiError> {
-        let chat = request_from_wire(wire)
-            .map_err(|e| ApiError::invalid(e.message, e.param.as_deref()))?;
+        let chat = request_from_wire(wire)?;
         Ok((chat, ()))
     }
 
