@@ -11,12 +11,16 @@ pub mod locate;
 pub mod mcp;
 pub mod model;
 pub mod residency;
+pub mod routing;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 pub mod warnings;
 
 pub use mcp::{McpPolicy, McpServerConfig};
 pub use model::*;
+pub use routing::*;
+pub use store::*;
 pub use telemetry::{LogFormat, TelemetryConfig};
 
 use std::fmt;

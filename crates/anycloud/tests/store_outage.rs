@@ -42,6 +42,8 @@ struct Gateway {
     url: String,
     key: String,
     config: std::path::PathBuf,
+    /// Request ids of the warm-up requests (recorded, but not part of the load).
+    warm: Vec<String>,
     _dir: tempfile::TempDir,
     _emulator: EmulatorHandle,
 }
@@ -110,14 +112,29 @@ name = "t"
         .unwrap()
         .to_string();
     let (child, url) = serve::serve(BIN, &config);
-    Gateway {
+    let mut g = Gateway {
         child,
         url,
         key,
         config,
+        warm: Vec::new(),
         _dir: dir,
         _emulator: emulator,
+    };
+    // Warm up: the first lookup of the key (and the store pool's first connections) may
+    // take longer than the 300 ms a request waits for the store on a loaded machine. The
+    // promise under test is that a key already seen keeps working through the outage.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = load(&g, 1).await.remove(0);
+        g.warm.push(a.request_id);
+        if a.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway never answered 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    g
 }
 
 /// One answered request: status, request id, how long it took.
@@ -246,7 +263,12 @@ fn audit_verifies(config: &Path) -> String {
 }
 
 /// The checks after the outage: every 200 has one ledger record and one audit entry.
-fn assert_recorded_once(answers: &[Answer], ledger_ids: &[String], audit_ids: &[String]) {
+fn assert_recorded_once(
+    g: &Gateway,
+    answers: &[Answer],
+    ledger_ids: &[String],
+    audit_ids: &[String],
+) {
     let ok: HashSet<&str> = answers
         .iter()
         .filter(|a| a.status == 200)
@@ -266,7 +288,10 @@ fn assert_recorded_once(answers: &[Answer], ledger_ids: &[String], audit_ids: &[
         let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
         assert_eq!(set.len(), ids.len(), "{what}: duplicated records");
         let missing = ok.difference(&set).count();
-        let unexpected = set.difference(&ok).count();
+        let unexpected = set
+            .difference(&ok)
+            .filter(|id| !g.warm.iter().any(|w| w == *id))
+            .count();
         assert_eq!((missing, unexpected), (0, 0), "{what}: missing, unexpected");
     }
 }
@@ -329,7 +354,7 @@ async fn sqlite_locked_under_load_serves_throughout_and_loses_nothing() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_recorded_once(&answers, &ledger, &audit);
+    assert_recorded_once(&g, &answers, &ledger, &audit);
     audit_verifies(&g.config);
 }
 
@@ -440,6 +465,6 @@ async fn postgres_cut_off_under_load_serves_throughout_and_loses_nothing() {
     .await
     .unwrap();
     pool.close().await;
-    assert_recorded_once(&answers, &ledger, &audit);
+    assert_recorded_once(&g, &answers, &ledger, &audit);
     audit_verifies(&g.config);
 }

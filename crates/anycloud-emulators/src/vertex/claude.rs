@@ -277,5 +277,13 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
     ));
     events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": r.completion_tokens}})));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
+    if let Some((k, kind)) = shared.faults.stream_error() {
+        // As on Anthropic's own API: `event: error` inside the 200, then the end.
+        events.truncate(usize::try_from(k).unwrap_or(usize::MAX));
+        events.push(ev(
+            "error",
+            json!({"type": "error", "error": {"type": kind, "message": "Overloaded"}}),
+        ));
+    }
     http::sse_named(events, &shared.faults, &[])
 }

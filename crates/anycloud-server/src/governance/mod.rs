@@ -235,8 +235,12 @@ impl Governance {
                 if let Some((p, _)) = cached {
                     return Ok(p);
                 }
-                return Err(ApiError::Internal {
-                    message: "The gateway's key store is unavailable.".into(),
+                // The same answer as a key lookup the store cannot serve: the client
+                // may retry; nothing is wrong with the request.
+                return Err(ApiError::Unavailable {
+                    message: "The gateway's key store is unavailable; try again shortly.".into(),
+                    code: "key_store_unavailable",
+                    retry_after: 1,
                 });
             }
         };
