@@ -284,6 +284,7 @@ name = "claude-sonnet"
 cloud = "anthropic"
 target = "claude-sonnet-4-20250514"
 capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 # One model per cloud for the conformance matrix (test_conformance_matrix.py).
 [[models]]
@@ -299,7 +300,7 @@ name = "bedrock-claude"
 cloud = "aws-eu"
 target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 capabilities = ["chat", "stream", "tools", "vision"]
-price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 [[models]]
 name = "gemini"
@@ -314,6 +315,7 @@ name = "claude-vertex"
 cloud = "gcp-eu"
 target = "claude-sonnet-4@20250514"
 capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 [[models]]
 name = "llama"
