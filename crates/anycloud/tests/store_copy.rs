@@ -376,7 +376,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     let refused = run(&["audit", "verify", "--config", manual]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("6 pending migrations"), "{err}");
+    assert!(err.contains("7 pending migrations"), "{err}");
     assert!(err.contains("anycloud migrate"), "{err}");
     assert!(err.contains("0001 tenants and keys"), "{err}");
     let serve = serve_exits(manual);
@@ -401,7 +401,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }
-    assert!(printed.contains("6 migrations applied"), "{printed}");
+    assert!(printed.contains("7 migrations applied"), "{printed}");
     let again = run(&["migrate", "--config", manual]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert!(audit_verify(Path::new(manual)).contains("0 entries verified"));
