@@ -192,19 +192,11 @@ class Gateway:
         return key
 
 
-def write_config(path: Path, listen: str, db: Path, emus: dict[str, Emulator]) -> None:
+def clouds_toml(emus: dict[str, Emulator], timeouts: str = "first_byte_timeout_ms = 2000") -> str:
+    """`[[clouds]]` for every emulated cloud, each with the `timeouts` lines given."""
     azure, local, anthropic = emus["azure_openai"], emus["openai_compatible"], emus["anthropic"]
     bedrock, vertex, oci = emus["bedrock"], emus["vertex"], emus["oci"]
-    path.write_text(
-        f"""
-[server]
-listen = "{listen}"
-metrics_token = "{METRICS_TOKEN}"
-max_body_bytes = 65536
-
-[store]
-url = "sqlite://{db}"
-
+    return f"""
 [[clouds]]
 name = "azure-us"
 provider = "azure_openai"
@@ -213,7 +205,7 @@ api_key = "{azure.api_key}"
 api_version = "2024-10-21"
 region = "eastus"
 jurisdiction = "us"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "local-openai"
@@ -221,7 +213,7 @@ provider = "openai_compatible"
 base_url = "{local.base_url}"
 api_key = "{local.api_key}"
 jurisdiction = "us"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "anthropic"
@@ -229,7 +221,7 @@ provider = "anthropic"
 base_url = "{anthropic.base_url}"
 api_key = "{anthropic.api_key}"
 jurisdiction = "us"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "openai"
@@ -237,7 +229,7 @@ provider = "openai"
 base_url = "{local.base_url}"
 api_key = "{local.api_key}"
 jurisdiction = "us"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "aws-eu"
@@ -247,7 +239,7 @@ region = "{bedrock.setting('region')}"
 access_key_id = "{bedrock.setting('access key')}"
 secret_access_key = "{bedrock.setting('secret')}"
 jurisdiction = "eu"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "gcp-eu"
@@ -257,7 +249,7 @@ project_id = "{vertex.setting('project')}"
 region = "{vertex.setting('region')}"
 credentials_file = "{vertex.setting('credentials_file')}"
 jurisdiction = "eu"
-first_byte_timeout_ms = 2000
+{timeouts}
 
 [[clouds]]
 name = "oci-eu"
@@ -270,14 +262,29 @@ fingerprint = "{oci.setting('fingerprint')}"
 key_file = "{oci.setting('key_file')}"
 compartment_id = "{oci.setting('compartment')}"
 jurisdiction = "eu"
-first_byte_timeout_ms = 2000
+{timeouts}
+"""
 
+
+def write_config(path: Path, listen: str, db: Path, emus: dict[str, Emulator]) -> None:
+    path.write_text(
+        f"""
+[server]
+listen = "{listen}"
+metrics_token = "{METRICS_TOKEN}"
+max_body_bytes = 65536
+
+[store]
+url = "sqlite://{db}"
+
+{clouds_toml(emus)}
 [[models]]
 name = "claude-sonnet"
 [[models.deployments]]
 cloud = "anthropic"
 target = "claude-sonnet-4-20250514"
 capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 # One model per cloud for the conformance matrix (test_conformance_matrix.py).
 [[models]]
@@ -293,7 +300,7 @@ name = "bedrock-claude"
 cloud = "aws-eu"
 target = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 capabilities = ["chat", "stream", "tools", "vision"]
-price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00 }}
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 [[models]]
 name = "gemini"
@@ -308,6 +315,7 @@ name = "claude-vertex"
 cloud = "gcp-eu"
 target = "claude-sonnet-4@20250514"
 capabilities = ["chat", "stream", "tools", "vision"]
+price = {{ input_per_mtok = 3.00, output_per_mtok = 15.00, cached_input_per_mtok = 0.30, cache_write_per_mtok = 3.75, cache_write_1h_per_mtok = 6.00 }}
 
 [[models]]
 name = "llama"

@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ALL_EMULATORS, METRICS_TOKEN, Proc, binary_path, free_port, start_emulators, wait_healthy
+from conftest import ALL_EMULATORS, METRICS_TOKEN, clouds_toml, Proc, binary_path, free_port, start_emulators, wait_healthy
 
 # Origin cloud → the cloud that continues: (model, origin emulator kind, origin cloud,
 # continuing cloud).
@@ -51,8 +51,11 @@ def fault(kind: str, emulator_kind: str) -> dict:
     return {"stream_error_after": {"chunks": AFTER, "type": INBAND[emulator_kind]}}
 
 
+# Quick to notice a hung cloud.
+TIMEOUTS = "first_byte_timeout_ms = 3000\nidle_timeout_ms = 1000"
+
+
 def write_config(path: Path, listen: str, db: Path, emus: dict) -> None:
-    azure, anth, bedrock, vertex = emus["azure_openai"], emus["anthropic"], emus["bedrock"], emus["vertex"]
     claude_bedrock = '"anthropic.claude-3-5-sonnet-20240620-v1:0"'
     path.write_text(
         f"""
@@ -77,42 +80,7 @@ cool_down_ms = 1
 [routing.retry]
 max_attempts = 3
 
-[[clouds]]
-name = "azure-us"
-provider = "azure_openai"
-base_url = "{azure.base_url}"
-api_key = "{azure.api_key}"
-api_version = "2024-10-21"
-first_byte_timeout_ms = 3000
-idle_timeout_ms = 1000
-
-[[clouds]]
-name = "anthropic"
-provider = "anthropic"
-base_url = "{anth.base_url}"
-api_key = "{anth.api_key}"
-first_byte_timeout_ms = 3000
-idle_timeout_ms = 1000
-
-[[clouds]]
-name = "aws-eu"
-provider = "bedrock"
-base_url = "{bedrock.base_url}"
-region = "{bedrock.setting('region')}"
-access_key_id = "{bedrock.setting('access key')}"
-secret_access_key = "{bedrock.setting('secret')}"
-first_byte_timeout_ms = 3000
-idle_timeout_ms = 1000
-
-[[clouds]]
-name = "gcp-eu"
-provider = "vertex"
-base_url = "{vertex.base_url}"
-project_id = "{vertex.setting('project')}"
-region = "{vertex.setting('region')}"
-credentials_file = "{vertex.setting('credentials_file')}"
-first_byte_timeout_ms = 3000
-idle_timeout_ms = 1000
+{clouds_toml(emus, TIMEOUTS)}
 
 [[models]]
 name = "az-bedrock"
@@ -146,6 +114,17 @@ capabilities = ["chat", "stream", "tools", "prefill"]
 cloud = "gcp-eu"
 target = "gemini-2.0-flash"
 capabilities = ["chat", "stream", "tools", "prefill"]
+
+[[models]]
+name = "vertex-claude-anthropic"
+[[models.deployments]]
+cloud = "gcp-eu"
+target = "claude-sonnet-4@20250514"
+capabilities = ["chat", "stream", "prefill"]
+[[models.deployments]]
+cloud = "anthropic"
+target = "claude-sonnet-4-20250514"
+capabilities = ["chat", "stream", "prefill"]
 
 # Nobody can continue: the second cloud does not declare prefill.
 [[models]]
@@ -316,6 +295,14 @@ def test_interrupted_stream_continues_byte_for_byte(gw, api, kind, pair):
     assert gw.emus[origin_kind].requests() == before + 1, "the origin cloud was asked once"
     assert gw.emus[EMULATOR[to]].requests() == continued + 1, f"{to} continued the answer"
     assert resumed == whole
+
+
+def test_in_band_error_from_claude_on_vertex_continues_on_anthropic(gw):
+    whole = messages_text(gw, "vertex-claude-anthropic")
+    gw.emus["vertex"].faults({"stream_error_after": {"chunks": AFTER, "type": "overloaded_error"}})
+    before = gw.emus["anthropic"].requests()
+    assert messages_text(gw, "vertex-claude-anthropic") == whole
+    assert gw.emus["anthropic"].requests() == before + 1
 
 
 def raw_chat(gw: ResumeGateway, model: str, **kw) -> tuple[str, str]:

@@ -255,6 +255,7 @@ pub struct ModelConfig {
     pub resume_streams: Option<bool>,
 }
 
+/// USD per million tokens of each kind a cloud bills (README "Prompt caching").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
@@ -262,20 +263,63 @@ pub struct Price {
     pub input_per_mtok: f64,
     #[serde(default)]
     pub output_per_mtok: f64,
-    /// Price of cached prompt tokens; defaults to `input_per_mtok`.
+    /// Price of prompt tokens read from the cloud's cache; defaults to `input_per_mtok`.
     pub cached_input_per_mtok: Option<f64>,
+    /// Price of prompt tokens written to the cache with the five-minute TTL; defaults to
+    /// `input_per_mtok`.
+    pub cache_write_per_mtok: Option<f64>,
+    /// Price of prompt tokens written with the one-hour TTL; defaults to
+    /// `cache_write_per_mtok`.
+    pub cache_write_1h_per_mtok: Option<f64>,
 }
 
 impl Price {
+    /// The read price, defaults resolved.
+    pub fn cached_input(&self) -> f64 {
+        self.cached_input_per_mtok.unwrap_or(self.input_per_mtok)
+    }
+
+    /// The five-minute write price, defaults resolved.
+    pub fn cache_write(&self) -> f64 {
+        self.cache_write_per_mtok.unwrap_or(self.input_per_mtok)
+    }
+
+    /// The one-hour write price, defaults resolved.
+    pub fn cache_write_1h(&self) -> f64 {
+        self.cache_write_1h_per_mtok.unwrap_or(self.cache_write())
+    }
+
+    /// The same price with caching priced as plain input: what a usage would have cost had
+    /// nothing been cached ("saved by caching" is the difference).
+    pub fn uncached(&self) -> Price {
+        Price {
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
+            cache_write_1h_per_mtok: None,
+        }
+    }
+
+    /// Cost in micro-dollars (tokens × USD per million) of one attempt's usage: cache reads,
+    /// five-minute writes and one-hour writes at their own prices, the rest of the input at
+    /// the input price; reasoning tokens are output and billed as such. The counts are
+    /// clamped so a cloud's inconsistent report never bills a token twice.
+    pub fn cost_micros(&self, usage: &anycloud_types::Usage) -> f64 {
+        let read = usage.cached_input_tokens.min(usage.input_tokens);
+        let write = usage.cache_write_tokens.min(usage.input_tokens - read);
+        let write_1h = usage.cache_write_1h_tokens.min(write);
+        let fresh = usage.input_tokens - read - write;
+        fresh as f64 * self.input_per_mtok
+            + read as f64 * self.cached_input()
+            + (write - write_1h) as f64 * self.cache_write()
+            + write_1h as f64 * self.cache_write_1h()
+            + usage.output_tokens as f64 * self.output_per_mtok
+    }
+
     /// Cost in USD of one attempt's usage at this price.
     pub fn cost(&self, usage: &anycloud_types::Usage) -> f64 {
-        let cached = usage.cached_input_tokens.min(usage.input_tokens);
-        let fresh = usage.input_tokens - cached;
-        let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
-        (fresh as f64 * self.input_per_mtok
-            + cached as f64 * cached_price
-            + usage.output_tokens as f64 * self.output_per_mtok)
-            / 1_000_000.0
+        self.cost_micros(usage) / 1_000_000.0
     }
 }
 

@@ -144,6 +144,7 @@ fn price_cost_counts_cached_tokens_at_their_price() {
         input_per_mtok: 2.0,
         output_per_mtok: 10.0,
         cached_input_per_mtok: Some(1.0),
+        ..Price::default()
     };
     let u = anycloud_types::Usage {
         input_tokens: 1_000_000,

@@ -422,7 +422,13 @@ impl Validator {
                 let p = d.price;
                 if p.input_per_mtok < 0.0
                     || p.output_per_mtok < 0.0
-                    || p.cached_input_per_mtok.is_some_and(|x| x < 0.0)
+                    || [
+                        p.cached_input_per_mtok,
+                        p.cache_write_per_mtok,
+                        p.cache_write_1h_per_mtok,
+                    ]
+                    .iter()
+                    .any(|x| x.is_some_and(|x| x < 0.0))
                 {
                     self.push(at("price"), "prices must not be negative");
                 }

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::faults::InjectedFailure;
 use crate::http::{self, Incoming};
+use crate::prompt_cache;
 use crate::reply::{self, ReplyBody};
 use crate::Shared;
 
@@ -151,6 +152,7 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
     if !shared.config.models.contains(&p.model) {
         return Err(err(404, "not_found_error", format!("model: {}", p.model)));
     }
+    let prefix = prompt_cache::anthropic_prefix(&p.model, &body).map_err(invalid)?;
     let input = reply::ChatInput {
         cloud: &shared.config.name,
         model: &p.model,
@@ -162,6 +164,7 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         prefill: true,
     };
     let r = reply::chat_reply(&input);
+    let usage = cache_usage(shared, &prefix, &p.model, r.prompt_tokens);
     let id = format!("msg_emu{:020}", req.seq);
     let (block, stop) = match &r.body {
         ReplyBody::Text(t) => (json!({"type": "text", "text": t}), r.finish_reason),
@@ -182,15 +185,13 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
     if !p.stream {
         let body = json!({"id": id, "type": "message", "role": "assistant", "model": p.model,
             "content": [block], "stop_reason": stop_reason, "stop_sequence": null,
-            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": r.completion_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}});
+            "usage": usage(r.completion_tokens)});
         return Ok(http::json(200, &body, &headers(req)));
     }
     let mut events = vec![
         json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
             "model": p.model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+            "usage": usage(1)}}),
     ];
     match &r.body {
         ReplyBody::Text(t) => {
@@ -235,6 +236,24 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         })
         .collect();
     Ok(http::sse_frames(frames, &shared.faults, &headers(req)))
+}
+
+/// The usage for `output` tokens, with the prompt cache's reads and writes. Without
+/// breakpoints the prompt is counted as every cloud's is; with them, block by block
+/// ([`prompt_cache`]) so the cached prefixes add up to it.
+pub(crate) fn cache_usage(
+    shared: &Shared,
+    prefix: &prompt_cache::Prefix,
+    model: &str,
+    prompt_tokens: u64,
+) -> impl Fn(u64) -> Value {
+    let (total, cache) = if prefix.breakpoints.is_empty() {
+        (prompt_tokens, prompt_cache::CacheUsage::default())
+    } else {
+        let min = prompt_cache::claude_min_tokens(model);
+        (prefix.tokens(), shared.prompt_cache.account(prefix, min))
+    };
+    move |output| cache.anthropic_usage(total, output)
 }
 
 fn validate(body: &Map<String, Value>) -> Result<Params, ApiError> {

@@ -209,21 +209,11 @@ impl Faults {
     }
 
     pub(crate) fn cut_after(&self) -> Option<u32> {
-        let v = self.cut_after.load(Ordering::SeqCst);
-        if v == OFF {
-            None
-        } else {
-            u32::try_from(v).ok()
-        }
+        count_knob(&self.cut_after)
     }
 
     pub(crate) fn stall_after(&self) -> Option<u32> {
-        let v = self.stall_after.load(Ordering::SeqCst);
-        if v == OFF {
-            None
-        } else {
-            u32::try_from(v).ok()
-        }
+        count_knob(&self.stall_after)
     }
 
     pub(crate) fn stream_error(&self) -> Option<(u32, String)> {
@@ -292,25 +282,8 @@ impl Faults {
         };
         let latency = ms("latency_ms")?;
         let chunk_delay = ms("chunk_delay_ms")?;
-        // `cut_stream_after: null` turns the knob off; absent leaves it alone.
-        let cut = match obj.get("cut_stream_after") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => {
-                Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
-                    "cut_stream_after must be a non-negative integer or null",
-                )?))
-            }
-        };
-        let stall = match obj.get("stall_stream_after") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(v) => {
-                Some(Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(
-                    "stall_stream_after must be a non-negative integer or null",
-                )?))
-            }
-        };
+        let cut = count_setting(obj, "cut_stream_after")?;
+        let stall = count_setting(obj, "stall_stream_after")?;
         let refuse = match obj.get("refuse_connections") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_bool().ok_or("refuse_connections must be a boolean")?),
@@ -368,6 +341,33 @@ impl Faults {
             None => {}
         }
         Ok(())
+    }
+}
+
+/// A count knob's value (`OFF` is off).
+fn count_knob(knob: &AtomicU64) -> Option<u32> {
+    let v = knob.load(Ordering::SeqCst);
+    if v == OFF {
+        None
+    } else {
+        u32::try_from(v).ok()
+    }
+}
+
+/// A count setting of a control-plane document: absent leaves the knob alone
+/// (`None`), `null` turns it off (`Some(None)`), a number sets it.
+fn count_setting(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<Option<u32>>, String> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(|n| Some(Some(n)))
+            .ok_or(format!("{key} must be a non-negative integer or null")),
     }
 }
 

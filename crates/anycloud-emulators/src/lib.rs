@@ -36,6 +36,7 @@ pub mod mcp;
 mod oci;
 mod oci_sig;
 mod openai;
+mod prompt_cache;
 pub mod record;
 pub mod reply;
 mod server;
@@ -312,6 +313,8 @@ pub(crate) struct Shared {
     pub config: EmulatorConfig,
     pub faults: Faults,
     pub recorder: record::Recorder,
+    /// The deployment's prompt cache (clouds with explicit caching).
+    pub prompt_cache: prompt_cache::PromptCache,
     tokens: Mutex<HashMap<String, Instant>>,
     seq: AtomicU64,
 }
@@ -425,6 +428,7 @@ pub async fn spawn(
         config,
         faults: Faults::new(),
         recorder: record::Recorder::default(),
+        prompt_cache: prompt_cache::PromptCache::default(),
         tokens: Mutex::new(HashMap::new()),
         seq: AtomicU64::new(0),
     });

@@ -10,24 +10,26 @@ use anycloud_config::Price;
 use anycloud_store::{RecordedPrice, NANOS_PER_USD};
 use anycloud_types::Usage;
 
-/// Cost of `usage` at `price`, in nano-dollars. Cached prompt tokens (a subset of the input)
-/// are charged at the cached price, which defaults to the input price.
+/// Cost of `usage` at `price`, in nano-dollars: every kind of token at its own price
+/// ([`Price::cost_micros`]), rounded once.
 pub fn cost_nanos(price: &Price, usage: &Usage) -> i64 {
-    let cached = usage.cached_input_tokens.min(usage.input_tokens);
-    let fresh = usage.input_tokens - cached;
-    let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
-    let micros = fresh as f64 * price.input_per_mtok
-        + cached as f64 * cached_price
-        + usage.output_tokens as f64 * price.output_per_mtok;
-    (micros * 1_000.0).round() as i64
+    (price.cost_micros(usage) * 1_000.0).round() as i64
 }
 
-/// The price as recorded with a usage record (cached price resolved).
+/// What caching saved on `usage`: its cost with every cached read and write priced as plain
+/// input, less its cost as billed. Negative when a write premium was not (yet) paid back.
+pub fn cache_saved_nanos(price: &Price, usage: &Usage) -> i64 {
+    cost_nanos(&price.uncached(), usage) - cost_nanos(price, usage)
+}
+
+/// The price as recorded with a usage record (defaults resolved).
 pub fn recorded_price(price: &Price) -> RecordedPrice {
     RecordedPrice {
         input_per_mtok: price.input_per_mtok,
         output_per_mtok: price.output_per_mtok,
-        cached_input_per_mtok: price.cached_input_per_mtok.unwrap_or(price.input_per_mtok),
+        cached_input_per_mtok: price.cached_input(),
+        cache_write_per_mtok: price.cache_write(),
+        cache_write_1h_per_mtok: price.cache_write_1h(),
     }
 }
 
@@ -62,6 +64,7 @@ mod tests {
             input_per_mtok: 2.5,
             output_per_mtok: 10.0,
             cached_input_per_mtok: Some(1.25),
+            ..Price::default()
         };
         let usage = Usage {
             input_tokens: 1_000,
@@ -81,6 +84,47 @@ mod tests {
             ..Usage::default()
         };
         assert_eq!(cost_nanos(&embed, &u), 160);
+    }
+
+    #[test]
+    fn cache_reads_and_writes_are_priced_apart_and_saving_is_exact() {
+        // Claude Sonnet's list prices: reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2×.
+        let price = Price {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: Some(0.3),
+            cache_write_per_mtok: Some(3.75),
+            cache_write_1h_per_mtok: Some(6.0),
+        };
+        let usage = Usage {
+            input_tokens: 10_000,
+            output_tokens: 100,
+            cached_input_tokens: 6_000,
+            cache_write_tokens: 3_000,
+            cache_write_1h_tokens: 1_000,
+            reasoning_tokens: 40,
+        };
+        // 1000 fresh × 3 + 6000 × 0.3 + 2000 × 3.75 + 1000 × 6 + 100 × 15
+        // = 3000 + 1800 + 7500 + 6000 + 1500 = 19 800 µ$.
+        assert_eq!(cost_nanos(&price, &usage), 19_800_000);
+        // Uncached: 10 000 × 3 + 1500 = 31 500 µ$; saved 11 700 µ$.
+        assert_eq!(cache_saved_nanos(&price, &usage), 11_700_000);
+        // A first turn that only writes costs more than uncached: the saving is negative.
+        let write_only = Usage {
+            input_tokens: 4_000,
+            cache_write_tokens: 4_000,
+            ..Usage::default()
+        };
+        assert_eq!(cache_saved_nanos(&price, &write_only), -3_000_000);
+        // Counts beyond the input (a cloud's bad report) never bill a token twice.
+        let bad = Usage {
+            input_tokens: 100,
+            cached_input_tokens: 80,
+            cache_write_tokens: 80,
+            ..Usage::default()
+        };
+        // 80 reads × 0.3 + 20 writes × 3.75 = 24 + 75 = 99 µ$.
+        assert_eq!(cost_nanos(&price, &bad), 99_000);
     }
 
     #[test]

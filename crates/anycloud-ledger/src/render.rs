@@ -10,22 +10,31 @@ use crate::money::usd;
 use crate::report::{Report, Totals};
 use crate::LedgerError;
 
-const USAGE_HEADER: [&str; 6] = [
+/// Usage columns; those added with prompt caching come after `cost_usd` so scripts that
+/// read the older columns by position keep working.
+const USAGE_HEADER: [&str; 9] = [
     "requests",
     "input_tokens",
     "output_tokens",
     "cached_tokens",
     "cost_usd",
-    "",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cache_hit_ratio",
+    "saved_by_caching_usd",
 ];
 
-fn usage_cells(t: &Totals) -> [String; 5] {
+fn usage_cells(t: &Totals) -> [String; 9] {
     [
         t.requests.to_string(),
         t.input_tokens.to_string(),
         t.output_tokens.to_string(),
         t.cached_tokens.to_string(),
         format!("{:.6}", usd(t.cost_nanos)),
+        t.cache_write_tokens.to_string(),
+        t.reasoning_tokens.to_string(),
+        format!("{:.4}", t.cache_hit_ratio()),
+        format!("{:.6}", usd(t.cache_saved_nanos)),
     ]
 }
 
@@ -131,7 +140,7 @@ fn align(rows: &[Vec<String>]) -> String {
 
 fn header(first: &str, rest: &[&str]) -> Vec<String> {
     std::iter::once(first)
-        .chain(rest.iter().copied().filter(|s| !s.is_empty()))
+        .chain(rest.iter().copied())
         .map(str::to_uppercase)
         .collect()
 }
@@ -182,7 +191,7 @@ pub(crate) fn csv(r: &Report) -> Result<String, LedgerError> {
         .flexible(true)
         .from_writer(Vec::new());
     let io = |e: csv::Error| LedgerError::Invalid(format!("csv: {e}"));
-    w.write_record(["section", "name"].iter().chain(&USAGE_HEADER[..5]))
+    w.write_record(["section", "name"].iter().chain(&USAGE_HEADER))
         .map_err(io)?;
     let groups = [
         (r.group_by.cloud, "cloud", &r.clouds),

@@ -104,7 +104,11 @@ pub struct Totals {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
     pub cost_nanos: i64,
+    /// What caching saved (README "Prompt caching"): the same tokens uncached, less the cost.
+    pub cache_saved_nanos: i64,
 }
 
 impl Totals {
@@ -113,7 +117,19 @@ impl Totals {
         self.input_tokens += r.input_tokens;
         self.output_tokens += r.output_tokens;
         self.cached_tokens += r.cached_tokens;
+        self.cache_write_tokens += r.cache_write_tokens;
+        self.reasoning_tokens += r.reasoning_tokens;
         self.cost_nanos += r.cost_nanos;
+        self.cache_saved_nanos += r.cache_saved_nanos;
+    }
+
+    /// The share of prompt tokens read from a cache (0 with no input).
+    pub fn cache_hit_ratio(&self) -> f64 {
+        if self.input_tokens == 0 {
+            0.0
+        } else {
+            self.cached_tokens as f64 / self.input_tokens as f64
+        }
     }
 
     fn json(&self, key: &str, name: &str) -> Value {
@@ -123,7 +139,11 @@ impl Totals {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cache_hit_ratio": self.cache_hit_ratio(),
             "cost_usd": usd(self.cost_nanos),
+            "saved_by_caching_usd": usd(self.cache_saved_nanos),
         })
     }
 }

@@ -82,7 +82,7 @@ fn deployment() -> impl Strategy<Value = Deployment> {
             price: Price {
                 input_per_mtok: f64::from(price),
                 output_per_mtok: 1.0,
-                cached_input_per_mtok: None,
+                ..Price::default()
             },
             valid_from: from.map(day),
             valid_until: until.map(day),

@@ -5,7 +5,7 @@
 //! (an upstream 503, a timeout after sending) are, with their status and no tokens.
 
 use crate::outcome::{AttemptRecord, OutcomeSink, RequestOutcome};
-use anycloud_ledger::money::{cost_nanos, recorded_price};
+use anycloud_ledger::money::{cache_saved_nanos, cost_nanos, recorded_price};
 use anycloud_ledger::LedgerWriter;
 use anycloud_store::UsageRecord;
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub fn usage_record(outcome: &RequestOutcome, a: &AttemptRecord) -> UsageRecord 
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,
         cached_tokens: usage.cached_input_tokens,
+        cache_write_tokens: usage.cache_write_tokens,
+        cache_write_1h_tokens: usage.cache_write_1h_tokens,
+        reasoning_tokens: usage.reasoning_tokens,
+        cache_saved_nanos: cache_saved_nanos(&a.price, &usage),
         usage_estimated: a.usage_estimated,
         price: recorded_price(&a.price),
         cost_nanos: cost_nanos(&a.price, &usage),

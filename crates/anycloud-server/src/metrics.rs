@@ -176,6 +176,9 @@ pub struct Metrics {
     pub declines: Family<DeclineLabels, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub cost: Family<SpendLabels, CounterF64>,
+    /// What prompt caching saved (README "Prompt caching"); a gauge because a cache write
+    /// costs more than plain input until it is read.
+    pub cache_saved: Family<SpendLabels, GaugeF64>,
     /// Attempts whose reported usage was beyond the request's bounds (`outcome::UsageBounds`).
     pub usage_clamped: Family<CloudLabels, Counter>,
     /// 1 while a cloud is drained.
@@ -225,6 +228,7 @@ impl Metrics {
             declines: Family::default(),
             tokens: Family::default(),
             cost: Family::default(),
+            cache_saved: Family::default(),
             usage_clamped: Family::default(),
             cloud_drained: Family::default(),
             cloud_breaker: Family::default(),
@@ -277,8 +281,13 @@ impl Metrics {
         );
         r.register(
             "tokens",
-            "Tokens by cloud, model, tenant and kind (input, output, cached input)",
+            "Tokens by cloud, model, tenant and kind (input, output, cached (cache reads), cache_write, reasoning); cached / input is the cache hit ratio",
             m.tokens.clone(),
+        );
+        r.register(
+            "cache_saved_usd",
+            "What prompt caching saved in USD (the same tokens uncached, less their cost), by cloud, model and tenant",
+            m.cache_saved.clone(),
         );
         r.register(
             "cost_usd",
@@ -512,6 +521,8 @@ impl OutcomeSink for Metrics {
                 ("input", u.input_tokens),
                 ("output", u.output_tokens),
                 ("cached", u.cached_input_tokens),
+                ("cache_write", u.cache_write_tokens),
+                ("reasoning", u.reasoning_tokens),
             ] {
                 if n > 0 {
                     self.tokens
@@ -524,15 +535,20 @@ impl OutcomeSink for Metrics {
                         .inc_by(n);
                 }
             }
+            let spend = SpendLabels {
+                cloud,
+                model: model.clone(),
+                tenant: tenant.clone(),
+            };
+            // A series for every deployment that prices caching, from its first request
+            // (0 until something is cached); none for the others.
+            if a.price != a.price.uncached() {
+                let saved = a.price.uncached().cost(&u) - a.price.cost(&u);
+                self.cache_saved.get_or_create(&spend).inc_by(saved);
+            }
             let cost = a.cost_usd();
             if cost > 0.0 {
-                self.cost
-                    .get_or_create(&SpendLabels {
-                        cloud,
-                        model: model.clone(),
-                        tenant: tenant.clone(),
-                    })
-                    .inc_by(cost);
+                self.cost.get_or_create(&spend).inc_by(cost);
             }
         }
     }

@@ -19,6 +19,10 @@ pub struct RecordedPrice {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
     pub cached_input_per_mtok: f64,
+    /// Five-minute cache writes (the input price on rows written before migration 0017).
+    pub cache_write_per_mtok: f64,
+    /// One-hour cache writes (likewise).
+    pub cache_write_1h_per_mtok: f64,
 }
 
 /// One attempt that reached a cloud.
@@ -37,6 +41,16 @@ pub struct UsageRecord {
     pub output_tokens: u64,
     /// Prompt tokens served from the cloud's cache (a subset of `input_tokens`).
     pub cached_tokens: u64,
+    /// Prompt tokens written to the cloud's cache, every TTL (a subset of `input_tokens`;
+    /// 0 on rows written before migration 0017).
+    pub cache_write_tokens: u64,
+    /// The one-hour part of `cache_write_tokens`.
+    pub cache_write_1h_tokens: u64,
+    /// Reasoning tokens (a subset of `output_tokens`, billed as output).
+    pub reasoning_tokens: u64,
+    /// What caching saved on this attempt, nano-dollars: its cost with cache reads and writes
+    /// priced as plain input, less `cost_nanos` (negative while writes are not paid back).
+    pub cache_saved_nanos: i64,
     /// True when the tokens are the gateway's estimate (the cloud reported none).
     pub usage_estimated: bool,
     pub price: RecordedPrice,
@@ -75,7 +89,10 @@ pub struct UsageSummaryRow {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
     pub cost_nanos: i64,
+    pub cache_saved_nanos: i64,
 }
 
 /// One cloud's spend on one UTC day.

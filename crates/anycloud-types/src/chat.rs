@@ -191,6 +191,87 @@ pub struct ChatRequest {
     /// End-user id, passed through where the cloud has a field for it.
     pub user: Option<String>,
     pub stream: bool,
+    /// Prompt-caching hints: explicit breakpoints and OpenAI's cache key.
+    pub cache: PromptCache,
+}
+
+/// Prompt-caching hints (README "Prompt caching"). Clouds with explicit caching get the
+/// breakpoints in their own dialect; the others get nothing they would reject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptCache {
+    /// At most four on Anthropic and Bedrock, in prompt order (tools, system, messages).
+    pub breakpoints: Vec<CacheBreakpoint>,
+    /// OpenAI's `prompt_cache_key`: requests sharing it share a cache (OpenAI, Azure).
+    pub key: Option<String>,
+}
+
+/// The end of a prefix to cache: everything up to and including `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBreakpoint {
+    pub at: CacheAt,
+    pub ttl: CacheTtl,
+}
+
+/// A place in the canonical request. A system prompt's breakpoint is on a block of its
+/// system message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAt {
+    /// After `tools[i]`.
+    Tool(usize),
+    /// After `messages[message].content[block]`.
+    Block { message: usize, block: usize },
+}
+
+/// How long a cached prefix lives: five minutes (the default) or an hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheTtl {
+    #[default]
+    FiveMinutes,
+    OneHour,
+}
+
+impl CacheTtl {
+    /// The wire value (`"5m"` / `"1h"`) both Anthropic and Bedrock use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheTtl::FiveMinutes => "5m",
+            CacheTtl::OneHour => "1h",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CacheTtl> {
+        match s {
+            "5m" => Some(CacheTtl::FiveMinutes),
+            "1h" => Some(CacheTtl::OneHour),
+            _ => None,
+        }
+    }
+}
+
+impl PromptCache {
+    /// The TTL of the breakpoint on `messages[message].content[block]`, if any.
+    pub fn on_block(&self, message: usize, block: usize) -> Option<CacheTtl> {
+        self.breakpoints
+            .iter()
+            .find(|b| b.at == CacheAt::Block { message, block })
+            .map(|b| b.ttl)
+    }
+
+    /// The TTL of the breakpoint after `tools[i]`, if any.
+    pub fn on_tool(&self, i: usize) -> Option<CacheTtl> {
+        self.breakpoints
+            .iter()
+            .find(|b| b.at == CacheAt::Tool(i))
+            .map(|b| b.ttl)
+    }
+
+    /// The TTL of a breakpoint on any block of `messages[message]`.
+    pub fn on_message(&self, message: usize) -> Option<CacheTtl> {
+        self.breakpoints
+            .iter()
+            .find(|b| matches!(b.at, CacheAt::Block { message: m, .. } if m == message))
+            .map(|b| b.ttl)
+    }
 }
 
 impl ChatRequest {
@@ -206,6 +287,7 @@ impl ChatRequest {
             params: SamplingParams::default(),
             user: None,
             stream: false,
+            cache: PromptCache::default(),
         }
     }
 
@@ -346,6 +428,7 @@ mod tests {
             params: SamplingParams::default(),
             user: None,
             stream: false,
+            cache: PromptCache::default(),
         }
     }
 

@@ -132,11 +132,17 @@ async fn populate(store: &dyn Store) {
             input_tokens: 1_000 + i as u64,
             output_tokens: 200,
             cached_tokens: (i % 4) as u64 * 10,
+            cache_write_tokens: (i % 3) as u64 * 5,
+            cache_write_1h_tokens: (i % 2) as u64,
+            reasoning_tokens: (i % 5) as u64,
+            cache_saved_nanos: i % 7 - 3,
             usage_estimated: i % 7 == 0,
             price: RecordedPrice {
                 input_per_mtok: 2.5,
                 output_per_mtok: 10.0,
                 cached_input_per_mtok: 1.25,
+                cache_write_per_mtok: 3.0,
+                cache_write_1h_per_mtok: 4.0,
             },
             cost_nanos: 4_500_000 + i * 2_500,
             outcome: if i % 11 == 0 { "upstream_503" } else { "ok" }.into(),
@@ -370,7 +376,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     let refused = run(&["audit", "verify", "--config", manual]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("6 pending migrations"), "{err}");
+    assert!(err.contains("7 pending migrations"), "{err}");
     assert!(err.contains("anycloud migrate"), "{err}");
     assert!(err.contains("0001 tenants and keys"), "{err}");
     let serve = serve_exits(manual);
@@ -390,11 +396,12 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
         "0003 governance",
         "0005 responses",
         "0015 usage route needs",
+        "0017 usage cache tokens",
         "0018 spool marks",
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }
-    assert!(printed.contains("6 migrations applied"), "{printed}");
+    assert!(printed.contains("7 migrations applied"), "{printed}");
     let again = run(&["migrate", "--config", manual]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert!(audit_verify(Path::new(manual)).contains("0 entries verified"));

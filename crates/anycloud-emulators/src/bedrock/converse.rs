@@ -160,7 +160,12 @@ fn tool_config(tc: &Value) -> Result<(Vec<Value>, Option<Value>), Invalid> {
             )
         })?;
     let mut out = Vec::with_capacity(tools.len());
-    for (i, t) in tools.iter().enumerate() {
+    // `cachePoint` entries are checked with the prompt cache (`cache.rs`).
+    for (i, t) in tools
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.get("cachePoint").is_none())
+    {
         let spec = t
             .get("toolSpec")
             .ok_or("The provided request is not valid: each tool needs a toolSpec.")?;

@@ -10,6 +10,7 @@
 //! `cut_stream_after(k)` aborts the connection after k frames; `stream_error_after(k,
 //! name)` sends an exception frame named `name` after k frames inside the 200 stream.
 
+mod cache;
 mod converse;
 mod sigv4;
 
@@ -163,7 +164,12 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
                 Ok(c) => c,
                 Err(m) => return validation(req, &m),
             };
-            let a = converse::answer(&c, &shared.config.name, &model);
+            let prefix = match cache::prefix(&model, &body) {
+                Ok(p) => p,
+                Err(m) => return validation(req, &m),
+            };
+            let mut a = converse::answer(&c, &shared.config.name, &model);
+            cache::apply(&shared.prompt_cache, &prefix, &model, &mut a.usage);
             let headers = [("x-amzn-RequestId", request_id(req))];
             if op == Op::Converse {
                 http::json(200, &converse::response_body(&a), &headers)

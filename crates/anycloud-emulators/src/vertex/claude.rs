@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::json_body;
 use crate::http::{self, Incoming};
+use crate::prompt_cache;
 use crate::reply::{self, ReplyBody};
 use crate::Shared;
 
@@ -205,7 +206,12 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
     if let Err(m) = validate(&body, streaming_method) {
         return invalid(&m);
     }
+    let prefix = match prompt_cache::anthropic_prefix(model, &body) {
+        Ok(p) => p,
+        Err(m) => return invalid(&m),
+    };
     let r = reply_for(shared, &body, model);
+    let usage = crate::anthropic::cache_usage(shared, &prefix, model, r.prompt_tokens);
     let id = format!("msg_vrtx_{:016}", req.seq);
     let stop_reason = match r.finish_reason {
         "tool_calls" => "tool_use",
@@ -223,13 +229,12 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
             )
         }
     };
-    let usage = json!({"input_tokens": r.prompt_tokens, "output_tokens": r.completion_tokens,
-                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         return http::json(
             200,
             &json!({"id": id, "type": "message", "role": "assistant", "model": model,
-            "content": [block], "stop_reason": stop_reason, "stop_sequence": null, "usage": usage}),
+            "content": [block], "stop_reason": stop_reason, "stop_sequence": null,
+            "usage": usage(r.completion_tokens)}),
             &[],
         );
     }
@@ -238,7 +243,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
         "message_start",
         json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+            "usage": usage(1)}}),
     )];
     match (&r.body, tool_json) {
         (ReplyBody::Text(t), _) => {
@@ -272,5 +277,13 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
     ));
     events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": r.completion_tokens}})));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
+    if let Some((k, kind)) = shared.faults.stream_error() {
+        // As on Anthropic's own API: `event: error` inside the 200, then the end.
+        events.truncate(usize::try_from(k).unwrap_or(usize::MAX));
+        events.push(ev(
+            "error",
+            json!({"type": "error", "error": {"type": kind, "message": "Overloaded"}}),
+        ));
+    }
     http::sse_named(events, &shared.faults, &[])
 }

@@ -13,7 +13,7 @@
 use super::wire::*;
 use crate::error::{ProviderError, ProviderErrorKind};
 use anycloud_types::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, ResponseFormat,
+    CacheTtl, ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, ResponseFormat,
     Role, ToolChoice, Usage,
 };
 use serde_json::{Map, Value};
@@ -50,13 +50,38 @@ pub fn request_to_wire(
         }
         Some(ResponseFormat::Text) | None => {}
     }
-    let system: Vec<String> = req
-        .messages
-        .iter()
-        .filter(|m| m.role.is_system())
-        .map(Message::text)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let system_messages = || {
+        req.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.role.is_system())
+    };
+    // One string as before, unless a breakpoint needs the system prompt as blocks: then
+    // each text block goes out as one, the breakpoint on its own.
+    let system = if system_messages().any(|(i, _)| req.cache.on_message(i).is_some()) {
+        let mut blocks = Vec::new();
+        for (i, m) in system_messages() {
+            for (j, b) in m.content.iter().enumerate() {
+                match b {
+                    ContentBlock::Text { text } if !text.is_empty() => blocks.push(Block::Text {
+                        text: text.clone(),
+                        cache_control: None,
+                    }),
+                    _ => {}
+                }
+                if let (Some(ttl), Some(last)) = (req.cache.on_block(i, j), blocks.last_mut()) {
+                    set_cache_control(last, ttl);
+                }
+            }
+        }
+        (!blocks.is_empty()).then_some(SystemPrompt::Blocks(blocks))
+    } else {
+        let texts: Vec<String> = system_messages()
+            .map(|(_, m)| m.text())
+            .filter(|t| !t.is_empty())
+            .collect();
+        (!texts.is_empty()).then(|| SystemPrompt::Text(texts.join("\n\n")))
+    };
     let mut messages: Vec<MessageParam> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role {
@@ -68,6 +93,11 @@ pub fn request_to_wire(
         for (j, b) in m.content.iter().enumerate() {
             if let Some(w) = block_to_wire(b, i, j)? {
                 blocks.push(w);
+            }
+            // A breakpoint on a block Anthropic does not take (empty text) moves back to
+            // the block before it: the cached prefix is the same.
+            if let (Some(ttl), Some(last)) = (req.cache.on_block(i, j), blocks.last_mut()) {
+                set_cache_control(last, ttl);
             }
         }
         if blocks.is_empty() {
@@ -92,16 +122,18 @@ pub fn request_to_wire(
         model: model.map(str::to_string),
         anthropic_version: anthropic_version_in_body.map(str::to_string),
         max_tokens: Some(p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-        system: (!system.is_empty()).then(|| SystemPrompt::Text(system.join("\n\n"))),
+        system,
         messages,
         tools: (!req.tools.is_empty()).then(|| {
             req.tools
                 .iter()
-                .map(|t| ToolParam {
+                .enumerate()
+                .map(|(i, t)| ToolParam {
                     name: t.name.clone(),
                     description: t.description.clone(),
                     input_schema: Some(schema_or_empty(&t.parameters)),
                     kind: None,
+                    cache_control: req.cache.on_tool(i).map(CacheControl::ephemeral),
                 })
                 .collect()
         }),
@@ -130,6 +162,18 @@ pub fn request_to_wire(
     })
 }
 
+fn set_cache_control(b: &mut Block, ttl: CacheTtl) {
+    match b {
+        Block::Text { cache_control, .. }
+        | Block::Image { cache_control, .. }
+        | Block::ToolUse { cache_control, .. }
+        | Block::ToolResult { cache_control, .. } => {
+            *cache_control = Some(CacheControl::ephemeral(ttl));
+        }
+        Block::Other => {}
+    }
+}
+
 /// Anthropic insists on an object schema; a tool without parameters gets
 /// the empty one.
 fn schema_or_empty(v: &Value) -> Value {
@@ -143,9 +187,13 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
     Ok(Some(match b {
         // Anthropic rejects empty text blocks.
         ContentBlock::Text { text } if text.is_empty() => return Ok(None),
-        ContentBlock::Text { text } => Block::Text { text: text.clone() },
+        ContentBlock::Text { text } => Block::Text {
+            text: text.clone(),
+            cache_control: None,
+        },
         ContentBlock::Image { source, .. } => Block::Image {
             source: image_to_wire(source),
+            cache_control: None,
         },
         ContentBlock::ToolUse {
             id,
@@ -160,6 +208,7 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
                     format!("messages[{i}].content[{j}]: tool call arguments must be a JSON object to send them to Anthropic"),
                 )
             })?,
+            cache_control: None,
         },
         ContentBlock::ToolResult {
             tool_use_id,
@@ -184,6 +233,7 @@ fn block_to_wire(b: &ContentBlock, i: usize, j: usize) -> Result<Option<Block>, 
                 tool_use_id: tool_use_id.clone(),
                 content: (!inner.is_empty()).then_some(ToolResultContent::Blocks(inner)),
                 is_error: *is_error,
+                cache_control: None,
             }
         }
     }))
@@ -225,7 +275,13 @@ pub fn stop_reason_from_wire(s: Option<&str>) -> FinishReason {
 /// (Anthropic's `input_tokens` excludes both; the canonical one includes them).
 pub fn usage_from_wire(u: &UsageWire) -> Usage {
     let read = u.cache_read_input_tokens.unwrap_or(0);
-    let write = u.cache_creation_input_tokens.unwrap_or(0);
+    let split = u.cache_creation.unwrap_or_default();
+    // The TTL breakdown, when it is the only report of the writes, is the total.
+    let write = u.cache_creation_input_tokens.unwrap_or(
+        split
+            .ephemeral_5m_input_tokens
+            .saturating_add(split.ephemeral_1h_input_tokens),
+    );
     Usage {
         input_tokens: u
             .input_tokens
@@ -235,6 +291,7 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
         output_tokens: u.output_tokens,
         cached_input_tokens: read,
         cache_write_tokens: write,
+        cache_write_1h_tokens: split.ephemeral_1h_input_tokens.min(write),
         reasoning_tokens: 0,
     }
 }
@@ -243,8 +300,10 @@ pub fn response_from_wire(w: MessagesResponse) -> Result<ChatResponse, ProviderE
     let mut content = Vec::with_capacity(w.content.len());
     for b in w.content {
         match b {
-            Block::Text { text } => content.push(ContentBlock::Text { text }),
-            Block::ToolUse { id, name, input } => content.push(ContentBlock::ToolUse {
+            Block::Text { text, .. } => content.push(ContentBlock::Text { text }),
+            Block::ToolUse {
+                id, name, input, ..
+            } => content.push(ContentBlock::ToolUse {
                 id,
                 name,
                 arguments: input.to_string(),

@@ -6,6 +6,7 @@
 )]
 
 use super::*;
+use anycloud_types::Message;
 use anycloud_types::SamplingParams;
 use serde_json::json;
 
@@ -28,6 +29,7 @@ fn req(messages: Vec<Message>) -> ChatRequest {
         params: SamplingParams::default(),
         user: None,
         stream: false,
+        cache: Default::default(),
     }
 }
 

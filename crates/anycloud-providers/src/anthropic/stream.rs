@@ -92,7 +92,10 @@ impl EventDecoder {
                 content_block,
             } => {
                 self.ensure_started(&mut out);
-                if let Block::ToolUse { id, name, input } = content_block {
+                if let Block::ToolUse {
+                    id, name, input, ..
+                } = content_block
+                {
                     let k = self.next_tool;
                     self.next_tool += 1;
                     let initial = match &input {
@@ -214,6 +217,7 @@ impl EventDecoder {
         acc.cache_creation_input_tokens = u
             .cache_creation_input_tokens
             .or(acc.cache_creation_input_tokens);
+        acc.cache_creation = u.cache_creation.or(acc.cache_creation);
         acc.output_tokens = u.output_tokens;
     }
 }

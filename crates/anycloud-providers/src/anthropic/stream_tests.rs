@@ -69,6 +69,7 @@ fn documented_stream_decodes_with_tool_renumbering_and_last_usage() {
                 output_tokens: 38,
                 cached_input_tokens: 7,
                 cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
                 reasoning_tokens: 0,
             }),
         ]

@@ -82,15 +82,21 @@ pub enum MessageContent {
 pub enum Block {
     Text {
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
     },
     Image {
         source: ImageSourceParam,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
     },
     ToolUse {
         id: String,
         name: String,
         /// Always a JSON object on Anthropic.
         input: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
     },
     ToolResult {
         tool_use_id: String,
@@ -98,6 +104,8 @@ pub enum Block {
         content: Option<ToolResultContent>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
     },
     /// Any block type this gateway does not translate (`document`,
     /// `thinking`, server tools, …). Never serialised.
@@ -131,6 +139,29 @@ pub struct ToolParam {
     /// Server tools (`web_search_20250305`, …); custom tools have none.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// `cache_control`: the end of a prefix to cache (README "Prompt caching").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheControl {
+    /// `ephemeral`, the only kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `5m` (the default) or `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+impl CacheControl {
+    pub fn ephemeral(ttl: anycloud_types::CacheTtl) -> CacheControl {
+        CacheControl {
+            kind: "ephemeral".into(),
+            // The default is left out, as clients write it.
+            ttl: (ttl == anycloud_types::CacheTtl::OneHour).then(|| ttl.as_str().to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +217,18 @@ pub struct UsageWire {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    /// The writes split by TTL; their sum is `cache_creation_input_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreationWire>,
+}
+
+/// `usage.cache_creation`: cache writes per TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCreationWire {
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
 }
 
 /// One SSE event's `data` (its `type` repeats the SSE `event:` name).

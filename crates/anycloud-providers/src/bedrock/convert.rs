@@ -18,15 +18,30 @@ use anycloud_types::{
 use serde_json::{json, Value};
 
 /// Builds the Converse body for `req`.
+/// `req` as `target` may receive it: models that do not cache on Bedrock (anything but
+/// Claude and Nova) reject a `cachePoint`, so the breakpoints are dropped for them.
+pub fn for_target<'a>(req: &'a ChatRequest, target: &str) -> std::borrow::Cow<'a, ChatRequest> {
+    let caches = target.contains("anthropic.claude") || target.contains("amazon.nova");
+    if caches || req.cache.breakpoints.is_empty() {
+        return std::borrow::Cow::Borrowed(req);
+    }
+    let mut r = req.clone();
+    r.cache.breakpoints.clear();
+    std::borrow::Cow::Owned(r)
+}
+
 pub fn request_to_wire(req: &ChatRequest) -> Result<wire::ConverseRequest, ProviderError> {
     let mut system = Vec::new();
     let mut messages: Vec<wire::Message> = Vec::new();
     let mut history_has_tools = false;
-    for m in &req.messages {
+    for (i, m) in req.messages.iter().enumerate() {
         if m.role.is_system() {
             let text = m.text();
             if !text.is_empty() {
-                system.push(wire::SystemBlock { text });
+                system.push(wire::SystemBlock::Text(text));
+                if req.cache.on_message(i).is_some() {
+                    system.push(wire::SystemBlock::CachePoint(wire::CachePoint::new()));
+                }
             }
             continue;
         }
@@ -35,7 +50,7 @@ pub fn request_to_wire(req: &ChatRequest) -> Result<wire::ConverseRequest, Provi
             _ => "user",
         };
         let mut blocks = Vec::with_capacity(m.content.len());
-        for b in &m.content {
+        for (j, b) in m.content.iter().enumerate() {
             if matches!(
                 b,
                 ContentBlock::ToolUse { .. } | ContentBlock::ToolResult { .. }
@@ -43,6 +58,10 @@ pub fn request_to_wire(req: &ChatRequest) -> Result<wire::ConverseRequest, Provi
                 history_has_tools = true;
             }
             blocks.push(block_to_wire(b)?);
+            // Converse marks a cached prefix with a block of its own after the last one.
+            if req.cache.on_block(i, j).is_some() {
+                blocks.push(WireBlock::CachePoint(wire::CachePoint::new()));
+            }
         }
         if blocks.is_empty() {
             continue;
@@ -73,19 +92,19 @@ pub fn request_to_wire(req: &ChatRequest) -> Result<wire::ConverseRequest, Provi
 }
 
 fn tool_config(req: &ChatRequest, history_has_tools: bool) -> Option<wire::ToolConfig> {
-    let tools: Vec<wire::ToolEntry> = req
-        .tools
-        .iter()
-        .map(|t| wire::ToolEntry {
-            tool_spec: wire::ToolSpec {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                input_schema: wire::InputSchema {
-                    json: t.parameters.clone(),
-                },
+    let mut tools: Vec<wire::ToolEntry> = Vec::with_capacity(req.tools.len());
+    for (i, t) in req.tools.iter().enumerate() {
+        tools.push(wire::ToolEntry::ToolSpec(wire::ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: wire::InputSchema {
+                json: t.parameters.clone(),
             },
-        })
-        .collect();
+        }));
+        if req.cache.on_tool(i).is_some() {
+            tools.push(wire::ToolEntry::CachePoint(wire::CachePoint::new()));
+        }
+    }
     let choice = match &req.tool_choice {
         None | Some(ToolChoice::Auto) => Some(json!({"auto": {}})),
         Some(ToolChoice::Required) => Some(json!({"any": {}})),
@@ -131,14 +150,14 @@ fn history_tool_stubs(req: &ChatRequest) -> Vec<wire::ToolEntry> {
     }
     names
         .into_iter()
-        .map(|n| wire::ToolEntry {
-            tool_spec: wire::ToolSpec {
+        .map(|n| {
+            wire::ToolEntry::ToolSpec(wire::ToolSpec {
                 name: n.to_string(),
                 description: None,
                 input_schema: wire::InputSchema {
                     json: json!({"type": "object"}),
                 },
-            },
+            })
         })
         .collect()
 }
@@ -248,6 +267,7 @@ pub fn usage_from_wire(u: &wire::TokenUsage) -> Usage {
         output_tokens: u.output_tokens,
         cached_input_tokens: u.cache_read_input_tokens,
         cache_write_tokens: u.cache_write_input_tokens,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 0,
     }
 }

@@ -25,6 +25,7 @@ fn req(messages: Vec<Message>) -> ChatRequest {
         params: SamplingParams::default(),
         user: None,
         stream: false,
+        cache: Default::default(),
     }
 }
 
@@ -239,4 +240,52 @@ fn errors_are_classified_by_exception_name() {
     assert!(e.is_retryable());
     let e = error_from_response(502, None, b"gateway");
     assert_eq!(e.status, Some(502));
+}
+
+#[test]
+fn breakpoints_become_cache_points_after_their_block_for_models_that_cache() {
+    use anycloud_types::{CacheAt, CacheBreakpoint, CacheTtl};
+    let mut r = req(vec![
+        msg(Role::System, vec![ContentBlock::text("rules")]),
+        msg(
+            Role::User,
+            vec![ContentBlock::text("a"), ContentBlock::text("b")],
+        ),
+    ]);
+    r.tools = vec![Tool {
+        name: "t".into(),
+        description: None,
+        parameters: json!({"type": "object"}),
+        strict: None,
+    }];
+    let mark = |at| CacheBreakpoint {
+        at,
+        ttl: CacheTtl::FiveMinutes,
+    };
+    r.cache.breakpoints = vec![
+        mark(CacheAt::Tool(0)),
+        mark(CacheAt::Block {
+            message: 0,
+            block: 0,
+        }),
+        mark(CacheAt::Block {
+            message: 1,
+            block: 0,
+        }),
+    ];
+    let claude = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    let w = serde_json::to_value(request_to_wire(&for_target(&r, claude)).unwrap()).unwrap();
+    let point = json!({"cachePoint": {"type": "default"}});
+    assert_eq!(w["toolConfig"]["tools"][1], point);
+    assert_eq!(w["system"], json!([{"text": "rules"}, point]));
+    assert_eq!(
+        w["messages"][0]["content"],
+        json!([{"text": "a"}, point, {"text": "b"}])
+    );
+    // Llama on Bedrock would reject a cachePoint: it gets none.
+    let w = serde_json::to_value(
+        request_to_wire(&for_target(&r, "meta.llama3-70b-instruct-v1:0")).unwrap(),
+    )
+    .unwrap();
+    assert!(!w.to_string().contains("cachePoint"));
 }

@@ -186,7 +186,9 @@ impl Provider for BedrockProvider {
         req: &ChatRequest,
         ctx: &CallCtx,
     ) -> Result<ChatResponse, ProviderError> {
-        let body = Self::json_body(&convert::request_to_wire(req)?)?;
+        let body = Self::json_body(&convert::request_to_wire(&convert::for_target(
+            req, target,
+        ))?)?;
         let url = self.model_url(target, "converse");
         let resp = self.post(&url, body, "application/json", ctx).await?;
         let id = request_id(&resp);
@@ -200,7 +202,9 @@ impl Provider for BedrockProvider {
         req: &ChatRequest,
         ctx: &CallCtx,
     ) -> Result<EventStream, ProviderError> {
-        let body = Self::json_body(&convert::request_to_wire(req)?)?;
+        let body = Self::json_body(&convert::request_to_wire(&convert::for_target(
+            req, target,
+        ))?)?;
         let url = self.model_url(target, "converse-stream");
         let resp = self
             .post(&url, body, "application/vnd.amazon.eventstream", ctx)

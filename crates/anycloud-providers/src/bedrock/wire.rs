@@ -23,9 +23,34 @@ pub struct ConverseRequest {
     pub additional_model_request_fields: Option<Value>,
 }
 
+/// A `system` entry: text, or a `cachePoint` ending the cached prefix before it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SystemBlock {
-    pub text: String,
+#[serde(rename_all = "camelCase")]
+pub enum SystemBlock {
+    Text(String),
+    CachePoint(CachePoint),
+}
+
+/// `{"type": "default"}`: the end of a prefix to cache (README "Prompt caching"). Bedrock
+/// caches for five minutes; the gateway sends no TTL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CachePoint {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl CachePoint {
+    pub fn new() -> CachePoint {
+        CachePoint {
+            kind: "default".into(),
+        }
+    }
+}
+
+impl Default for CachePoint {
+    fn default() -> Self {
+        CachePoint::new()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,6 +69,7 @@ pub enum ContentBlock {
     ToolUse(ToolUseBlock),
     ToolResult(ToolResultBlock),
     Json(Value),
+    CachePoint(CachePoint),
     /// Blocks the gateway does not map (reasoning, documents, …) are kept opaque.
     #[serde(untagged)]
     Other(Value),
@@ -102,8 +128,9 @@ pub struct ToolConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ToolEntry {
-    pub tool_spec: ToolSpec,
+pub enum ToolEntry {
+    ToolSpec(ToolSpec),
+    CachePoint(CachePoint),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -232,6 +232,7 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
         output_tokens: u.completion_tokens,
         cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: u
             .completion_tokens_details
             .map_or(0, |d| d.reasoning_tokens),

@@ -25,6 +25,7 @@ fn req(messages: Vec<Message>) -> ChatRequest {
         params: SamplingParams::default(),
         user: None,
         stream: false,
+        cache: Default::default(),
     }
 }
 

@@ -58,6 +58,7 @@ pub fn request_to_wire(
         frequency_penalty: p.frequency_penalty,
         n: None,
         user: req.user.clone(),
+        prompt_cache_key: req.cache.key.clone(),
         stream: req.stream.then_some(true),
         stream_options: req.stream.then_some(StreamOptions {
             include_usage: Some(true),
@@ -272,6 +273,7 @@ pub fn usage_from_wire(u: &UsageWire) -> Usage {
             .and_then(|d| d.cached_tokens)
             .unwrap_or(0),
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: u
             .completion_tokens_details
             .as_ref()

@@ -66,6 +66,7 @@ fn response_from_wire_text_tools_finish_usage() {
             output_tokens: 17,
             cached_input_tokens: 12,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 5
         }
     );

@@ -104,6 +104,7 @@ mod tests {
             params: Default::default(),
             user: None,
             stream: true,
+            cache: Default::default(),
         };
         let v = serde_json::to_value(body(&req, true).unwrap()).unwrap();
         assert_eq!(v["anthropic_version"], VERTEX_ANTHROPIC_VERSION);

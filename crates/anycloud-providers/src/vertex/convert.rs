@@ -373,6 +373,7 @@ pub fn usage(u: &UsageMetadata) -> Usage {
         output_tokens: u.candidates_token_count.unwrap_or(0) + thoughts,
         cached_input_tokens: u.cached_content_token_count.unwrap_or(0),
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: thoughts,
     }
 }

@@ -27,6 +27,7 @@ fn req(messages: Vec<Message>) -> ChatRequest {
         params: SamplingParams::default(),
         user: None,
         stream: false,
+        cache: Default::default(),
     }
 }
 
@@ -318,6 +319,7 @@ fn responses_map_text_calls_finish_and_usage() {
             output_tokens: 10,
             cached_input_tokens: 10,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 3
         }
     );

@@ -31,6 +31,7 @@ pub fn chat(messages: Vec<Message>) -> ChatRequest {
         params: SamplingParams::default(),
         user: None,
         stream: false,
+        cache: Default::default(),
     }
 }
 

@@ -352,6 +352,9 @@ pub struct Ask<'a> {
     pub input_tokens: u64,
     /// The request's `max_tokens`, if any.
     pub max_output_tokens: Option<u64>,
+    /// How many times a stream of this request may be continued on another cloud
+    /// (`routing.resume_max` when its streams are resumed, else 0).
+    pub continuations: u32,
 }
 
 /// Rate limits, then budget reservation; see the module docs.
@@ -519,16 +522,28 @@ fn limited(
     }
 }
 
-/// Prompt estimate plus output cap at the most expensive candidate deployment's price.
+/// The most a request can be billed for: the prompt and the output cap, and for each
+/// continuation of a resumed stream (README "Streams that survive a cloud failing") the
+/// prompt again plus what was delivered before it — at most the cap — as input, and at
+/// most the cap again as output. So the reservation covers every continuation allowed.
+pub fn worst_usage(input: u64, out: u64, continuations: u32) -> anycloud_types::Usage {
+    let more = u64::from(continuations);
+    anycloud_types::Usage {
+        input_tokens: input
+            .saturating_mul(1 + more)
+            .saturating_add(out.saturating_mul(more)),
+        output_tokens: out.saturating_mul(1 + more),
+        ..Default::default()
+    }
+}
+
+/// Prompt estimate plus output cap at the most expensive candidate deployment's price,
+/// for every attempt a resumed stream may make ([`worst_usage`]).
 pub fn worst_case_cost(state: &AppState, ask: &Ask<'_>) -> f64 {
     let out = ask
         .max_output_tokens
         .unwrap_or(state.config.server.default_max_output_tokens);
-    let usage = anycloud_types::Usage {
-        input_tokens: ask.input_tokens,
-        output_tokens: out,
-        ..Default::default()
-    };
+    let usage = worst_usage(ask.input_tokens, out, ask.continuations);
     let deployments = state.routes.deployments(ask.plan.model_index);
     ask.plan
         .candidates
@@ -536,4 +551,20 @@ pub fn worst_case_cost(state: &AppState, ask: &Ask<'_>) -> f64 {
         .filter_map(|&i| deployments.get(i))
         .map(|d| d.price.cost(&usage))
         .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod worst_case_tests {
+    use super::worst_usage;
+
+    #[test]
+    fn a_resumed_stream_reserves_for_each_continuation() {
+        let once = worst_usage(1_000, 200, 0);
+        assert_eq!((once.input_tokens, once.output_tokens), (1_000, 200));
+        // One continuation: the prompt again plus up to 200 delivered tokens as input.
+        let resumed = worst_usage(1_000, 200, 1);
+        assert_eq!((resumed.input_tokens, resumed.output_tokens), (2_200, 400));
+        let absurd = worst_usage(u64::MAX, u64::MAX, 5);
+        assert_eq!(absurd.input_tokens, u64::MAX);
+    }
 }

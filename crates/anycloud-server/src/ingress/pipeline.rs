@@ -283,6 +283,18 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         &needs,
         estimate,
     )?;
+    let continuations = match canon.stream() {
+        Some(chat) => {
+            let routing = &state.config.routing;
+            let model = state.config.models.iter().find(|m| m.name == chat.model);
+            if routing.resumes(model) {
+                routing.resume_max()
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
     let admission = crate::governance::admit(
         &state,
         &ctx.principal,
@@ -291,6 +303,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
             plan: &plan,
             input_tokens,
             max_output_tokens,
+            continuations,
         },
     )
     .await?;

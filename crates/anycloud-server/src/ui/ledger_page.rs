@@ -79,19 +79,23 @@ pub fn csv(report: &Report) -> Result<String, String> {
 
 fn group(title: &str, key: &str, m: &BTreeMap<String, Totals>, total: &Totals) -> String {
     let mut s = format!(
-        r#"<h3>{}</h3><table><thead><tr><th>{key}</th><th class="num">requests</th><th class="num">input tokens</th><th class="num">output tokens</th><th class="num">cached tokens</th><th class="num">cost (USD)</th></tr></thead><tbody>"#,
+        r#"<h3>{}</h3><table><thead><tr><th>{key}</th><th class="num">requests</th><th class="num">input tokens</th><th class="num">output tokens</th><th class="num">cache reads</th><th class="num">cache writes</th><th class="num">reasoning</th><th class="num">cache hit ratio</th><th class="num">cost (USD)</th><th class="num">saved by caching (USD)</th></tr></thead><tbody>"#,
         esc(title)
     );
     let line = |name: &str, t: &Totals, bold: bool| {
         let (a, b) = if bold { ("<b>", "</b>") } else { ("", "") };
         format!(
-            r#"<tr><td>{a}{}{b}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{a}{:.6}{b}</td></tr>"#,
+            r#"<tr><td>{a}{}{b}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.1}%</td><td class="num">{a}{:.6}{b}</td><td class="num">{:.6}</td></tr>"#,
             esc(name),
             t.requests,
             t.input_tokens,
             t.output_tokens,
             t.cached_tokens,
-            money::usd(t.cost_nanos)
+            t.cache_write_tokens,
+            t.reasoning_tokens,
+            t.cache_hit_ratio() * 100.0,
+            money::usd(t.cost_nanos),
+            money::usd(t.cache_saved_nanos)
         )
     };
     for (name, t) in m {

@@ -13,14 +13,16 @@ use crate::usage::{
 };
 use crate::StoreError;
 
-/// Rows per INSERT statement: 21 bound parameters each stays well under PostgreSQL's limit
+/// Rows per INSERT statement: 27 bound parameters each stays well under PostgreSQL's limit
 /// of 65 535 parameters per statement.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
     price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
-    latency_ms, ttft_ms, needs, estimated_tokens";
+    latency_ms, ttft_ms, needs, estimated_tokens, cache_write_tokens, cache_write_1h_tokens, \
+    reasoning_tokens, price_cache_write_per_mtok, price_cache_write_1h_per_mtok, \
+    cache_saved_nanos";
 
 pub(super) async fn insert(pool: &PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
     if records.is_empty() {
@@ -76,7 +78,13 @@ pub(super) async fn insert_on(
                 .push_bind(to_i64(r.latency_ms))
                 .push_bind(r.ttft_ms.map(to_i64))
                 .push_bind(r.needs.as_ref().map(|n| n.join(",")))
-                .push_bind(r.estimated_tokens.map(to_i64));
+                .push_bind(r.estimated_tokens.map(to_i64))
+                .push_bind(to_i64(r.cache_write_tokens))
+                .push_bind(to_i64(r.cache_write_1h_tokens))
+                .push_bind(to_i64(r.reasoning_tokens))
+                .push_bind(r.price.cache_write_per_mtok)
+                .push_bind(r.price.cache_write_1h_per_mtok)
+                .push_bind(r.cache_saved_nanos);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -95,7 +103,10 @@ pub(super) async fn summary(
                 SUM(input_tokens)::bigint AS input_tokens,
                 SUM(output_tokens)::bigint AS output_tokens,
                 SUM(cached_tokens)::bigint AS cached_tokens,
-                SUM(cost_nanos)::bigint AS cost_nanos
+                SUM(cache_write_tokens)::bigint AS cache_write_tokens,
+                SUM(reasoning_tokens)::bigint AS reasoning_tokens,
+                SUM(cost_nanos)::bigint AS cost_nanos,
+                SUM(cache_saved_nanos)::bigint AS cache_saved_nanos
          FROM usage_ledger WHERE at >= $1 AND at < $2
          GROUP BY day, cloud, model, tenant ORDER BY day, cloud, model, tenant",
     )
@@ -208,7 +219,10 @@ fn summary_from_row(row: &PgRow) -> Result<UsageSummaryRow, StoreError> {
         input_tokens: to_u64(row.try_get("input_tokens")?),
         output_tokens: to_u64(row.try_get("output_tokens")?),
         cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        cache_write_tokens: to_u64(row.try_get("cache_write_tokens")?),
+        reasoning_tokens: to_u64(row.try_get("reasoning_tokens")?),
         cost_nanos: row.try_get("cost_nanos")?,
+        cache_saved_nanos: row.try_get("cache_saved_nanos")?,
     })
 }
 
@@ -217,6 +231,10 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, StoreError> {
     let ttft: Option<i64> = row.try_get("ttft_ms")?;
     let needs: Option<String> = row.try_get("needs")?;
     let estimated: Option<i64> = row.try_get("estimated_tokens")?;
+    let input_price: f64 = row.try_get("price_input_per_mtok")?;
+    // NULL on rows from before migration 0017, which were billed at the input price.
+    let write_price: Option<f64> = row.try_get("price_cache_write_per_mtok")?;
+    let write_1h_price: Option<f64> = row.try_get("price_cache_write_1h_per_mtok")?;
     Ok(UsageRecord {
         at: row.try_get("at")?,
         request_id: row.try_get("request_id")?,
@@ -228,11 +246,17 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<UsageRecord, StoreError> {
         input_tokens: to_u64(row.try_get("input_tokens")?),
         output_tokens: to_u64(row.try_get("output_tokens")?),
         cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        cache_write_tokens: to_u64(row.try_get("cache_write_tokens")?),
+        cache_write_1h_tokens: to_u64(row.try_get("cache_write_1h_tokens")?),
+        reasoning_tokens: to_u64(row.try_get("reasoning_tokens")?),
+        cache_saved_nanos: row.try_get("cache_saved_nanos")?,
         usage_estimated: row.try_get("usage_estimated")?,
         price: RecordedPrice {
-            input_per_mtok: row.try_get("price_input_per_mtok")?,
+            input_per_mtok: input_price,
             output_per_mtok: row.try_get("price_output_per_mtok")?,
             cached_input_per_mtok: row.try_get("price_cached_per_mtok")?,
+            cache_write_per_mtok: write_price.unwrap_or(input_price),
+            cache_write_1h_per_mtok: write_1h_price.unwrap_or(input_price),
         },
         cost_nanos: row.try_get("cost_nanos")?,
         outcome: row.try_get("outcome")?,

@@ -15,14 +15,16 @@ use crate::usage::{
 };
 use crate::StoreError;
 
-/// Rows per INSERT statement: 22 bound parameters each keeps a statement under SQLite's
+/// Rows per INSERT statement: 27 bound parameters each keeps a statement under SQLite's
 /// default limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(super) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
     price_output_per_mtok, price_cached_per_mtok, cost_nanos, outcome, upstream_status, \
-    latency_ms, ttft_ms, needs, estimated_tokens";
+    latency_ms, ttft_ms, needs, estimated_tokens, cache_write_tokens, cache_write_1h_tokens, \
+    reasoning_tokens, price_cache_write_per_mtok, price_cache_write_1h_per_mtok, \
+    cache_saved_nanos";
 
 pub(super) async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> Result<(), StoreError> {
     if records.is_empty() {
@@ -78,7 +80,13 @@ pub(super) async fn insert_on(
                 .push_bind(to_i64(r.latency_ms))
                 .push_bind(r.ttft_ms.map(to_i64))
                 .push_bind(r.needs.as_ref().map(|n| n.join(",")))
-                .push_bind(r.estimated_tokens.map(to_i64));
+                .push_bind(r.estimated_tokens.map(to_i64))
+                .push_bind(to_i64(r.cache_write_tokens))
+                .push_bind(to_i64(r.cache_write_1h_tokens))
+                .push_bind(to_i64(r.reasoning_tokens))
+                .push_bind(r.price.cache_write_per_mtok)
+                .push_bind(r.price.cache_write_1h_per_mtok)
+                .push_bind(r.cache_saved_nanos);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -93,7 +101,9 @@ pub(super) async fn summary(
     let rows = sqlx::query(
         "SELECT substr(at, 1, 10) AS day, cloud, model, tenant, COUNT(*) AS requests,
                 SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
-                SUM(cached_tokens) AS cached_tokens, SUM(cost_nanos) AS cost_nanos
+                SUM(cached_tokens) AS cached_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
+                SUM(reasoning_tokens) AS reasoning_tokens, SUM(cost_nanos) AS cost_nanos,
+                SUM(cache_saved_nanos) AS cache_saved_nanos
          FROM usage_ledger WHERE at >= ?1 AND at < ?2
          GROUP BY day, cloud, model, tenant ORDER BY day, cloud, model, tenant",
     )
@@ -213,7 +223,10 @@ fn summary_from_row(row: &SqliteRow) -> Result<UsageSummaryRow, StoreError> {
         input_tokens: to_u64(row.try_get("input_tokens")?),
         output_tokens: to_u64(row.try_get("output_tokens")?),
         cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        cache_write_tokens: to_u64(row.try_get("cache_write_tokens")?),
+        reasoning_tokens: to_u64(row.try_get("reasoning_tokens")?),
         cost_nanos: row.try_get("cost_nanos")?,
+        cache_saved_nanos: row.try_get("cache_saved_nanos")?,
     })
 }
 
@@ -223,6 +236,10 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError
     let ttft: Option<i64> = row.try_get("ttft_ms")?;
     let needs: Option<String> = row.try_get("needs")?;
     let estimated: Option<i64> = row.try_get("estimated_tokens")?;
+    let input_price: f64 = row.try_get("price_input_per_mtok")?;
+    // NULL on rows from before migration 0017, which were billed at the input price.
+    let write_price: Option<f64> = row.try_get("price_cache_write_per_mtok")?;
+    let write_1h_price: Option<f64> = row.try_get("price_cache_write_1h_per_mtok")?;
     Ok(UsageRecord {
         at: parse_timestamp(&at, "usage_ledger", "at")?,
         request_id: row.try_get("request_id")?,
@@ -234,11 +251,17 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError
         input_tokens: to_u64(row.try_get("input_tokens")?),
         output_tokens: to_u64(row.try_get("output_tokens")?),
         cached_tokens: to_u64(row.try_get("cached_tokens")?),
+        cache_write_tokens: to_u64(row.try_get("cache_write_tokens")?),
+        cache_write_1h_tokens: to_u64(row.try_get("cache_write_1h_tokens")?),
+        reasoning_tokens: to_u64(row.try_get("reasoning_tokens")?),
+        cache_saved_nanos: row.try_get("cache_saved_nanos")?,
         usage_estimated: row.try_get("usage_estimated")?,
         price: RecordedPrice {
-            input_per_mtok: row.try_get("price_input_per_mtok")?,
+            input_per_mtok: input_price,
             output_per_mtok: row.try_get("price_output_per_mtok")?,
             cached_input_per_mtok: row.try_get("price_cached_per_mtok")?,
+            cache_write_per_mtok: write_price.unwrap_or(input_price),
+            cache_write_1h_per_mtok: write_1h_price.unwrap_or(input_price),
         },
         cost_nanos: row.try_get("cost_nanos")?,
         outcome: row.try_get("outcome")?,

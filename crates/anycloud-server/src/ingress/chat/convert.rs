@@ -83,6 +83,10 @@ pub fn request_from_wire(w: ChatCompletionRequest) -> Result<ChatRequest, Invali
         },
         user: w.user,
         stream,
+        cache: anycloud_types::PromptCache {
+            breakpoints: Vec::new(),
+            key: w.prompt_cache_key,
+        },
     })
 }
 

@@ -318,6 +318,7 @@ fn response_to_wire_shapes_and_round_trip() {
             output_tokens: 3,
             cached_input_tokens: 4,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: 1,
         },
         system_fingerprint: None,
@@ -367,7 +368,24 @@ fn usage_round_trips() {
         output_tokens: 50,
         cached_input_tokens: 30,
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 20,
     };
     assert_eq!(usage_from_wire(&usage_to_wire(&u)), u);
+}
+
+#[test]
+fn prompt_cache_key_passes_through_and_is_absent_when_unset() {
+    let r = parse(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "prompt_cache_key": "agent-7"}),
+    )
+    .unwrap();
+    assert_eq!(r.cache.key.as_deref(), Some("agent-7"));
+    let w = serde_json::to_value(request_to_wire(&r, "t", MaxTokensField::MaxTokens)).unwrap();
+    assert_eq!(w["prompt_cache_key"], "agent-7");
+    let plain =
+        parse(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
+    let w = serde_json::to_value(request_to_wire(&plain, "t", MaxTokensField::MaxTokens)).unwrap();
+    assert!(w.get("prompt_cache_key").is_none());
 }

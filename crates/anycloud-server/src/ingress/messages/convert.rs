@@ -11,8 +11,8 @@ use crate::ingress::invalid::{each, InvalidRequest};
 use anycloud_providers::anthropic::convert::arguments_to_object;
 use anycloud_providers::anthropic::wire::*;
 use anycloud_types::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, Role,
-    SamplingParams, Tool, ToolChoice, Usage,
+    CacheAt, CacheBreakpoint, CacheTtl, ChatRequest, ChatResponse, ContentBlock, FinishReason,
+    ImageSource, Message, PromptCache, Role, SamplingParams, Tool, ToolChoice, Usage,
 };
 use serde_json::{Map, Value};
 
@@ -37,6 +37,10 @@ pub fn usage_to_wire(u: &Usage) -> UsageWire {
         output_tokens: u.output_tokens,
         cache_creation_input_tokens: Some(u.cache_write_tokens),
         cache_read_input_tokens: Some(u.cached_input_tokens),
+        cache_creation: Some(CacheCreationWire {
+            ephemeral_5m_input_tokens: u.cache_write_tokens.saturating_sub(u.cache_write_1h_tokens),
+            ephemeral_1h_input_tokens: u.cache_write_1h_tokens,
+        }),
     }
 }
 
@@ -78,6 +82,7 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         }
     }
     let mut messages = Vec::with_capacity(w.messages.len() + 1);
+    let mut marks = Vec::new();
     match w.system {
         Some(SystemPrompt::Text(t)) if !t.is_empty() => messages.push(Message {
             role: Role::System,
@@ -88,7 +93,21 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
             let mut content = Vec::new();
             for (j, b) in blocks.into_iter().enumerate() {
                 match b {
-                    Block::Text { text } => content.push(ContentBlock::Text { text }),
+                    Block::Text {
+                        text,
+                        cache_control,
+                    } => {
+                        if let Some(ttl) = cache_ttl(cache_control, &format!("system.{j}"))? {
+                            marks.push(CacheBreakpoint {
+                                at: CacheAt::Block {
+                                    message: 0,
+                                    block: content.len(),
+                                },
+                                ttl,
+                            });
+                        }
+                        content.push(ContentBlock::Text { text })
+                    }
                     _ => {
                         return Err(bad(
                             format!("system.{j}: system blocks must be text"),
@@ -108,9 +127,42 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         _ => {}
     }
     for (i, m) in w.messages.into_iter().enumerate() {
-        messages.extend(message_from_wire(i, m)?);
+        let (converted, at) = message_from_wire(i, m)?;
+        for (k, block, ttl) in at {
+            marks.push(CacheBreakpoint {
+                at: CacheAt::Block {
+                    message: messages.len() + k,
+                    block,
+                },
+                ttl,
+            });
+        }
+        messages.extend(converted);
     }
-    let tools = each(w.tools.unwrap_or_default(), tool_from_wire)?;
+    let wire_tools = w.tools.unwrap_or_default();
+    for (i, t) in wire_tools.iter().enumerate() {
+        if let Some(ttl) = cache_ttl(t.cache_control.clone(), &format!("tools.{i}"))? {
+            marks.push(CacheBreakpoint {
+                at: CacheAt::Tool(i),
+                ttl,
+            });
+        }
+    }
+    let tools = each(wire_tools, tool_from_wire)?;
+    if marks.len() > MAX_CACHE_BREAKPOINTS {
+        return Err(bad(
+            format!(
+                "A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+                marks.len()
+            ),
+            "cache_control",
+        ));
+    }
+    // Prompt order (tools, system, messages), as Anthropic reads them.
+    marks.sort_by_key(|b| match b.at {
+        CacheAt::Tool(i) => (0, i, 0),
+        CacheAt::Block { message, block } => (1, message, block),
+    });
     let (tool_choice, parallel_tool_calls) = match w.tool_choice {
         None => (None, None),
         Some(c) => {
@@ -147,13 +199,23 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<ChatRequest, InvalidReque
         },
         user: w.metadata.and_then(|m| m.user_id),
         stream: w.stream.unwrap_or(false),
+        cache: PromptCache {
+            breakpoints: marks,
+            key: None,
+        },
     })
 }
 
 /// One Anthropic message → canonical messages: a user message's
 /// `tool_result` blocks become a [`Role::Tool`] message placed before the
 /// rest of its content (the canonical model's convention, from OpenAI).
-fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidRequest> {
+/// Also returns the `cache_control` breakpoints as (index in the returned messages, block,
+/// TTL).
+#[allow(clippy::type_complexity)]
+fn message_from_wire(
+    i: usize,
+    m: MessageParam,
+) -> Result<(Vec<Message>, Vec<(usize, usize, CacheTtl)>), InvalidRequest> {
     let role = match m.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
@@ -165,20 +227,39 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
         }
     };
     let blocks = match m.content {
-        MessageContent::Text(t) => vec![Block::Text { text: t }],
+        MessageContent::Text(t) => vec![Block::Text {
+            text: t,
+            cache_control: None,
+        }],
         MessageContent::Blocks(b) => b,
     };
     let mut results = Vec::new();
     let mut content = Vec::new();
+    // (in the tool-result message?, block index, ttl)
+    let mut marks = Vec::new();
     for (j, b) in blocks.into_iter().enumerate() {
         let at = format!("messages.{i}.content.{j}");
+        let cc = match &b {
+            Block::Text { cache_control, .. }
+            | Block::Image { cache_control, .. }
+            | Block::ToolUse { cache_control, .. }
+            | Block::ToolResult { cache_control, .. } => cache_control.clone(),
+            Block::Other => None,
+        };
+        if let Some(ttl) = cache_ttl(cc, &at)? {
+            let result = matches!(b, Block::ToolResult { .. });
+            let index = if result { results.len() } else { content.len() };
+            marks.push((result, index, ttl));
+        }
         match b {
-            Block::Text { text } => content.push(ContentBlock::Text { text }),
-            Block::Image { source } => content.push(ContentBlock::Image {
+            Block::Text { text, .. } => content.push(ContentBlock::Text { text }),
+            Block::Image { source, .. } => content.push(ContentBlock::Image {
                 source: image_from_wire(source),
                 detail: None,
             }),
-            Block::ToolUse { id, name, input } if role == Role::Assistant => {
+            Block::ToolUse {
+                id, name, input, ..
+            } if role == Role::Assistant => {
                 if !input.is_object() {
                     return Err(bad(format!("{at}.tool_use.input: Input should be a valid dictionary"), at));
                 }
@@ -192,6 +273,7 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
                 tool_use_id,
                 content: c,
                 is_error,
+                ..
             } if role == Role::User => results.push(ContentBlock::ToolResult {
                 tool_use_id,
                 content: tool_result_from_wire(c, &at)?,
@@ -208,7 +290,8 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
         }
     }
     let mut out = Vec::with_capacity(2);
-    if !results.is_empty() {
+    let has_results = !results.is_empty();
+    if has_results {
         out.push(Message {
             role: Role::Tool,
             content: results,
@@ -222,7 +305,35 @@ fn message_from_wire(i: usize, m: MessageParam) -> Result<Vec<Message>, InvalidR
             name: None,
         });
     }
-    Ok(out)
+    let content_at = usize::from(has_results);
+    let marks = marks
+        .into_iter()
+        .map(|(result, block, ttl)| (if result { 0 } else { content_at }, block, ttl))
+        .collect();
+    Ok((out, marks))
+}
+
+/// Breakpoints one request may carry on Anthropic (and Bedrock).
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// A client's `cache_control` at `at`, checked as Anthropic checks it.
+fn cache_ttl(cc: Option<CacheControl>, at: &str) -> Result<Option<CacheTtl>, InvalidRequest> {
+    let Some(cc) = cc else { return Ok(None) };
+    if cc.kind != "ephemeral" {
+        return Err(bad(
+            format!("{at}.cache_control.type: Input should be 'ephemeral'"),
+            format!("{at}.cache_control.type"),
+        ));
+    }
+    match cc.ttl.as_deref() {
+        None => Ok(Some(CacheTtl::FiveMinutes)),
+        Some(t) => CacheTtl::parse(t).map(Some).ok_or_else(|| {
+            bad(
+                format!("{at}.cache_control.ttl: Input should be '5m' or '1h'"),
+                format!("{at}.cache_control.ttl"),
+            )
+        }),
+    }
 }
 
 fn tool_result_from_wire(
@@ -235,8 +346,8 @@ fn tool_result_from_wire(
         Some(ToolResultContent::Blocks(blocks)) => blocks
             .into_iter()
             .map(|b| match b {
-                Block::Text { text } => Ok(ContentBlock::Text { text }),
-                Block::Image { source } => Ok(ContentBlock::Image {
+                Block::Text { text, .. } => Ok(ContentBlock::Text { text }),
+                Block::Image { source, .. } => Ok(ContentBlock::Image {
                     source: image_from_wire(source),
                     detail: None,
                 }),
@@ -288,7 +399,10 @@ pub fn response_to_wire(r: &ChatResponse, model: &str, id: &str) -> MessagesResp
         .content
         .iter()
         .filter_map(|b| match b {
-            ContentBlock::Text { text } => Some(Block::Text { text: text.clone() }),
+            ContentBlock::Text { text } => Some(Block::Text {
+                text: text.clone(),
+                cache_control: None,
+            }),
             ContentBlock::ToolUse {
                 id,
                 name,
@@ -299,6 +413,7 @@ pub fn response_to_wire(r: &ChatResponse, model: &str, id: &str) -> MessagesResp
                 // OpenAI-family clouds may emit arguments that do not parse;
                 // Anthropic clients need an object, so those become `{}`.
                 input: arguments_to_object(arguments).unwrap_or_else(|| Value::Object(Map::new())),
+                cache_control: None,
             }),
             _ => None,
         })

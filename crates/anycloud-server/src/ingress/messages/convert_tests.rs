@@ -144,6 +144,7 @@ fn usage_splits_and_joins_again() {
         output_tokens: 5,
         cached_input_tokens: 100,
         cache_write_tokens: 3,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: 0,
     };
     let w = usage_to_wire(&u);
@@ -158,4 +159,101 @@ fn usage_splits_and_joins_again() {
     assert_eq!(usage_from_wire(&w), u);
     assert_eq!(stop_reason_to_wire(FinishReason::ToolCalls), "tool_use");
     assert_eq!(stop_reason_to_wire(FinishReason::Other), "end_turn");
+}
+
+#[test]
+fn cache_control_survives_the_hop_at_the_same_places() {
+    let cc = json!({"type": "ephemeral"});
+    let hour = json!({"type": "ephemeral", "ttl": "1h"});
+    let r = ingress(json!({
+        "model": "m", "max_tokens": 10,
+        "tools": [{"name": "a", "input_schema": {"type": "object"}, "cache_control": hour},
+                  {"name": "b", "input_schema": {"type": "object"}}],
+        "system": [{"type": "text", "text": "rules"},
+                   {"type": "text", "text": "more rules", "cache_control": cc}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "q1"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "a", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "42"},
+                {"type": "text", "text": "and?", "cache_control": cc}]}
+        ]
+    }))
+    .unwrap();
+    // Canonically: the tool result is its own message before the user text.
+    assert_eq!(
+        r.cache.breakpoints,
+        vec![
+            CacheBreakpoint {
+                at: CacheAt::Tool(0),
+                ttl: CacheTtl::OneHour
+            },
+            CacheBreakpoint {
+                at: CacheAt::Block {
+                    message: 0,
+                    block: 1
+                },
+                ttl: CacheTtl::FiveMinutes
+            },
+            CacheBreakpoint {
+                at: CacheAt::Block {
+                    message: 4,
+                    block: 0
+                },
+                ttl: CacheTtl::FiveMinutes
+            },
+        ]
+    );
+    let w = serde_json::to_value(
+        anycloud_providers::anthropic::convert::request_to_wire(&r, Some("claude"), None).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(w["tools"][0]["cache_control"], hour);
+    assert!(w["tools"][1].get("cache_control").is_none());
+    // The system prompt goes out as blocks, the breakpoint on the second.
+    assert_eq!(
+        w["system"][1],
+        json!({"type": "text", "text": "more rules", "cache_control": cc})
+    );
+    assert!(w["system"][0].get("cache_control").is_none());
+    // The tool result and the text merge back into one user message; the mark stays on
+    // the text.
+    assert_eq!(w["messages"][2]["content"][1]["cache_control"], cc);
+    assert!(w["messages"][2]["content"][0]
+        .get("cache_control")
+        .is_none());
+    assert!(w["messages"][0]["content"][0]
+        .get("cache_control")
+        .is_none());
+    // Without breakpoints nothing changes: the system prompt stays one string.
+    let plain = ingress(json!({"model": "m", "max_tokens": 10, "system": "s",
+        "messages": [{"role": "user", "content": "hi"}]}))
+    .unwrap();
+    assert!(plain.cache.breakpoints.is_empty());
+    let w = serde_json::to_value(
+        anycloud_providers::anthropic::convert::request_to_wire(&plain, Some("claude"), None)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(w["system"], "s");
+}
+
+#[test]
+fn bad_cache_control_is_rejected_as_anthropic_does() {
+    let base = |cc: serde_json::Value| {
+        ingress(json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "x", "cache_control": cc}]}]}))
+    };
+    let e = base(json!({"type": "ephemeral", "ttl": "2h"})).unwrap_err();
+    assert!(e.message.contains("'5m' or '1h'"), "{}", e.message);
+    let e = base(json!({"type": "persistent"})).unwrap_err();
+    assert!(e.message.contains("'ephemeral'"), "{}", e.message);
+    let cc = json!({"type": "ephemeral"});
+    let many: Vec<serde_json::Value> = (0..5)
+        .map(|i| json!({"type": "text", "text": format!("p{i}"), "cache_control": cc}))
+        .collect();
+    let e = ingress(json!({"model": "m", "max_tokens": 10,
+        "messages": [{"role": "user", "content": many}]}))
+    .unwrap_err();
+    assert!(e.message.contains("A maximum of 4 blocks"), "{}", e.message);
 }

@@ -139,6 +139,7 @@ impl MessagesEncoder {
                         Open::Text,
                         Block::Text {
                             text: String::new(),
+                            cache_control: None,
                         },
                         out,
                     ),
@@ -156,6 +157,7 @@ impl MessagesEncoder {
                     id,
                     name,
                     input: serde_json::json!({}),
+                    cache_control: None,
                 };
                 let b = self.open_block(Open::Tool(index), block, out);
                 self.tool_blocks.insert(index, b);

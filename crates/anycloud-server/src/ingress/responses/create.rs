@@ -250,6 +250,10 @@ pub async fn prepare(
         },
         user: w.user,
         stream,
+        cache: anycloud_types::PromptCache {
+            breakpoints: Vec::new(),
+            key: w.prompt_cache_key,
+        },
     };
     Ok((
         chat,

@@ -45,6 +45,9 @@ pub struct CreateResponse {
     pub text: Option<Value>,
     #[serde(default)]
     pub user: Option<String>,
+    /// Passed to OpenAI and Azure OpenAI (README "Prompt caching").
+    #[serde(default)]
+    pub prompt_cache_key: Option<String>,
 }
 
 fn bad(message: impl Into<String>, param: &str) -> ApiError {
