@@ -54,6 +54,17 @@ impl RoutingConfig {
             .and_then(|m| m.resume_streams)
             .unwrap_or(self.resume_streams)
     }
+
+    /// How many continuations a stream of the model named `name` may have: `resume_max`
+    /// when its streams are resumed, else 0. Admission reserves for them and the relay
+    /// allows them: one answer for both.
+    pub fn continuations(&self, models: &[ModelConfig], name: &str) -> u32 {
+        if self.resumes(models.iter().find(|m| m.name == name)) {
+            self.resume_max()
+        } else {
+            0
+        }
+    }
 }
 
 /// `[routing.breaker]`: per-cloud circuit breakers.

@@ -423,6 +423,8 @@ fn resume_settings_and_the_prefill_capability_are_checked() {
     assert_eq!(c.routing.resume_max(), 1);
     assert!(c.routing.resumes(c.models.first()));
     assert!(!c.routing.resumes(None));
+    assert_eq!(c.routing.continuations(&c.models, "gpt-4o"), 1);
+    assert_eq!(c.routing.continuations(&c.models, "no-such-model"), 0);
     // ... but none of its deployments can continue an answer: `config check` warns.
     let w = crate::warnings::warnings(&c);
     assert!(

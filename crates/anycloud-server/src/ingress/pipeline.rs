@@ -283,18 +283,12 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         &needs,
         estimate,
     )?;
-    let continuations = match canon.stream() {
-        Some(chat) => {
-            let routing = &state.config.routing;
-            let model = state.config.models.iter().find(|m| m.name == chat.model);
-            if routing.resumes(model) {
-                routing.resume_max()
-            } else {
-                0
-            }
-        }
-        None => 0,
-    };
+    let continuations = canon.stream().map_or(0, |chat| {
+        state
+            .config
+            .routing
+            .continuations(&state.config.models, &chat.model)
+    });
     let admission = crate::governance::admit(
         &state,
         &ctx.principal,

@@ -77,13 +77,11 @@ impl Resume {
         cloud: &str,
         route: &[Decision],
     ) -> Option<Resume> {
-        let routing = &state.config.routing;
-        let model = state
+        let left = state
             .config
-            .models
-            .iter()
-            .find(|m| m.name == req.chat.model);
-        if !routing.resumes(model) {
+            .routing
+            .continuations(&state.config.models, &req.chat.model);
+        if left == 0 {
             return None;
         }
         Some(Resume {
@@ -94,7 +92,7 @@ impl Resume {
             estimate: req.estimate,
             call: req.call.clone(),
             deadline: req.deadline,
-            left: routing.resume_max(),
+            left,
             cloud: cloud.to_string(),
             interrupted: Vec::new(),
             route: route.to_vec(),
