@@ -61,6 +61,7 @@ impl AuditLog {
                 Box::pin(async move { store.append_audit_once(&batch, &keys).await.map(|_| ()) })
             }),
         );
+        writer.forget_marks_with(anycloud_store::spool::forget_in(store.clone()));
         AuditLog {
             writer,
             keys,

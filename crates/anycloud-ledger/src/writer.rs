@@ -79,6 +79,7 @@ pub struct LedgerWriter {
 impl LedgerWriter {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> LedgerWriter {
+        let forget = anycloud_store::spool::forget_in(store.clone());
         let spool = Spool::start(
             SpoolConfig {
                 name: "ledger",
@@ -92,6 +93,7 @@ impl LedgerWriter {
                 Box::pin(async move { store.insert_usage_once(&batch).await })
             }),
         );
+        spool.forget_marks_with(forget);
         LedgerWriter { spool }
     }
 

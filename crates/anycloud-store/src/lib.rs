@@ -123,6 +123,10 @@ pub trait Store: GovernanceStore + TransferStore + Send + Sync + std::fmt::Debug
     /// earlier try already committed (its acknowledgement lost) are skipped.
     async fn insert_usage_once(&self, batch: &spool::Batch<UsageRecord>) -> Result<(), StoreError>;
 
+    /// Deletes `spool`'s marks (`spool_marks`) of `origins`: spool instances whose records
+    /// can never be tried again (see [`spool::ForgetFn`] for when that is known).
+    async fn forget_spool_marks(&self, spool: &str, origins: &[i64]) -> Result<(), StoreError>;
+
     /// Usage records with `from <= at < to`, summed per UTC day, cloud, model and tenant.
     async fn usage_summary(
         &self,

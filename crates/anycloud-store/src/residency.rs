@@ -317,6 +317,10 @@ impl Store for ResidentStore {
         self.main.insert_usage_once(batch).await
     }
 
+    async fn forget_spool_marks(&self, spool: &str, origins: &[i64]) -> Result<(), StoreError> {
+        self.main.forget_spool_marks(spool, origins).await
+    }
+
     async fn usage_summary(
         &self,
         from: DateTime<Utc>,

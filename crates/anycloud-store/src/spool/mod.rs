@@ -172,8 +172,29 @@ struct LineIn<T> {
     r: T,
 }
 
+/// The [`ForgetFn`] of a spool whose write function records marks in `store`.
+pub fn forget_in(store: Arc<dyn crate::Store>) -> ForgetFn {
+    Arc::new(move |spool: &'static str, origins: Vec<i64>| {
+        let store = store.clone();
+        Box::pin(async move { store.forget_spool_marks(spool, &origins).await })
+    })
+}
+
 /// Told how long each written batch took (metrics).
 pub type FlushHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// Deletes the store's marks of a spool's origins (`spool_marks` would otherwise keep one
+/// row per spool per gateway start, forever). The writer calls it only for origins whose
+/// records can never be tried again: its own when it closes with everything written
+/// (nothing in memory, nothing on disk), and a previous run's once its spill file has been
+/// replayed to the end with the replay position safely on disk. A mark that a retry or a
+/// later replay could still need is never forgotten; a run killed without a spill backlog
+/// leaves its marks behind (one row per spool).
+pub type ForgetFn = Arc<
+    dyn Fn(&'static str, Vec<i64>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Counters for metrics, `/readyz` and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -216,6 +237,7 @@ struct Shared {
     /// Woken after every batch written or spilled (for [`Spool::wait_for_room`]).
     progress: Notify,
     on_flush: OnceLock<FlushHook>,
+    forget: OnceLock<ForgetFn>,
 }
 
 impl Shared {
@@ -405,6 +427,11 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Spool<T> {
     }
 
     /// Reports every later batch's write time to `hook` (set once).
+    /// How to delete marks of finished origins (see [`ForgetFn`]); without it marks stay.
+    pub fn forget_marks_with(&self, f: ForgetFn) {
+        let _ = self.gauge.shared.forget.set(f);
+    }
+
     pub fn on_flush(&self, hook: FlushHook) {
         let _ = self.gauge.shared.on_flush.set(hook);
     }

@@ -257,3 +257,62 @@ async fn stamps_stay_with_their_records_through_retries_spills_and_a_restart() {
     let origins: std::collections::HashSet<i64> = by_stamp.keys().map(|s| s.origin).collect();
     assert_eq!(origins.len(), 2, "one origin per spool start");
 }
+
+/// The forget hook of a [`LossyTarget`]: drops the marks and remembers each call.
+fn forgetting(t: &Arc<LossyTarget>, calls: &Arc<Mutex<Vec<Vec<i64>>>>) -> ForgetFn {
+    let (t, calls) = (t.clone(), calls.clone());
+    Arc::new(move |spool: &'static str, origins: Vec<i64>| {
+        assert_eq!(spool, "test");
+        let mut marks = t.marks.lock().unwrap();
+        for o in &origins {
+            marks.remove(o);
+        }
+        calls.lock().unwrap().push(origins);
+        Box::pin(async { Ok(()) })
+    })
+}
+
+#[tokio::test]
+async fn marks_are_forgotten_only_once_no_retry_or_replay_can_need_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Arc::new(LossyTarget::default());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    // Run 1 stops while the store fails (commits land, acknowledgements don't): its records
+    // are in the spill file, some already committed — its mark is still needed.
+    t.lossy.store(true, Ordering::SeqCst);
+    let s = Spool::start(config(Some(dir.path()), 20), lossy_writer(&t));
+    s.forget_marks_with(forgetting(&t, &calls));
+    for i in 0..60 {
+        s.push(i);
+    }
+    s.flush().await;
+    s.close().await;
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "a backlog on disk keeps its marks"
+    );
+    let first: Vec<i64> = t.marks.lock().unwrap().keys().copied().collect();
+    assert_eq!(first.len(), 1);
+
+    // Run 2 replays the backlog (the mark skips what was committed), then forgets run 1.
+    t.lossy.store(false, Ordering::SeqCst);
+    let s = Spool::start(config(Some(dir.path()), 20), lossy_writer(&t));
+    s.forget_marks_with(forgetting(&t, &calls));
+    for i in 60..80 {
+        s.push(i);
+    }
+    s.flush().await;
+    assert_eq!(*t.written.lock().unwrap(), (0..80).collect::<Vec<_>>());
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![first.clone()],
+        "run 1 forgotten after its replay"
+    );
+    let second: Vec<i64> = t.marks.lock().unwrap().keys().copied().collect();
+    assert_eq!(second.len(), 1, "run 2's own mark stays while it runs");
+    assert_ne!(second, first);
+    // A clean close with everything written forgets its own: nothing is left.
+    s.close().await;
+    assert_eq!(calls.lock().unwrap().len(), 2);
+    assert!(t.marks.lock().unwrap().is_empty());
+}

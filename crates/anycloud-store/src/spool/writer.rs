@@ -36,6 +36,10 @@ pub(super) struct Writer<T> {
     /// The last spill failed (file full or I/O error): wait out the backoff before trying
     /// again rather than spin.
     spill_blocked: bool,
+    /// Origins of earlier runs read back from the spill file, and whether every replay
+    /// position since was recorded: their marks can go once the file is replayed.
+    replayed: std::collections::BTreeSet<i64>,
+    replay_positions_safe: bool,
 }
 
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
@@ -62,6 +66,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
             backoff: None,
             failures_since_ack: 0,
             spill_blocked: false,
+            replayed: Default::default(),
+            replay_positions_safe: true,
         }
     }
 
@@ -102,6 +108,11 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
             self.take_head().await;
             self.write_head().await;
             if self.answer_waiters() {
+                // Closed with everything written: this run's records can never be tried
+                // again, so its marks can go.
+                if self.idle() && self.backoff.is_none() && self.next_seq > 1 {
+                    self.forget(vec![self.origin]).await;
+                }
                 return;
             }
         }
@@ -307,6 +318,9 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
                         };
                         match parsed {
                             Ok((s, r)) => {
+                                if let Some(s) = s.filter(|s| s.origin != self.origin) {
+                                    self.replayed.insert(s.origin);
+                                }
                                 stamps.push(s);
                                 items.push(r);
                             }
@@ -373,6 +387,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
                         match joined {
                             Ok((disk, r)) => {
                                 if let Err(e) = r {
+                                    self.replay_positions_safe = false;
                                     tracing::error!(error = %e, spool = self.config.name,
                                         "recording the replay position failed: this batch may be replayed again after a restart");
                                 }
@@ -388,6 +403,14 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
                     let unreadable = lines.saturating_sub(n);
                     if unreadable > 0 {
                         self.shared.lost.fetch_add(unreadable, Ordering::Relaxed);
+                    }
+                    // The earlier runs' records are all written and the file says so:
+                    // nothing can replay them again.
+                    if self.disk_unread() == 0 && !self.replayed.is_empty() {
+                        let done = std::mem::take(&mut self.replayed);
+                        if std::mem::replace(&mut self.replay_positions_safe, true) {
+                            self.forget(done.into_iter().collect()).await;
+                        }
                     }
                 }
                 if n > 0 {
@@ -415,6 +438,18 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Writer<T> {
                 self.backoff = Some(next_backoff(self.backoff));
                 self.failures_since_ack += 1;
             }
+        }
+    }
+
+    /// Deletes the store's marks of `origins` (see [`ForgetFn`]); a failure only leaves
+    /// them behind.
+    async fn forget(&self, origins: Vec<i64>) {
+        let Some(f) = self.shared.forget.get() else {
+            return;
+        };
+        if let Err(e) = f(self.config.name, origins).await {
+            tracing::warn!(error = %e, spool = self.config.name,
+                "deleting finished spool marks failed; they stay (harmless)");
         }
     }
 

@@ -45,3 +45,19 @@ pub(super) async fn claim(
     }
     Ok(keep)
 }
+
+/// Deletes `spool`'s marks of `origins` (their records can never be tried again).
+pub(super) async fn forget(
+    pool: &sqlx::SqlitePool,
+    spool: &str,
+    origins: &[i64],
+) -> Result<(), sqlx::Error> {
+    for origin in origins {
+        sqlx::query("DELETE FROM spool_marks WHERE spool = ?1 AND origin = ?2")
+            .bind(spool)
+            .bind(origin)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}

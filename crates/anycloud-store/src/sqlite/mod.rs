@@ -289,6 +289,11 @@ impl Store for SqliteStore {
         usage::insert_once(&self.pool, batch).await
     }
 
+    async fn forget_spool_marks(&self, spool: &str, origins: &[i64]) -> Result<(), StoreError> {
+        marks::forget(&self.pool, spool, origins).await?;
+        Ok(())
+    }
+
     async fn usage_summary(
         &self,
         from: DateTime<Utc>,

@@ -7,7 +7,10 @@ use anycloud_store::{ChainKeys, ChainStatus};
 
 use crate::fixture::*;
 
-both_backends!(retried_batches_write_each_stamped_record_once,);
+both_backends!(
+    retried_batches_write_each_stamped_record_once,
+    forgotten_marks_are_gone_and_only_theirs,
+);
 
 fn batch<T: Clone>(spool: &'static str, origin: i64, seqs: &[i64], items: &[T]) -> Batch<T> {
     Batch {
@@ -90,4 +93,41 @@ async fn retried_batches_write_each_stamped_record_once(f: &Fixture) {
     );
     // (Marks are per spool: origin 7 reached 5 in the ledger first, yet the audit and
     // spend batches of origin 7 starting at 1 were written.)
+}
+
+/// `forget_spool_marks` deletes the marks of the origins and spool named, no other: a
+/// forgotten origin's batch would be written again (which is why the spool forgets only
+/// origins nothing can retry), another origin's or spool's is still skipped.
+async fn forgotten_marks_are_gone_and_only_theirs(f: &Fixture) {
+    let store = f.open().await;
+    let rows: Vec<_> = (0..2)
+        .map(|i| usage(t(NOV_1 + i * 1000), "azure-us", "gpt-4o", "acme", 100))
+        .collect();
+    let a = batch("ledger", 41, &[1], &rows[..1]);
+    let b = batch("ledger", 42, &[1], &rows[1..]);
+    store.insert_usage_once(&a).await.unwrap();
+    store.insert_usage_once(&b).await.unwrap();
+    assert_eq!(store.usage_count().await.unwrap(), 2);
+    // Another spool's mark for origin 41 is its own.
+    let keys = ChainKeys::unkeyed();
+    let e = batch("audit", 41, &[1], &[entry(1)]);
+    assert_eq!(store.append_audit_once(&e, &keys).await.unwrap().len(), 1);
+
+    store.forget_spool_marks("ledger", &[41]).await.unwrap();
+    store.insert_usage_once(&b).await.unwrap();
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        2,
+        "origin 42 keeps its mark"
+    );
+    assert!(
+        store.append_audit_once(&e, &keys).await.unwrap().is_empty(),
+        "the audit spool keeps its mark"
+    );
+    store.insert_usage_once(&a).await.unwrap();
+    assert_eq!(
+        store.usage_count().await.unwrap(),
+        3,
+        "origin 41's ledger mark is gone"
+    );
 }
