@@ -41,6 +41,12 @@ pub struct StoreConfig {
     /// answers 503 with `retry-after`.
     #[serde(default = "default_queue_bound")]
     pub queue_bound: usize,
+    /// How long a budget reservation held in Redis keeps its headroom when its request is
+    /// never settled (its instance died): after this many ms the next reservation on that
+    /// budget frees it (README "Shared state in Redis"). Unset: `server.request_timeout_ms`
+    /// + 60 s, so a live request's reservation never expires under it.
+    #[serde(default)]
+    pub reservation_lease_ms: Option<u64>,
 }
 
 fn default_spill_max_bytes() -> u64 {
@@ -127,6 +133,7 @@ impl Default for StoreConfig {
             spill_dir: None,
             spill_max_bytes: default_spill_max_bytes(),
             queue_bound: default_queue_bound(),
+            reservation_lease_ms: None,
         }
     }
 }

@@ -175,6 +175,12 @@ impl Validator {
                 "must be 1 to 64 characters without spaces, like \"anycloud:prod:\"",
             );
         }
+        if c.store.reservation_lease_ms == Some(0) {
+            self.push(
+                "store.reservation_lease_ms".into(),
+                "must be at least 1 ms (unset: server.request_timeout_ms + 60 s)",
+            );
+        }
         if c.store.queue_bound < 100 {
             self.push("store.queue_bound".into(), "must be at least 100 records");
         }

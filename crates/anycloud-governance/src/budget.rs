@@ -189,6 +189,7 @@ impl Budgets {
                 Box::pin(async move { s.add_spend_once(&batch).await })
             }),
         );
+        writer.forget_marks_with(anycloud_store::spool::forget_in(store.clone()));
         let shared = shared.map(|sh| {
             let for_writer = sh.clone();
             let settler = Spool::start(
@@ -385,6 +386,13 @@ impl Budgets {
             for (scope, period) in res.parts {
                 self.writer.push((scope, period, real_cost));
             }
+        }
+    }
+
+    /// While Redis is up: remember which server it is (see [`SharedBudgets::replay`]).
+    pub async fn note_server(&self) {
+        if let Some((sh, _)) = &self.shared {
+            sh.note_server().await;
         }
     }
 

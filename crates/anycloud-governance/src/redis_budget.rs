@@ -23,11 +23,26 @@
 //!   answers (releasing its reservation then), and every cost settled by the local
 //!   fallback is summed per counter and added likewise ([`SharedBudgets::replay`]); a
 //!   counter Redis no longer has is skipped, since it will be loaded from the store,
-//!   which has that spend.
+//!   which has that spend. A call that timed out may still have run (a hung Redis runs
+//!   what was queued once it wakes), so every replay is idempotent: a settle tried again
+//!   runs only while its reservation (or the tombstone its expired lease left) is still
+//!   there, spend added without a reservation carries an id Redis remembers, and a
+//!   reservation whose reserve timed out (the request went local) is released.
+//! - **Redis lost its data** (restarted without persistence, flushed): every counter is
+//!   gone and is rebuilt from the store's settled spend when first needed —
+//!   possibly by a request of this or another instance *before* the replay runs, and the
+//!   store already holds the outage's spend. Replaying then would count that spend twice,
+//!   so then nothing is replayed: the store is the whole truth. Reservations died with
+//!   the data too. Whether the data survived is told by a marker key,
+//!   `<prefix>budget_epoch`, holding a random token the first instance to see it missing writes: a token
+//!   other than the one seen before the outage means the data is not the same. (A Redis
+//!   that restarts *with* its data keeps the token, and the spend is replayed into the
+//!   counters it kept.) README "Shared state in Redis".
 //!
 //! Known limit: a counter loaded from the store within ~50 ms of another instance
 //! settling on it may miss that one cost (the store write is batched); it is there
-//! again at the next load.
+//! again at the next load. This is the whole bound after a Redis restart: the spend
+//! whose store write was still queued when a counter was rebuilt.
 
 use super::budget::{exceeded, period_ttl, Refusal, Scope};
 use crate::link::RedisLink;
@@ -60,9 +75,17 @@ pub struct SharedBudgets {
     // std Mutexes: updates only, never across an await.
     /// Spend settled by the local fallback, per counter.
     unsynced: Mutex<HashMap<(String, String), i64>>,
-    /// Settles of shared reservations that could not reach Redis: replayed as they were,
-    /// so their reservations are released too (not held until their lease ends).
-    failed: Mutex<Vec<Settle>>,
+    /// Settles that could not reach Redis, with their mode in `budget_settle.lua`: tried
+    /// again when it answers, so reservations are released too (not held until their
+    /// lease ends).
+    failed: Mutex<Vec<(Settle, &'static str)>>,
+    /// Numbers the ids of replayed local spend (`budget_settle.lua`'s `once` mode).
+    replays: std::sync::atomic::AtomicU64,
+    /// This instance's id in those ids.
+    origin: u64,
+    /// The token in `<prefix>budget_epoch` as last seen while up: a different one (or
+    /// none) after an outage means Redis lost every counter (see the module docs).
+    epoch: Mutex<Option<String>>,
 }
 
 /// USD as integer nano-USD (the ledger's unit), clamped to what Lua's doubles hold exactly.
@@ -89,6 +112,9 @@ impl SharedBudgets {
             lease_ms: lease.as_millis().max(1) as u64,
             unsynced: Mutex::default(),
             failed: Mutex::default(),
+            replays: std::sync::atomic::AtomicU64::new(0),
+            origin: rand::random(),
+            epoch: Mutex::default(),
         }
     }
 
@@ -129,12 +155,25 @@ impl SharedBudgets {
             for s in scopes {
                 inv.arg(format!("{:.0}", s.budget.usd.max(0.0) * 1e9));
             }
-            let out: Vec<i64> = self
+            let Some(out) = self
                 .link
                 .call("budget_reserve", |mut conn| async move {
-                    inv.invoke_async(&mut conn).await
+                    inv.invoke_async::<Vec<i64>>(&mut conn).await
                 })
-                .await?;
+                .await
+            else {
+                // The request goes local, but the script may still run (a hung Redis
+                // runs what was queued when it wakes): release it once Redis answers.
+                lock(&self.failed).push((
+                    Settle {
+                        request_id: request_id.to_string(),
+                        parts: parts.to_vec(),
+                        nanos: 0,
+                    },
+                    "retry",
+                ));
+                return None;
+            };
             match out.as_slice() {
                 [0] => return Some(Ok(())),
                 [1, missing @ ..] => {
@@ -202,19 +241,20 @@ impl SharedBudgets {
     /// take now is remembered for [`SharedBudgets::replay`].
     pub async fn settle_batch(&self, batch: Vec<Settle>) {
         for s in batch {
-            if !self.settle_one(&s).await {
-                lock(&self.failed).push(s);
+            if !self.settle_one(&s, "first").await {
+                lock(&self.failed).push((s, "retry"));
             }
         }
     }
 
-    async fn settle_one(&self, s: &Settle) -> bool {
+    /// `mode`: see `budget_settle.lua`.
+    async fn settle_one(&self, s: &Settle, mode: &str) -> bool {
         let mut inv = self.settle.prepare_invoke();
         for (scope, period) in &s.parts {
             let (h, z) = self.keys(scope, period);
             inv.key(h).key(z);
         }
-        inv.arg(&s.request_id).arg(s.nanos);
+        inv.arg(&s.request_id).arg(s.nanos).arg(mode);
         self.link
             .call("budget_settle", |mut conn| async move {
                 inv.invoke_async::<i64>(&mut conn).await
@@ -234,23 +274,76 @@ impl SharedBudgets {
         }
     }
 
-    /// Adds the remembered spend to Redis' counters (when the link is back up).
+    /// The data's token (`<prefix>budget_epoch`), written first if missing; `None` when
+    /// Redis does not answer.
+    async fn data_epoch(&self) -> Option<String> {
+        let key = self.link.key(&["budget_epoch"]);
+        let token = format!("{:016x}", rand::random::<u64>());
+        self.link
+            .call("budget_epoch", |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(token)
+                    .arg("NX")
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await
+            .flatten()
+    }
+
+    /// Notes whose data Redis holds now (the health loop calls it while the link is up),
+    /// so [`SharedBudgets::replay`] can tell a Redis that lost its data from a partition.
+    pub async fn note_server(&self) {
+        if let Some(e) = self.data_epoch().await {
+            *lock(&self.epoch) = Some(e);
+        }
+    }
+
+    /// Adds the remembered spend to Redis' counters (when the link is back up), unless
+    /// Redis lost its data meanwhile: then its counters are rebuilt from the store, which
+    /// already has that spend, and replaying it would count it twice.
     pub async fn replay(&self) {
-        let mut pending: Vec<Settle> = std::mem::take(&mut *lock(&self.failed));
-        pending.extend(lock(&self.unsynced).drain().map(|(part, nanos)| Settle {
-            // No reservation by this id: the settle only adds the spend.
-            request_id: "replay".into(),
-            parts: vec![part],
-            nanos,
+        let now = self.data_epoch().await;
+        let before = std::mem::replace(&mut *lock(&self.epoch), now.clone());
+        if let (Some(before), Some(now)) = (&before, &now) {
+            if before != now {
+                let failed = std::mem::take(&mut *lock(&self.failed)).len();
+                let unsynced = std::mem::take(&mut *lock(&self.unsynced)).len();
+                tracing::info!(
+                    settles = failed,
+                    counters = unsynced,
+                    "redis lost its data while unreachable (restarted or flushed): budget counters are rebuilt from the store's settled spend, nothing replayed"
+                );
+                return;
+            }
+        }
+        let mut pending = std::mem::take(&mut *lock(&self.failed));
+        let unsynced: Vec<_> = lock(&self.unsynced).drain().collect();
+        pending.extend(unsynced.into_iter().map(|(part, nanos)| {
+            // No reservation by this id: added once, however often it is tried.
+            let n = self
+                .replays
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let s = Settle {
+                request_id: format!("sync:{:x}:{n}", self.origin),
+                parts: vec![part],
+                nanos,
+            };
+            (s, "once")
         }));
         if pending.is_empty() {
             return;
         }
         let count = pending.len();
         let mut left = Vec::new();
-        for s in pending {
-            if !self.settle_one(&s).await {
-                left.push(s);
+        for (s, mode) in pending {
+            if !self.settle_one(&s, mode).await {
+                left.push((s, mode));
             }
         }
         let failed = left.len();

@@ -1,6 +1,7 @@
 -- Check-and-reserve a request's worst-case cost under several budgets at once (see
 -- redis_budget.rs). All amounts are integer nano-USD.
--- KEYS[2i-1]: budget i's counter hash {spent, reserved, r:<request id> = amount held};
+-- KEYS[2i-1]: budget i's counter hash {spent, reserved, r:<request id> = amount held,
+-- x:<request id> = a lease that ran out, d:<id> = spend added once (budget_settle.lua)};
 -- KEYS[2i]: budget i's leases, a sorted set of request ids scored by expiry (ms).
 -- ARGV[1] request id, ARGV[2] amount, ARGV[3] lease (ms), ARGV[4] key TTL (s),
 -- ARGV[4+i] budget i's limit.
@@ -23,10 +24,15 @@ local amount = tonumber(ARGV[2])
 for i = 1, n do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
   -- Requests whose instance died before settling: their lease ran out, give it back.
+  -- A tombstone 'x:<id>' stays, so a settle retried later can tell "lease ran out" (add
+  -- the cost) from "already settled" (do not add it again): see budget_settle.lua.
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
     local held = redis.call('HGET', h, 'r:' .. id)
     if held and tonumber(held) > 0 then
       redis.call('HINCRBY', h, 'reserved', '-' .. held)
+    end
+    if held then
+      redis.call('HSET', h, 'x:' .. id, 1)
     end
     redis.call('HDEL', h, 'r:' .. id)
     redis.call('ZREM', z, id)

@@ -35,6 +35,10 @@ pub fn spawn(state: &Arc<AppState>) {
     let weak: Weak<AppState> = Arc::downgrade(state);
     tokio::spawn(async move {
         let mut tick: u32 = 0;
+        // Which data Redis holds, before anything can go wrong (see `redis_budget`).
+        if let Some(state) = weak.upgrade() {
+            state.governance.budgets.note_server().await;
+        }
         loop {
             tokio::time::sleep(HEALTH_EVERY).await;
             let Some(state) = weak.upgrade() else { return };
@@ -48,6 +52,7 @@ pub fn spawn(state: &Arc<AppState>) {
                 events::resync_drains(&state, &b).await;
             } else if b.link().is_up() && tick.is_multiple_of(RESYNC_TICKS) {
                 events::resync_drains(&state, &b).await;
+                state.governance.budgets.note_server().await;
             }
         }
     });

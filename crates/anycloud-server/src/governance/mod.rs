@@ -182,7 +182,10 @@ impl Governance {
     ) -> Result<Governance, capture::CaptureError> {
         use crate::bookkeeping::spool_config;
         let shared_budgets = link.clone().map(|l| {
-            let lease = request_timeout + redis_budget::LEASE_MARGIN;
+            let lease = queues
+                .reservation_lease_ms
+                .map(Duration::from_millis)
+                .unwrap_or(request_timeout + redis_budget::LEASE_MARGIN);
             Arc::new(redis_budget::SharedBudgets::new(l, lease))
         });
         Ok(Governance {
