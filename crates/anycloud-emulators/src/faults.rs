@@ -40,6 +40,8 @@ pub struct Faults {
     fail_rate_status: AtomicU32,
     latency_us: AtomicU64,
     chunk_delay_us: AtomicU64,
+    /// Streams sent one byte at a time, this long apart (0: off).
+    trickle_us: AtomicU64,
     cut_after: AtomicU64,
     stall_after: AtomicU64,
     refuse: AtomicBool,
@@ -71,6 +73,7 @@ impl Faults {
             fail_rate_status: AtomicU32::new(503),
             latency_us: AtomicU64::new(0),
             chunk_delay_us: AtomicU64::new(0),
+            trickle_us: AtomicU64::new(0),
             cut_after: AtomicU64::new(OFF),
             stall_after: AtomicU64::new(OFF),
             refuse: AtomicBool::new(false),
@@ -122,6 +125,13 @@ impl Faults {
         self.chunk_delay_us.store(micros(d), Ordering::SeqCst);
     }
 
+    /// Streamed responses go out one byte per write, `d` apart (a cloud trickling one byte a
+    /// second, say); `Duration::ZERO` turns it off. Takes precedence over the chunk delay;
+    /// while on, cut and stall counts count bytes rather than events.
+    pub fn trickle(&self, d: Duration) {
+        self.trickle_us.store(micros(d), Ordering::SeqCst);
+    }
+
     /// From now on (until [`Faults::reset`]) every streamed response sends `chunks` data
     /// events and then aborts the connection: no finish chunk if it was not among them, no
     /// usage chunk, never `data: [DONE]`.
@@ -166,6 +176,7 @@ impl Faults {
         self.fail_rate(0.0, 503);
         self.set_latency(Duration::ZERO);
         self.set_chunk_delay(Duration::ZERO);
+        self.trickle(Duration::ZERO);
         self.cut_after.store(OFF, Ordering::SeqCst);
         self.stall_after.store(OFF, Ordering::SeqCst);
         self.refuse_connections(false);
@@ -208,6 +219,10 @@ impl Faults {
         Duration::from_micros(self.chunk_delay_us.load(Ordering::SeqCst))
     }
 
+    pub(crate) fn trickle_delay(&self) -> Duration {
+        Duration::from_micros(self.trickle_us.load(Ordering::SeqCst))
+    }
+
     pub(crate) fn cut_after(&self) -> Option<u32> {
         count_knob(&self.cut_after)
     }
@@ -236,6 +251,7 @@ impl Faults {
             "fail_rate",
             "latency_ms",
             "chunk_delay_ms",
+            "trickle_ms",
             "cut_stream_after",
             "stall_stream_after",
             "refuse_connections",
@@ -282,6 +298,7 @@ impl Faults {
         };
         let latency = ms("latency_ms")?;
         let chunk_delay = ms("chunk_delay_ms")?;
+        let trickle = ms("trickle_ms")?;
         let cut = count_setting(obj, "cut_stream_after")?;
         let stall = count_setting(obj, "stall_stream_after")?;
         let refuse = match obj.get("refuse_connections") {
@@ -321,6 +338,9 @@ impl Faults {
         }
         if let Some(d) = chunk_delay {
             self.set_chunk_delay(d);
+        }
+        if let Some(d) = trickle {
+            self.trickle(d);
         }
         match cut {
             Some(Some(k)) => self.cut_stream_after(k),

@@ -101,7 +101,8 @@ pub(crate) fn unix_now() -> u64 {
 /// One SSE frame per event: `data: {event}\n\n`. The `[DONE]` sentinel is passed as the
 /// literal event `[DONE]`.
 ///
-/// Every frame is its own body chunk (its own write). `chunk_delay` sleeps between frames.
+/// Every frame is its own body chunk (its own write). `chunk_delay` sleeps between frames;
+/// a trickle ([`Faults::trickle`]) sends every byte as its own write instead.
 /// With a cut of K (from [`Faults::cut_stream_after`]), K frames other than `[DONE]` are
 /// sent and then the body fails, which makes the server abort the connection; with a stall
 /// of K ([`Faults::stall_stream_after`]) K frames are sent and then nothing, forever.
@@ -153,7 +154,21 @@ pub(crate) fn sse_frames(
     faults: &Faults,
     headers: &[(&str, String)],
 ) -> Response {
-    let delay = faults.chunk_delay();
+    let trickle = faults.trickle_delay();
+    let (frames, delay) = if trickle.is_zero() {
+        (frames, faults.chunk_delay())
+    } else {
+        // One byte per write: a frame's flag stays on its every byte.
+        let bytes = frames
+            .into_iter()
+            .flat_map(|(flag, frame)| {
+                (0..frame.len())
+                    .map(|i| (flag, frame.slice(i..i + 1)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (bytes, trickle)
+    };
     let cut = faults.cut_after();
     let state = SseState {
         frames: frames.into_iter(),

@@ -16,6 +16,7 @@
 //! - `POST /_emulator/faults` with any of
 //!   `{"fail_next":{"count":N,"status":503,"retry_after":2},
 //!     "fail_rate":{"probability":0.3,"status":503}, "latency_ms":M, "chunk_delay_ms":M,
+//!     "trickle_ms":M (streams one byte per write, M ms apart; 0 turns it off),
 //!     "cut_stream_after":K (null turns it off), "stall_stream_after":K (K events, then the
 //!     connection hangs open; null turns it off),
 //!     "stream_error_after":{"chunks":K,"type":"overloaded_error"} (K events, then the

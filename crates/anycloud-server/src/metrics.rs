@@ -194,6 +194,9 @@ pub struct Metrics {
     pub queue_spilled: Family<QueueLabels, Gauge>,
     pub queue_write_errors: Family<QueueLabels, Gauge>,
     pub store_degraded: Gauge,
+    /// Tasks alive in the gateway's runtime: flat when idle, or something leaks (the
+    /// chaos harness's scenario 5 reads it before and after 1,000 dropped streams).
+    pub tokio_tasks: Gauge,
     ledger: OnceLock<Arc<anycloud_ledger::LedgerWriter>>,
 }
 
@@ -241,6 +244,7 @@ impl Metrics {
             queue_spilled: Family::default(),
             queue_write_errors: Family::default(),
             store_degraded: Gauge::default(),
+            tokio_tasks: Gauge::default(),
             ledger: OnceLock::new(),
         };
         let r = &mut registry;
@@ -360,6 +364,11 @@ impl Metrics {
             "1 while store writes fail or a spilled backlog waits, else 0",
             m.store_degraded.clone(),
         );
+        r.register(
+            "tokio_alive_tasks",
+            "Tasks alive in the gateway's async runtime (requests, streams, background writers)",
+            m.tokio_tasks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -448,6 +457,10 @@ impl Metrics {
         self.store_degraded.set(i64::from(
             state.bookkeeping.health() != crate::bookkeeping::Health::Ok,
         ));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            self.tokio_tasks
+                .set(i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a refusal by a rate limit.

@@ -190,3 +190,166 @@ pub fn two_cloud_config(
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The kinds of request [`mixed_load`] sends in turn: every API, JSON and streamed, with
+/// and without tools. `(api label, path)`.
+pub const MIXED: [(&str, &str); 9] = [
+    ("chat", "/v1/chat/completions"),
+    ("chat_stream", "/v1/chat/completions"),
+    ("chat_tools", "/v1/chat/completions"),
+    ("chat_tools_stream", "/v1/chat/completions"),
+    ("messages", "/v1/messages"),
+    ("messages_stream", "/v1/messages"),
+    ("responses", "/v1/responses"),
+    ("responses_stream", "/v1/responses"),
+    ("embeddings", "/v1/embeddings"),
+];
+
+/// The body of request `i` of [`mixed_load`] and the text a whole stream ends with.
+fn mixed_body(i: usize) -> (Value, Option<&'static str>) {
+    let tools = json!([{"type": "function", "function": {"name": "lookup",
+        "description": "Looks a word up", "parameters": {"type": "object",
+        "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]);
+    let say = format!("hello {i}");
+    let chat = json!({"model": "gpt-4o", "max_tokens": 16,
+        "messages": [{"role": "user", "content": say}]});
+    let mut b = match MIXED[i % MIXED.len()].0 {
+        "chat" | "chat_stream" => chat,
+        "chat_tools" | "chat_tools_stream" => {
+            let mut c = chat;
+            c["tools"] = tools;
+            c
+        }
+        "messages" | "messages_stream" => json!({"model": "gpt-4o", "max_tokens": 16,
+            "messages": [{"role": "user", "content": say}]}),
+        "responses" | "responses_stream" => {
+            json!({"model": "gpt-4o", "max_output_tokens": 16, "input": say})
+        }
+        _ => json!({"model": "text-embedding-3-small", "input": say}),
+    };
+    let kind = MIXED[i % MIXED.len()].0;
+    let end = if kind.ends_with("_stream") {
+        b["stream"] = json!(true);
+        if kind.starts_with("chat") {
+            b["stream_options"] = json!({"include_usage": true});
+            Some("[DONE]")
+        } else if kind.starts_with("messages") {
+            Some("message_stop")
+        } else {
+            Some("response.completed")
+        }
+    } else {
+        None
+    };
+    (b, end)
+}
+
+/// Like [`chat_load`], over every API in turn ([`MIXED`]); `Answer::route` holds the
+/// kind of request (its label in [`MIXED`]) rather than the serving cloud.
+pub async fn mixed_load(
+    url: &str,
+    key: &str,
+    n: usize,
+    clients: usize,
+    max_time: Duration,
+    first: usize,
+) -> Vec<Answer> {
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "load only ever goes to this machine"
+    );
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + max_time;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, key, out, next) = (url.to_string(), key.to_string(), out.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n || Instant::now() > deadline {
+                    break;
+                }
+                let i = i + first;
+                let (body, end) = mixed_body(i);
+                let started = Instant::now();
+                let sent = http
+                    .post(format!("{url}{}", MIXED[i % MIXED.len()].1))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await;
+                let (status, request_id, text) = match sent {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let id = r
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        (status, id, r.text().await.unwrap_or_default())
+                    }
+                    Err(e) => (0, String::new(), e.to_string()),
+                };
+                let whole = end.is_none_or(|e| text.contains(e));
+                let status = if status == 200 && !whole { 0 } else { status };
+                out.lock().unwrap().push(Answer {
+                    status,
+                    request_id,
+                    route: MIXED[i % MIXED.len()].0.to_string(),
+                    usage: Value::Null,
+                    took: started.elapsed(),
+                    error: if status == 200 {
+                        String::new()
+                    } else {
+                        text.chars().take(300).collect()
+                    },
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let v = out.lock().unwrap().clone();
+    v
+}
+
+/// [`two_cloud_config`] for [`mixed_load`]: `gpt-4o` with tools on both clouds, and
+/// `text-embedding-3-small` on both (the emulators must serve both models).
+pub fn mixed_config(
+    dir: &Path,
+    primary: &str,
+    secondary: &str,
+    store_extra: &str,
+    tenant_extra: &str,
+) -> std::path::PathBuf {
+    let path = two_cloud_config(dir, primary, secondary, store_extra, tenant_extra);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let embed = |cloud: &str| {
+        format!(
+            "[[models.deployments]]\ncloud = \"{cloud}\"\ntarget = \"text-embedding-3-small\"\n\
+             capabilities = [\"embeddings\"]\nprice = {{ input_per_mtok = 0.02, output_per_mtok = 0.0 }}\n"
+        )
+    };
+    let text = text
+        .replace(
+            "capabilities = [\"chat\", \"stream\"]",
+            "capabilities = [\"chat\", \"stream\", \"tools\"]",
+        )
+        .replace(
+            "[[tenants]]",
+            &format!(
+                "[[models]]\nname = \"text-embedding-3-small\"\n{}{}[[tenants]]",
+                embed("primary"),
+                embed("secondary")
+            ),
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
