@@ -2,8 +2,8 @@
 //! `utoipa` and served without auth at `/admin/v1/openapi.json`.
 
 use super::{audit, captures, keys, risk, tenants, ErrorBody, ErrorObject};
-use crate::governance::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
 use crate::state::AppState;
+use anycloud_governance::policy::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
