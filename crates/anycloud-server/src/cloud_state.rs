@@ -177,6 +177,11 @@ impl CloudStates {
         CloudState::is_drained(self, cloud)
     }
 
+    /// Every cloud's name (in no particular order).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.clouds.keys().map(String::as_str)
+    }
+
     pub fn contains(&self, cloud: &str) -> bool {
         self.clouds.contains_key(cloud)
     }

@@ -4,8 +4,8 @@
 use super::{
     audit, captures, clouds, explain, keys, ledger, risk, tenants, ErrorBody, ErrorObject,
 };
-use crate::governance::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
 use crate::state::AppState;
+use anycloud_governance::policy::{BudgetSpec, KeyPolicy, PeriodSpec, RateLimitSpec};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
