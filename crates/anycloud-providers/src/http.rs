@@ -153,9 +153,15 @@ impl HttpClient {
         })
     }
 
-    /// The response body as SSE events, with the idle timeout between reads.
+    /// The response body as SSE events: the first-byte timeout until the first whole
+    /// event, the idle timeout between two (events, not reads: see [`sse::decode_events`]).
     pub fn sse(&self, resp: reqwest::Response) -> SseStream {
-        sse::decode(resp.bytes_stream(), self.idle_timeout)
+        sse::decode_events(
+            resp.bytes_stream(),
+            self.first_byte_timeout,
+            self.idle_timeout,
+            |e: reqwest::Error| ProviderError::from_transport(&e),
+        )
     }
 }
 

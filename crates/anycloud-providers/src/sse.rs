@@ -157,22 +157,40 @@ where
     E: Send + 'static,
     F: Fn(E) -> ProviderError + Send + Sync + 'static,
 {
+    decode_events(body, idle, idle, map_err)
+}
+
+/// [`decode_with`], with `first` allowed until the first whole event and `idle`
+/// between two whole events. The limits apply to events, not reads: a cloud
+/// trickling a byte at a time cannot hold a request past them (README
+/// "Configuration": `first_byte_timeout_ms`, `idle_timeout_ms`).
+pub fn decode_events<S, E, F>(body: S, first: Duration, idle: Duration, map_err: F) -> SseStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Send + 'static,
+    F: Fn(E) -> ProviderError + Send + Sync + 'static,
+{
     struct State<R> {
         reads: Pin<Box<R>>,
         parser: SseParser,
         queue: VecDeque<Result<SseEvent, ProviderError>>,
         failed: bool,
+        /// Until the first event: `first`; then `idle`.
+        limit: Duration,
     }
     let state = Some(State {
-        reads: Box::pin(with_idle_timeout(body, idle, map_err)),
+        reads: Box::pin(with_idle_timeout(body, first.max(idle), map_err)),
         parser: SseParser::new(),
         queue: VecDeque::new(),
         failed: false,
+        limit: first,
     });
-    Box::pin(futures::stream::unfold(state, |state| async move {
+    Box::pin(futures::stream::unfold(state, move |state| async move {
         let mut st = state?;
+        let deadline = tokio::time::Instant::now() + st.limit;
         loop {
             if let Some(item) = st.queue.pop_front() {
+                st.limit = idle;
                 return match item {
                     Ok(ev) => Some((Ok(ev), Some(st))),
                     Err(e) => Some((Err(e), None)),
@@ -181,9 +199,23 @@ where
             if st.failed {
                 return None;
             }
-            let bytes = match st.reads.next().await? {
-                Ok(bytes) => bytes,
-                Err(e) => return Some((Err(e), None)),
+            let bytes = match tokio::time::timeout_at(deadline, st.reads.next()).await {
+                Ok(read) => match read? {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Some((Err(e), None)),
+                },
+                Err(_) => {
+                    return Some((
+                        Err(ProviderError::new(
+                            ProviderErrorKind::Timeout,
+                            format!(
+                                "upstream sent no whole stream event for more than {} ms",
+                                st.limit.as_millis()
+                            ),
+                        )),
+                        None,
+                    ))
+                }
             };
             let mut out = Vec::new();
             let pushed = st.parser.push(&bytes, &mut out);

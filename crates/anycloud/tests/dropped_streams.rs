@@ -23,10 +23,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anycloud");
+const ADMIN: &str = "dropped-streams-admin-token-0123456789";
 
 /// `(alive tasks, open fds, of which sockets)` of the gateway.
 async fn counts(url: &str, pid: u32) -> (i64, usize, usize) {
-    let metrics = reqwest::get(format!("{url}/metrics"))
+    let metrics = reqwest::Client::new()
+        .get(format!("{url}/metrics"))
+        .bearer_auth(ADMIN)
+        .send()
         .await
         .unwrap()
         .text()
@@ -60,7 +64,7 @@ async fn stream(addr: &str, key: &str, hang_up: usize, give_up: Duration) -> (St
     let body = r#"{"model":"gpt-4o","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"tell me a long story"}]}"#;
     let req = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+         Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     let work = async {
@@ -111,6 +115,7 @@ async fn dropped_streams_and_trickling_upstreams_leak_nothing() {
         format!(
             r#"[server]
 listen = "127.0.0.1:0"
+admin_token = "{ADMIN}"
 [store]
 url = "sqlite://{db}"
 [[clouds]]
@@ -119,6 +124,7 @@ provider = "openai_compatible"
 base_url = "{emu}"
 api_key = "emu-key"
 first_byte_timeout_ms = 2000
+idle_timeout_ms = 2000
 [[models]]
 name = "gpt-4o"
 [[models.deployments]]
