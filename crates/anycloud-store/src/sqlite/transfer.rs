@@ -250,6 +250,10 @@ impl TransferStore for SqliteStore {
 
     async fn clear(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The ledger's daily rollups (migration 0020) go with the ledger.
+        sqlx::query("DELETE FROM usage_daily")
+            .execute(&mut *tx)
+            .await?;
         for table in Table::ALL.iter().rev() {
             sqlx::query(&format!("DELETE FROM {}", table.as_str()))
                 .execute(&mut *tx)
