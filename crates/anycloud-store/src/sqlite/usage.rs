@@ -16,9 +16,10 @@ use crate::usage::{
 };
 use crate::StoreError;
 
-/// Rows per INSERT statement: 27 bound parameters each keeps a statement under SQLite's
-/// default limit of 32 766 parameters.
-const ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows per INSERT statement at most: 27 bound parameters each keeps a statement under
+/// SQLite's default limit of 32 766 parameters. Statements have power-of-two row counts
+/// (see [`super::pow2_chunks`]) so they are prepared once.
+const ROWS_PER_STATEMENT: usize = 512;
 
 pub(super) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
@@ -57,7 +58,7 @@ pub(super) async fn insert_on(
     conn: &mut sqlx::SqliteConnection,
     records: &[UsageRecord],
 ) -> Result<(), sqlx::Error> {
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    for chunk in super::pow2_chunks(records, ROWS_PER_STATEMENT) {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("INSERT INTO usage_ledger ({COLUMNS}) "));
         q.push_values(chunk, |mut b, r| {
@@ -99,7 +100,7 @@ async fn add_to_rollups(
     conn: &mut sqlx::SqliteConnection,
     records: &[UsageRecord],
 ) -> Result<(), sqlx::Error> {
-    for chunk in daily_rollup(records).chunks(ROWS_PER_STATEMENT) {
+    for chunk in super::pow2_chunks(&daily_rollup(records), ROWS_PER_STATEMENT) {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO usage_daily (day, cloud, model, tenant, requests, input_tokens, \
              output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
