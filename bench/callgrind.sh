@@ -5,6 +5,8 @@
 #   bash bench/callgrind.sh            # builds if needed, prints instructions/request
 #   N=200 bash bench/callgrind.sh      # requests per mode (default 300)
 #   GW_BIN=/path/to/anycloud bash bench/callgrind.sh   # another build (e.g. an old commit)
+#   TENANTS=10000 MODELS=500 DEPLOYMENTS=3 KEYS=100000 bash bench/callgrind.sh
+#                      # the same mix with a bigger configuration / key table (scale.sh)
 #
 # What it does: starts the bench upstream (not instrumented) and the gateway under
 # `valgrind --tool=callgrind` with the same config as run.sh (bench/gateway_config.sh),
@@ -70,10 +72,25 @@ PIDS+=($!)
 # shellcheck source=bench/gateway_config.sh
 . "$ROOT/bench/gateway_config.sh"
 CONFIG="$OUT/anycloud.toml"
-gateway_config "$CONFIG" "$GW_PORT" "$UP_PORT" "$OUT/bench.db"
+gateway_config "$CONFIG" "$GW_PORT" "$UP_PORT" "$OUT/bench.db" \
+    "${TENANTS:-1}" "${MODELS:-1}" "${DEPLOYMENTS:-1}"
 export ANYCLOUD_LOG="${ANYCLOUD_LOG:-warn}"
 KEY="$("$GW_BIN" keys create --config "$CONFIG" --tenant bench 2>"$OUT/keys.log" | tail -n 1)"
 [ -n "$KEY" ] || { log "keys create printed no key"; cat "$OUT/keys.log" >&2; exit 1; }
+if [ "${KEYS:-1}" -gt 1 ]; then
+    # KEYS-1 more keys, spread over the configured tenants, written straight into the key
+    # table (100,000 `anycloud keys create` processes would take an hour); their hashes
+    # are random, so they only make the table that size.
+    command -v sqlite3 >/dev/null || { log "sqlite3 missing: run bash bench/setup.sh"; exit 1; }
+    sqlite3 "$OUT/bench.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${KEYS} - 1)
+INSERT INTO keys (id, tenant, name, key_hash, key_prefix, created_at)
+SELECT printf('z%011d', i), (SELECT name FROM tenants ORDER BY name LIMIT 1 OFFSET i % (SELECT COUNT(*) FROM tenants)),
+       NULL, lower(hex(randomblob(32))), printf('sk-ac-z%011d', i), '2026-11-01T00:00:00.000Z'
+FROM n;
+SQL
+    log "key table: $(sqlite3 "$OUT/bench.db" 'SELECT COUNT(*) FROM keys') keys"
+fi
 
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
     --dump-instr=no --collect-jumps=no \
@@ -120,7 +137,7 @@ def total(part):
     tot = 0
     for f in glob.glob(os.path.join(out, f"callgrind.out.{pid}*")):
         text = open(f, errors="replace").read()
-        if f"\ntrigger: Client Request: {part}\n" not in text and f"trigger: Client Request: {part}" not in text:
+        if f"Trigger: dump {part}\n" not in text:
             continue
         m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
         if m:

@@ -12,7 +12,8 @@
 # TENANTS > 1 adds tenants bench-2 … bench-N with the same policy; MODELS > 1 adds models
 # bench-model-2 … bench-model-N, each with DEPLOYMENTS deployments on clouds fast-1 …
 # fast-DEPLOYMENTS (all the same upstream). The request always names bench-model as
-# tenant bench, so only the size of the configuration changes.
+# tenant bench, so only the size of the configuration changes. SLOW_MODEL=1 adds model
+# `bench-slow`, which the bench upstream streams one event a second (memory.sh).
 gateway_config() {
     local file="$1" gw_port="$2" up_port="$3" db="$4"
     local tenants="${5:-1}" models="${6:-1}" deployments="${7:-1}"
@@ -44,6 +45,9 @@ target = "bench-model"
 capabilities = ["chat", "stream"]
 price = { input_per_mtok = 2.50, output_per_mtok = 10.00 }
 EOF
+        if [ "${SLOW_MODEL:-0}" = 1 ]; then
+            printf '\n[[models]]\nname = "bench-slow"\n[[models.deployments]]\ncloud = "fast"\ntarget = "bench-slow"\ncapabilities = ["chat", "stream"]\nprice = { input_per_mtok = 2.50, output_per_mtok = 10.00 }\n'
+        fi
         for m in $(seq 2 "$models"); do
             printf '\n[[models]]\nname = "bench-model-%s"\n' "$m"
             for d in $(seq 1 "$deployments"); do
