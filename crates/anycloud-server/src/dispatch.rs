@@ -393,7 +393,7 @@ fn count_attempt(state: &AppState, cloud: &str, outcome: &str) {
         .metrics
         .attempts
         .get_or_create(&AttemptLabels {
-            cloud: cloud.to_string(),
+            cloud: state.metrics.labels.cloud(Some(cloud)),
             outcome: outcome.to_string(),
         })
         .inc();
