@@ -20,6 +20,7 @@ UP_PORT="${UP_PORT:-19501}"
 GW_PORT="${GW_PORT:-19580}"
 BENCH_TARGET_DIR="${BENCH_TARGET_DIR:-/work/bench-target}"
 OUT="${OUT:-$(mktemp -d /tmp/anycloud-memory.XXXXXX)}"
+mkdir -p "$OUT"
 export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[memory] %s\n' "$*" >&2; }
 UPSTREAM_BIN="$BENCH_TARGET_DIR/release/bench-upstream"

@@ -16,6 +16,7 @@ exec </dev/null
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CASES="${CASES:-base tenants keys models}"
 OUT="${OUT:-$(mktemp -d /tmp/anycloud-scale.XXXXXX)}"
+mkdir -p "$OUT"
 export SKIP_BUILD="${SKIP_BUILD:-0}"
 declare -A ENVS=(
     [base]=""
@@ -24,6 +25,8 @@ declare -A ENVS=(
     [models]="MODELS=500 DEPLOYMENTS=3"
 )
 for c in $CASES; do
+    # REUSE=1 with the same OUT keeps the cases already measured there.
+    if [ "${REUSE:-0}" = 1 ] && [ -s "$OUT/$c.txt" ]; then continue; fi
     echo "[scale] $c: ${ENVS[$c]:-(defaults)}" >&2
     # shellcheck disable=SC2086
     env ${ENVS[$c]} OUT="$OUT/$c" bash "$ROOT/bench/callgrind.sh" >"$OUT/$c.txt" 2>"$OUT/$c.log" \
