@@ -233,6 +233,12 @@ impl Provider for OpenAiProvider {
         req: &EmbeddingsRequest,
         ctx: &CallCtx,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        embed_call(&self.http, self.post(&self.embeddings_url, ctx), target, req).await
+        embed_call(
+            &self.http,
+            self.post(&self.embeddings_url, ctx),
+            target,
+            req,
+        )
+        .await
     }
 }

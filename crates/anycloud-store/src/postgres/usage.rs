@@ -11,7 +11,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::ms;
 use crate::usage::{
-    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord,
+    UsageSummaryRow,
 };
 use crate::StoreError;
 

@@ -12,7 +12,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{parse_timestamp, timestamp};
 use crate::usage::{
-    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord,
+    UsageSummaryRow,
 };
 use crate::StoreError;
 
