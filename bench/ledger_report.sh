@@ -26,7 +26,8 @@ export LEDGER_BENCH_RECORDS="$RECORDS"
 cd "$ROOT"
 if [ "${SQLITE:-1}" = 1 ]; then
     echo "== SQLite: $RECORDS records"
-    cargo bench --quiet -p anycloud-ledger --bench ledger
+    # The release profile (not `bench`): the same artifacts as the release build.
+    cargo bench --quiet --profile release -p anycloud-ledger --bench ledger
 fi
 
 if [ "${PG:-0}" = 1 ]; then
