@@ -34,7 +34,7 @@ pub enum Event {
 }
 
 /// Where a drain or restore took effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reach {
     /// Written to Redis and published: every instance within a second.
