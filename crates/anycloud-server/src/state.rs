@@ -39,6 +39,8 @@ pub struct AppState {
     pub mcp: crate::mcp::McpGateway,
     /// Failed admin-token attempts per client address (`admin_auth`).
     pub auth_failures: crate::admin_auth::FailedAuthLimiter,
+    /// Which deployment served each conversation's last turn (cache affinity).
+    pub affinity: crate::affinity::Affinity,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -212,6 +214,10 @@ impl AppState {
                 b
             },
             governance,
+            affinity: match &link {
+                Some(l) => crate::affinity::Affinity::shared(l.clone()),
+                None => crate::affinity::Affinity::local(),
+            },
             broadcast: link.map(|l| Arc::new(crate::cluster::events::Broadcast::new(l))),
             ui,
             mcp,

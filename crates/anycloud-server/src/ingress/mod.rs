@@ -16,7 +16,7 @@ pub mod resume;
 use crate::error::ApiError;
 use crate::metrics::DeclineLabels;
 use crate::state::AppState;
-use anycloud_router::{route, Decision, Outcome, RouteError, RouteInput, RoutePlan};
+use anycloud_router::{route_preferring, Decision, Outcome, RouteError, RouteInput, RoutePlan};
 use anycloud_types::Capability;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +44,7 @@ pub fn plan(
     model: &str,
     needs: &[Capability],
     estimated_tokens: u64,
+    affinity: Option<anycloud_router::CacheAffinity<'_>>,
 ) -> Result<RoutePlan, ApiError> {
     let input = RouteInput {
         model,
@@ -54,7 +55,7 @@ pub fn plan(
         seed: rand::random(),
         spend: &*state.clouds,
     };
-    let result = route(&state.routes, &input, &*state.clouds);
+    let result = route_preferring(&state.routes, &input, &*state.clouds, affinity);
     let declined: &[Decision] = match &result {
         Ok(p) => &p.declined,
         Err(RouteError::NoCandidate { declined, .. }) => declined,
