@@ -251,7 +251,7 @@ def cost(u: dict) -> int:
 
 def test_a_ten_turn_agent_is_billed_as_the_cloud_reported_and_saves_what_the_prices_say(gw):
     tag = uuid.uuid4().hex
-    turns = agent(gw, "claude-auto", "auto-" + tag)
+    turns = agent(gw, "claude-auto", "cache" + tag)
     reported = gw.reported("anthropic")
     assert len(reported) == 10
     # Turn one writes the system prompt; every later turn reads what the one before wrote.
@@ -286,7 +286,7 @@ def test_a_ten_turn_agent_is_billed_as_the_cloud_reported_and_saves_what_the_pri
     # marked, so nothing is cached, and every token is billed at the input price.
     for e in gw.emus.values():
         e.reset()
-    plain = agent(gw, "claude-plain", "plain-" + tag)
+    plain = agent(gw, "claude-plain", "plain" + tag)
     plain_reported = gw.reported("anthropic")
     assert all(u["cache_read_input_tokens"] == 0 and u["cache_creation_input_tokens"] == 0 for u in plain_reported)
     # The prompts are the same size turn by turn (the tags are), so is every answer.
