@@ -1,11 +1,11 @@
 //! Cache affinity (README "Prompt caching"): a prompt cache lives in one cloud, region
 //! and account, so a follow-up turn is worth sending where the previous one was served.
 //!
-//! A chat request that can hit a cache (it marks breakpoints, names a `prompt_cache_key`,
-//! or its prompt reaches 1024 tokens, the shortest any cloud caches) gets up to two keys:
-//! its `prompt_cache_key`, and a hash of its model, tools, system prompt and first user
-//! message — the same on every turn of one conversation, so it also follows a
-//! `previous_response_id` chain, whose replay starts with the same messages. The
+//! A chat request that can hit a cache gets up to two keys: its `prompt_cache_key`, and,
+//! when its prompt reaches 1024 tokens (the shortest any cloud caches), a hash of its
+//! model, tools, system prompt and first user message — the same on every turn of one
+//! conversation, so it also follows a `previous_response_id` chain, whose replay starts
+//! with the same messages. The
 //! deployment that served it is remembered under both, for as long as the cache keeps a
 //! prefix (five minutes, an hour when the request asked for one-hour breakpoints), and
 //! handed to the router as a hint ([`anycloud_router::CacheAffinity`]); the router decides
@@ -75,8 +75,10 @@ impl Served {
 
 /// The keys of `req` sent by `tenant`, or `None` when it cannot hit any cache.
 pub fn keys(tenant: &str, req: &ChatRequest) -> Option<Keys> {
-    let hinted = !req.cache.breakpoints.is_empty() || req.cache.key.is_some();
-    if !hinted && req.estimate_input_tokens() < MIN_CACHEABLE_TOKENS {
+    // A prompt too short to cache has no prefix worth following (and a short first
+    // message is shared by many conversations); its `prompt_cache_key` still names one.
+    let long = req.estimate_input_tokens() >= MIN_CACHEABLE_TOKENS;
+    if !long && req.cache.key.is_none() {
         return None;
     }
     let hash = |parts: &[&[u8]]| {
@@ -96,6 +98,12 @@ pub fn keys(tenant: &str, req: &ChatRequest) -> Option<Keys> {
             req.model.as_bytes(),
             k.as_bytes(),
         ]));
+    }
+    if !long {
+        return Some(Keys {
+            keys,
+            ttl: ttl(req),
+        });
     }
     let tools = serde_json::to_vec(&req.tools).unwrap_or_default();
     let system: Vec<u8> = req
@@ -118,13 +126,21 @@ pub fn keys(tenant: &str, req: &ChatRequest) -> Option<Keys> {
         &system,
         &first,
     ]));
+    Some(Keys {
+        keys,
+        ttl: ttl(req),
+    })
+}
+
+/// How long the cache keeps what `req` writes: an hour when it asks for one-hour
+/// breakpoints, else five minutes (every cloud's default).
+fn ttl(req: &ChatRequest) -> Duration {
     let hour = req
         .cache
         .breakpoints
         .iter()
         .any(|b| b.ttl == CacheTtl::OneHour);
-    let ttl = Duration::from_secs(if hour { 3_600 } else { 300 });
-    Some(Keys { keys, ttl })
+    Duration::from_secs(if hour { 3_600 } else { 300 })
 }
 
 #[derive(Debug)]
@@ -348,8 +364,11 @@ mod tests {
         assert_ne!(one, keys("other", &turn(&long, &["hi"], None)).unwrap());
         assert_ne!(one, keys("t", &turn(&long, &["bye"], None)).unwrap());
         assert_eq!(keys("t", &turn("short", &["hi"], None)), None);
-        // A cache key is a hint of its own, whatever the prompt's length.
+        // A cache key is a hint of its own, whatever the prompt's length; a short
+        // prompt's prefix is not.
         let keyed = keys("t", &turn("short", &["hi"], Some("agent-7"))).unwrap();
+        assert_eq!(keyed.keys.len(), 1);
+        let keyed = keys("t", &turn(&long, &["hi"], Some("agent-7"))).unwrap();
         assert_eq!(keyed.keys.len(), 2);
         assert_eq!(keyed.ttl, Duration::from_secs(300));
     }
