@@ -138,16 +138,22 @@ pub struct PromptCache {
 }
 
 impl PromptCache {
-    /// Reads the longest live prefix among `prefix`'s breakpoints (refreshing it) and writes
-    /// every later breakpoint of at least `min_tokens`; tokens between two breakpoints are
-    /// written with the TTL of the later one.
-    pub fn account(&self, prefix: &Prefix, min_tokens: u64) -> CacheUsage {
-        let now = Instant::now();
+    /// The entries still live at `now` (expired ones dropped), locked.
+    fn live(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.retain(|_, expires| *expires > now);
+        entries
+    }
+
+    /// Reads the longest live prefix among `prefix`'s breakpoints (refreshing it) and writes
+    /// every later breakpoint of at least `min_tokens`; tokens between two breakpoints are
+    /// written with the TTL of the later one.
+    pub fn account(&self, prefix: &Prefix, min_tokens: u64) -> CacheUsage {
+        let now = Instant::now();
+        let mut entries = self.live(now);
         let eligible: Vec<&Breakpoint> = prefix
             .breakpoints
             .iter()
@@ -180,11 +186,7 @@ impl PromptCache {
     /// is cached for five minutes (refreshed by a hit), as the clouds keep them.
     pub fn implicit(&self, prefixes: &[Breakpoint], rule: Implicit) -> u64 {
         let now = Instant::now();
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.retain(|_, expires| *expires > now);
+        let mut entries = self.live(now);
         let hit = prefixes
             .iter()
             .rev()
