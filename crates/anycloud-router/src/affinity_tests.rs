@@ -139,7 +139,7 @@ fn the_served_decision_says_cache_affinity() {
         outcome: Outcome::OkAffine,
     };
     assert_eq!(
-        reason::header_value(&[d.clone()]),
+        reason::header_value(std::slice::from_ref(&d)),
         "aws-eu:ok(cache_affinity)"
     );
     assert!(d.outcome.is_ok());

@@ -4,15 +4,22 @@
 //! hash in constant time (`anycloud_store::authenticate`). Successful lookups
 //! are cached for [`CACHE_TTL`] so the hot path rarely touches the store,
 //! while a revoked key is refused within two seconds (README "Governance: tenants, keys, budgets, limits, audit, capture").
+//!
+//! A [`Directory`] holds what authentication reads — the store, the key cache and the
+//! live tenants — so this module needs nothing from `AppState`.
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use anycloud_config::TenantConfig;
-use anycloud_store::keys;
+use anycloud_governance::policy::store_read;
+use anycloud_governance::Refusal;
+use anycloud_store::{keys, Store};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// Who is calling: the tenant (from config) and the key id.
+pub use anycloud_governance::Principal;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 
@@ -20,39 +27,54 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// while it is down, keys seen in the last hour keep working.
 pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
 
-/// The longest a request waits for the store to look a key up (or a key's policy) before
-/// it counts as unreachable: a store whose connections are all stuck behind a locked
-/// database must not hold requests.
-pub const STORE_READ_TIMEOUT: Duration = Duration::from_millis(300);
+/// The keys (through the store, cached) and the tenants they belong to.
+#[derive(Debug)]
+pub struct Directory {
+    store: Arc<dyn Store>,
+    keys: KeyCache,
+    // Live: the admin API creates and updates tenants. std RwLock, read per request and
+    // never held across an await.
+    tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
+}
 
-/// `fut` (a store read), or `None` when it failed or took longer than
-/// [`STORE_READ_TIMEOUT`] (the error is logged as `what`).
-pub async fn store_read<T, E: std::fmt::Display>(
-    what: &'static str,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Option<T> {
-    match tokio::time::timeout(STORE_READ_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "{what} failed");
-            None
+impl Directory {
+    pub fn new(store: Arc<dyn Store>, tenants: HashMap<String, Arc<TenantConfig>>) -> Directory {
+        Directory {
+            store,
+            keys: KeyCache::default(),
+            tenants: RwLock::new(tenants),
         }
-        Err(_) => {
-            tracing::error!("{what} timed out");
-            None
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
+        self.tenants.read().ok()?.get(name).cloned()
+    }
+
+    /// Every tenant, ordered by name.
+    pub fn tenants(&self) -> Vec<Arc<TenantConfig>> {
+        let mut all: Vec<_> = match self.tenants.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Makes a tenant (new or changed) live for the next request.
+    pub fn set_tenant(&self, t: TenantConfig) {
+        if let Ok(mut m) = self.tenants.write() {
+            m.insert(t.name.clone(), Arc::new(t));
         }
+    }
+
+    /// Drops a cached key (revoked here or on another instance).
+    pub fn forget_key(&self, id: &str) {
+        self.keys.invalidate(id);
     }
 }
 
-/// Who is calling: the tenant (from config) and the key id.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub tenant: Arc<TenantConfig>,
-    pub key_id: String,
-}
-
 #[derive(Debug, Default)]
-pub struct KeyCache {
+struct KeyCache {
     // std RwLock: held only for a map read or insert, never across an await.
     entries: RwLock<HashMap<String, CachedKey>>,
 }
@@ -82,7 +104,7 @@ impl KeyCache {
         }
     }
 
-    pub fn invalidate(&self, id: &str) {
+    fn invalidate(&self, id: &str) {
         if let Ok(mut map) = self.entries.write() {
             map.remove(id);
         }
@@ -109,12 +131,12 @@ pub fn presented_key(headers: &HeaderMap, allow_x_api_key: bool) -> Option<&str>
     None
 }
 
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    authenticate_with(state, headers, false).await
+pub async fn authenticate(dir: &Directory, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate_with(dir, headers, false).await
 }
 
 pub async fn authenticate_with(
-    state: &AppState,
+    dir: &Directory,
     headers: &HeaderMap,
     allow_x_api_key: bool,
 ) -> Result<Principal, ApiError> {
@@ -130,27 +152,20 @@ pub async fn authenticate_with(
     let Some(id) = keys::parse_id(presented) else {
         return Err(bad());
     };
-    let entry = match state.key_cache.get(id) {
+    let entry = match dir.keys.get(id) {
         Some((e, true)) => e,
         cached => {
-            let looked_up = match store_read("key lookup", state.store.key_by_id(id)).await {
+            let looked_up = match store_read("key lookup", dir.store.key_by_id(id)).await {
                 Some(r) => r,
                 None => {
                     // Store down: a key seen recently keeps working (revocations made
                     // meanwhile reach this instance through Redis or when it returns).
                     match cached {
                         Some((e, _)) if e.fetched.elapsed() < STALE_LIMIT => {
-                            return principal(state, presented, id, &e);
+                            return principal(dir, presented, id, &e);
                         }
-                        _ => {
-                            return Err(ApiError::Unavailable {
-                                message:
-                                    "The gateway's key store is unavailable; try again shortly."
-                                        .into(),
-                                code: "key_store_unavailable",
-                                retry_after: 1,
-                            })
-                        }
+                        // The same answer as a key policy the store cannot serve.
+                        _ => return Err(Refusal::KeyStoreUnavailable.into()),
                     }
                 }
             };
@@ -160,16 +175,16 @@ pub async fn authenticate_with(
                 tenant: record.tenant,
                 fetched: Instant::now(),
             };
-            state.key_cache.put(id, entry.clone());
+            dir.keys.put(id, entry.clone());
             entry
         }
     };
-    principal(state, presented, id, &entry)
+    principal(dir, presented, id, &entry)
 }
 
 /// Checks the presented key against `entry` and resolves its tenant.
 fn principal(
-    state: &AppState,
+    dir: &Directory,
     presented: &str,
     id: &str,
     entry: &CachedKey,
@@ -179,7 +194,7 @@ fn principal(
             message: "Incorrect API key provided.".into(),
         });
     }
-    let tenant = state
+    let tenant = dir
         .tenant(&entry.tenant)
         .ok_or_else(|| ApiError::Forbidden {
             message: format!(

@@ -31,7 +31,7 @@ const EWMA_ALPHA: f64 = 0.3;
 /// retries to amplify the next outage.
 const MAX_RETRY_TOKENS: f64 = 10.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     Closed,
@@ -105,14 +105,18 @@ struct Cloud {
 }
 
 /// A cloud's state as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CloudSnapshot {
+    /// Drained by the kill switch: no new request is sent to it.
     pub drained: bool,
     pub breaker: BreakerState,
+    /// When an open breaker lets a probe through (RFC 3339), `null` when closed.
     pub opened_until: Option<String>,
+    /// Failed share of the recent attempts (0 to 1).
     pub error_rate: f64,
     pub recent_attempts: usize,
     pub consecutive_failures: u32,
+    /// Smoothed latency of successful attempts; `null` before the first.
     pub ewma_latency_ms: Option<f64>,
 }
 
@@ -171,6 +175,11 @@ impl CloudStates {
     /// The drain flag (same as `CloudState::is_drained`, without the trait).
     pub fn is_drained_now(&self, cloud: &str) -> bool {
         CloudState::is_drained(self, cloud)
+    }
+
+    /// Every cloud's name (in no particular order).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.clouds.keys().map(String::as_str)
     }
 
     pub fn contains(&self, cloud: &str) -> bool {

@@ -4,9 +4,11 @@
 //! "message"}}`), with the right status. Messages never contain secrets: they are built
 //! from our own text, config names and the clouds' error messages.
 
+use anycloud_governance::ratelimit::format_reset;
+use anycloud_governance::{Admission, Limited, Refusal};
 use anycloud_providers::ProviderError;
 use anycloud_router::{reason::header_value, Decision};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -74,8 +76,96 @@ pub enum ApiError {
         message: String,
         code: &'static str,
         retry_after: Option<u64>,
-        headers: Vec<(axum::http::HeaderName, HeaderValue)>,
+        headers: Vec<(HeaderName, HeaderValue)>,
     },
+}
+
+/// The one place governance's refusals become API errors (README "Governance: tenants,
+/// keys, budgets, limits, audit, capture"; ARCHITECTURE.md "The request path", step 7).
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        match r {
+            Refusal::Backlog { queue } => ApiError::Unavailable {
+                message: format!(
+                    "The gateway cannot record more requests right now (its {queue} queue is full while the store catches up); try again shortly."
+                ),
+                code: "bookkeeping_backlog",
+                retry_after: 1,
+            },
+            Refusal::KeyStoreUnavailable => ApiError::Unavailable {
+                message: "The gateway's key store is unavailable; try again shortly.".into(),
+                code: "key_store_unavailable",
+                retry_after: 1,
+            },
+            Refusal::RateLimited(l) => rate_limited(l),
+            Refusal::BudgetExceeded { exceeded, limits } => ApiError::TooManyRequests {
+                message: exceeded.message,
+                code: "budget_exceeded",
+                retry_after: exceeded.retry_after,
+                headers: ratelimit_headers(&limits),
+            },
+            Refusal::BudgetUnavailable { message } => ApiError::Unavailable {
+                message,
+                code: "budget_unavailable",
+                retry_after: 1,
+            },
+        }
+    }
+}
+
+fn rate_limited(l: Limited) -> ApiError {
+    let Limited {
+        label,
+        kind,
+        limit,
+        cost,
+        state,
+        retry_after,
+        ..
+    } = &l;
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let message = if *kind == "tokens" && cost > limit {
+        format!(
+            "This request needs about {cost} tokens, more than the {label} limit of {limit} tokens per minute allows at once; lower max_tokens or the prompt."
+        )
+    } else {
+        format!(
+            "Rate limit reached for {label}: {limit} {kind} per minute (this request: {cost}, remaining: {}). Please try again in {}.",
+            state.remaining,
+            format_reset(*retry_after)
+        )
+    };
+    ApiError::TooManyRequests {
+        message,
+        code: "rate_limit_exceeded",
+        retry_after: Some(secs),
+        headers: ratelimit_headers(&l.limits),
+    }
+}
+
+/// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers for the limits a
+/// request fell under: on every answer admission let through, and on its refusals.
+pub fn ratelimit_headers(a: &Admission) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    for (kind, st) in [("requests", a.requests), ("tokens", a.tokens)] {
+        let Some(st) = st else { continue };
+        for (name, value) in [
+            (format!("x-ratelimit-limit-{kind}"), st.limit.to_string()),
+            (
+                format!("x-ratelimit-remaining-{kind}"),
+                st.remaining.to_string(),
+            ),
+            (format!("x-ratelimit-reset-{kind}"), format_reset(st.reset)),
+        ] {
+            if let (Ok(h), Ok(v)) = (
+                HeaderName::try_from(name),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                out.push((h, v));
+            }
+        }
+    }
+    out
 }
 
 impl ApiError {

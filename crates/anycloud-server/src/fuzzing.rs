@@ -7,9 +7,9 @@
 //! Not an API: hidden from the docs and free to change with the parsers.
 
 use crate::admin::{body, keys, tenants};
-use crate::governance::KeyPolicy;
 use crate::ingress::responses::wire;
 use crate::ingress::{chat, embeddings, messages};
+use anycloud_governance::policy::KeyPolicy;
 use anycloud_providers::fuzzing::encode_everywhere;
 use anycloud_providers::{anthropic, openai};
 

@@ -23,7 +23,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// Only when a bookkeeping queue is full, and new AI requests are refused, is it
 /// `not_ready` (503).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    use crate::bookkeeping::Health;
+    use anycloud_governance::bookkeeping::Health;
     let redis = match &state.broadcast {
         Some(b) => b.link().status(),
         None => json!({"state": "not_configured"}),
@@ -34,8 +34,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         Ok(Err(e)) => format!("unreachable: {}", e.kind()),
         Err(_) => "unreachable: timeout".to_string(),
     };
-    let queues = state.bookkeeping.status();
-    let (code, status) = match state.bookkeeping.health() {
+    let queues = state.governance.bookkeeping.status();
+    let (code, status) = match state.governance.bookkeeping.health() {
         Health::Full => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
         _ if store.starts_with("unreachable") => (StatusCode::OK, "degraded"),
         Health::Degraded => (StatusCode::OK, "degraded"),
@@ -91,7 +91,9 @@ pub async fn open_metrics(State(state): State<Arc<AppState>>) -> impl IntoRespon
         state.config.clouds.iter().map(|c| c.name.as_str()),
         &state.clouds,
     );
-    state.metrics.observe_state(&state);
+    state
+        .metrics
+        .observe_governance(&state.config.tenants, &state.governance);
     (
         [(
             header::CONTENT_TYPE,

@@ -15,7 +15,6 @@ pub mod affinity;
 pub mod app;
 pub mod auth;
 pub mod body;
-pub mod bookkeeping;
 pub mod cloud_state;
 pub mod cluster;
 pub mod dispatch;
@@ -25,6 +24,8 @@ pub mod fuzzing;
 pub mod governance;
 pub mod health;
 pub mod ingress;
+#[cfg(test)]
+mod layering;
 pub mod ledger_sink;
 pub mod mcp;
 pub mod metrics;

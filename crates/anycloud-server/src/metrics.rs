@@ -10,7 +10,9 @@
 //! drain, budgets, queues) are refreshed right before each scrape.
 
 use crate::outcome::{OutcomeSink, RequestOutcome};
-use anycloud_config::{BudgetPeriod, Config};
+use anycloud_config::{BudgetPeriod, Config, TenantConfig};
+use anycloud_governance::bookkeeping::Health;
+use anycloud_governance::{Governance, Refusal};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -375,7 +377,7 @@ impl Metrics {
         let _ = self.ledger.set(writer);
     }
 
-    /// A hook for a batch writer's commit times (see `governance::batch`).
+    /// A hook for a batch writer's commit times (the governance crate's queues).
     pub fn flush_observer(&self, queue: &'static str) -> anycloud_store::spool::FlushHook {
         let hist = self
             .queue_flush
@@ -409,10 +411,11 @@ impl Metrics {
         }
     }
 
-    /// Refreshes budget and queue gauges right before a scrape.
-    pub fn observe_state(&self, state: &crate::state::AppState) {
-        let budgets = &state.governance.budgets;
-        for t in &state.config.tenants {
+    /// Refreshes budget and queue gauges right before a scrape (`tenants`: the
+    /// configured ones, whose budgets have series).
+    pub fn observe_governance(&self, tenants: &[TenantConfig], g: &Governance) {
+        let budgets = &g.budgets;
+        for t in tenants {
             let Some(b) = t.budget else { continue };
             let (spent, reserved) = budgets.usage(&format!("tenant:{}", t.name), b.period);
             let labels = BudgetLabels {
@@ -431,9 +434,9 @@ impl Metrics {
         self.key_budgets
             .get_or_create(&KeyBudgetLabels { state: "exhausted" })
             .set(exhausted as i64);
-        for g in state.bookkeeping.gauges() {
-            let st = g.stats();
-            let queue = g.name();
+        for q in g.bookkeeping.gauges() {
+            let st = q.stats();
+            let queue = q.name();
             let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             self.queue_depth
                 .get_or_create(&QueueLabels { queue })
@@ -445,16 +448,20 @@ impl Metrics {
                 .get_or_create(&QueueLabels { queue })
                 .set(gauge(st.write_errors));
         }
-        self.store_degraded.set(i64::from(
-            state.bookkeeping.health() != crate::bookkeeping::Health::Ok,
-        ));
+        self.store_degraded
+            .set(i64::from(g.bookkeeping.health() != Health::Ok));
     }
 
-    /// Counts a refusal by a rate limit.
-    pub fn rate_limited(&self, scope: &'static str, limit: &'static str) {
-        self.rate_limited
-            .get_or_create(&RateLimitLabels { scope, limit })
-            .inc();
+    /// Counts admission's refusals by a rate limit (`anycloud_rate_limited`).
+    pub fn refused(&self, r: &Refusal) {
+        if let Refusal::RateLimited(l) = r {
+            self.rate_limited
+                .get_or_create(&RateLimitLabels {
+                    scope: l.scope,
+                    limit: l.kind,
+                })
+                .inc();
+        }
     }
 
     pub fn render(&self) -> String {

@@ -4,9 +4,9 @@
 //! each content write counted by jurisdiction and audited with the jurisdiction it went
 //! to — and where a tenant's content lives, for the admin API.
 
-use crate::governance::audit::AuditLog;
 use crate::metrics::ContentLabels;
 use anycloud_config::TenantConfig;
+use anycloud_governance::audit::AuditLog;
 use anycloud_store::{AuditEntry, ContentWrite, Residency, Store};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -2,16 +2,18 @@
 //! the compiled routing table, one provider per cloud, the store, caches and
 //! metrics. Nothing here is parsed per request.
 
-use crate::auth::KeyCache;
+use crate::auth::Directory;
 use crate::cloud_state::CloudStates;
+use crate::cluster::events::{Broadcast, Event};
 use crate::metrics::Metrics;
 use crate::outcome::OutcomeSink;
 use anycloud_config::{Config, TenantConfig};
+use anycloud_governance::Governance;
 use anycloud_providers::Providers;
 use anycloud_router::RoutingTable;
 use anycloud_store::{Store, TenantRecord};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct AppState {
@@ -19,7 +21,8 @@ pub struct AppState {
     pub routes: RoutingTable,
     pub providers: Providers,
     pub store: Arc<dyn Store>,
-    pub key_cache: KeyCache,
+    /// Keys and the live tenants they belong to (authentication).
+    pub directory: Directory,
     /// Shared with the spend sink, which records every served attempt's cost.
     pub clouds: Arc<CloudStates>,
     pub metrics: Arc<Metrics>,
@@ -27,12 +30,11 @@ pub struct AppState {
     pub tracing: Arc<crate::telemetry::Tracing>,
     /// Where finished requests go (ledger, audit, …).
     pub sinks: Arc<[Arc<dyn OutcomeSink>]>,
-    /// Budgets, rate limits, audit trail and payload capture.
-    pub governance: crate::governance::Governance,
-    /// Every bookkeeping queue, for admission, `/readyz` and metrics.
-    pub bookkeeping: crate::bookkeeping::Bookkeeping,
+    /// Admission (back-pressure, budgets, rate limits), key policies, the audit trail,
+    /// payload capture and every bookkeeping queue (for `/readyz` and metrics too).
+    pub governance: Governance,
     /// Broadcasts to the other instances through Redis (`store.redis_url`).
-    pub broadcast: Option<Arc<crate::cluster::events::Broadcast>>,
+    pub broadcast: Option<Arc<Broadcast>>,
     /// The dashboard: sessions and its in-memory traffic recorder (a sink).
     pub ui: crate::ui::UiState,
     /// `/mcp` and the upstream MCP servers.
@@ -41,9 +43,6 @@ pub struct AppState {
     pub auth_failures: crate::admin_auth::FailedAuthLimiter,
     /// Which deployment served each conversation's last turn (cache affinity).
     pub affinity: crate::affinity::Affinity,
-    // Live: the admin API creates and updates tenants. std RwLock, read per request and
-    // never held across an await.
-    tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +52,7 @@ pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] anycloud_store::StoreError),
     #[error("capture: {0}")]
-    Capture(#[from] crate::governance::capture::CaptureError),
+    Capture(#[from] anycloud_governance::capture::CaptureError),
     #[error("redis: {0}")]
     Redis(#[from] crate::cluster::link::LinkError),
 }
@@ -128,14 +127,7 @@ impl AppState {
             )),
             None => None,
         };
-        let governance = crate::governance::Governance::new(
-            store.clone(),
-            &config.capture,
-            &config.store,
-            &config.audit,
-            link.clone(),
-            std::time::Duration::from_millis(config.server.request_timeout_ms),
-        )?;
+        let governance = Governance::new(store.clone(), &config, link.clone())?;
         if let Some(residency) = store.residency() {
             crate::residency::observe(
                 residency,
@@ -158,12 +150,7 @@ impl AppState {
         let tracing = Arc::new(crate::telemetry::Tracing::new(&config));
         sinks.push(tracing.clone());
         sinks.push(governance.audit.clone());
-        sinks.push(Arc::new(crate::governance::BudgetSettler(
-            governance.budgets.clone(),
-        )));
-        sinks.push(Arc::new(crate::governance::LimitSettler(
-            governance.limits.clone(),
-        )));
+        sinks.push(Arc::new(governance.settler()));
         let routes = RoutingTable::new(&config);
         let clouds = Arc::new(CloudStates::with_config(
             config.clouds.iter().map(|c| c.name.as_str()),
@@ -199,36 +186,28 @@ impl AppState {
             config: Arc::new(config),
             routes,
             providers,
+            directory: Directory::new(store.clone(), tenants),
             store,
-            key_cache: KeyCache::default(),
             auth_failures,
             clouds,
             metrics,
             tracing,
             sinks: sinks.into(),
-            bookkeeping: {
-                let b = crate::bookkeeping::Bookkeeping::default();
-                for g in governance.gauges() {
-                    b.register(g);
-                }
-                b
-            },
             governance,
             affinity: match &link {
                 Some(l) => crate::affinity::Affinity::shared(l.clone()),
                 None => crate::affinity::Affinity::local(),
             },
-            broadcast: link.map(|l| Arc::new(crate::cluster::events::Broadcast::new(l))),
+            broadcast: link.map(|l| Arc::new(Broadcast::new(l))),
             ui,
             mcp,
-            tenants: RwLock::new(tenants),
         });
         state.mcp.start();
         if let Some(b) = &state.broadcast {
             // Drains made on other instances before this one started.
-            crate::cluster::events::resync_drains(&state, b).await;
+            b.resync_drains(&state.clouds).await;
+            crate::cluster::spawn(Arc::downgrade(&state), b.clone());
         }
-        crate::cluster::spawn(&state);
         Ok(state)
     }
 
@@ -241,26 +220,18 @@ impl AppState {
                 return;
             }
         };
-        let Some(t) = stored.and_then(|r| tenant_from_policy(&r.name, &r.policy)) else {
-            return;
-        };
-        if let Ok(mut m) = self.tenants.write() {
-            m.insert(t.name.clone(), Arc::new(t));
+        if let Some(t) = stored.and_then(|r| tenant_from_policy(&r.name, &r.policy)) {
+            self.directory.set_tenant(t);
         }
     }
 
     pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
-        self.tenants.read().ok()?.get(name).cloned()
+        self.directory.tenant(name)
     }
 
     /// Every tenant, ordered by name.
     pub fn tenants(&self) -> Vec<Arc<TenantConfig>> {
-        let mut all: Vec<_> = match self.tenants.read() {
-            Ok(m) => m.values().cloned().collect(),
-            Err(_) => Vec::new(),
-        };
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        self.directory.tenants()
     }
 
     /// Persists a tenant (created or updated) and makes it live for the next request.
@@ -272,12 +243,9 @@ impl AppState {
             }])
             .await?;
         let name = t.name.clone();
-        if let Ok(mut m) = self.tenants.write() {
-            m.insert(t.name.clone(), Arc::new(t));
-        }
+        self.directory.set_tenant(t);
         if let Some(b) = &self.broadcast {
-            b.publish(&crate::cluster::events::Event::Tenant { name })
-                .await;
+            b.publish(&Event::Tenant { name }).await;
         }
         Ok(())
     }
@@ -290,6 +258,31 @@ impl AppState {
         } else {
             "unknown".to_string()
         }
+    }
+}
+
+/// What the cluster's tasks (`cluster`) do on this instance.
+impl crate::cluster::Instance for AppState {
+    fn clouds(&self) -> &CloudStates {
+        &self.clouds
+    }
+
+    async fn apply(&self, event: Event) {
+        match event {
+            Event::Drain { cloud, drained } => {
+                crate::cluster::events::apply_drain(&self.clouds, &cloud, drained)
+            }
+            Event::Revoke { key_id } => {
+                self.directory.forget_key(&key_id);
+                self.governance.forget_key_policy(&key_id);
+            }
+            Event::KeyPolicy { key_id } => self.governance.forget_key_policy(&key_id),
+            Event::Tenant { name } => self.reload_tenant(&name).await,
+        }
+    }
+
+    fn redis_back(&self) -> impl std::future::Future<Output = ()> + Send {
+        self.governance.budgets.replay()
     }
 }
 

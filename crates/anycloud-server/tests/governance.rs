@@ -188,6 +188,11 @@ async fn admin_routes_require_the_admin_token() {
         "/admin/v1/mcp/servers",
         "/admin/v1/mcp/servers/{name}/drain",
         "/admin/v1/mcp/servers/{name}/restore",
+        "/admin/v1/clouds",
+        "/admin/v1/clouds/{name}/drain",
+        "/admin/v1/clouds/{name}/restore",
+        "/admin/v1/route/explain",
+        "/admin/v1/ledger/report",
     ] {
         assert!(
             doc["paths"].get(p).is_some(),

@@ -73,7 +73,7 @@ pub async fn get_one(
             at: rec.at,
             tenant: rec.tenant,
             // The configured key's id (the stored one also marks tenant binding).
-            key_id: crate::governance::capture::key_id_of(&rec.key_id).to_string(),
+            key_id: anycloud_governance::capture::key_id_of(&rec.key_id).to_string(),
             request: body.get("request").cloned().unwrap_or_default(),
             response: body.get("response").cloned().filter(|v| !v.is_null()),
         })

@@ -17,9 +17,11 @@ use axum::Json;
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
+/// A configured cloud and its live state on this instance.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CloudView {
     pub name: String,
+    /// `openai`, `openai_compatible`, `azure_openai`, `bedrock`, `vertex`, `anthropic` or `oci`.
     pub provider: String,
     pub region: Option<String>,
     pub jurisdiction: Option<String>,
@@ -28,7 +30,7 @@ pub struct CloudView {
 }
 
 /// A drain or restore's answer: the cloud's new state and where it took effect.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Changed {
     #[serde(flatten)]
     pub cloud: CloudView,
@@ -47,6 +49,21 @@ fn view(state: &AppState, name: &str) -> Option<CloudView> {
     })
 }
 
+/// `GET /admin/v1/clouds`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CloudList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<CloudView>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/clouds", tag = "clouds",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every configured cloud: drain, breaker, error rate, latency", body = CloudList),
+        (status = 401, description = "No or wrong admin token", body = super::ErrorBody),
+        (status = 403, description = "Not the admin token", body = super::ErrorBody),
+    ))]
 pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(e) = require_admin(&state, &headers) {
         return e.into_response();
@@ -57,9 +74,22 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         .iter()
         .filter_map(|c| view(&state, &c.name))
         .collect();
-    Json(serde_json::json!({"object": "list", "data": data})).into_response()
+    Json(CloudList {
+        object: "list",
+        data,
+    })
+    .into_response()
 }
 
+#[utoipa::path(post, path = "/admin/v1/clouds/{name}/drain", tag = "clouds",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "A configured cloud's name")),
+    responses(
+        (status = 200, description = "Drained (the kill switch): no new request goes to it; idempotent", body = Changed),
+        (status = 401, description = "No or wrong admin token", body = super::ErrorBody),
+        (status = 403, description = "Not the admin token", body = super::ErrorBody),
+        (status = 404, description = "No cloud of that name is configured", body = super::ErrorBody),
+    ))]
 pub async fn drain(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -68,6 +98,15 @@ pub async fn drain(
     set(&state, &headers, &name, true).await
 }
 
+#[utoipa::path(post, path = "/admin/v1/clouds/{name}/restore", tag = "clouds",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "A configured cloud's name")),
+    responses(
+        (status = 200, description = "Restored: the router may send it requests again; idempotent", body = Changed),
+        (status = 401, description = "No or wrong admin token", body = super::ErrorBody),
+        (status = 403, description = "Not the admin token", body = super::ErrorBody),
+        (status = 404, description = "No cloud of that name is configured", body = super::ErrorBody),
+    ))]
 pub async fn restore(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

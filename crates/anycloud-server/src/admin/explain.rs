@@ -51,6 +51,70 @@ pub fn parse_needs(s: Option<&str>) -> Result<Vec<Capability>, String> {
     Ok(out)
 }
 
+/// The routing engine's explanation (`anycloud_router::explain::Explanation`, serialised
+/// there; this type only documents it).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // the schema of a document serialised by anycloud-router
+pub struct ExplanationDocument {
+    model: String,
+    tenant: String,
+    /// The date routed for (`at`, or today), `YYYY-MM-DD`.
+    date: String,
+    /// The capabilities asked for (`chat` implied).
+    needs: Vec<String>,
+    /// The model's routing strategy.
+    strategy: String,
+    /// The clouds that would be tried, in order, each with why it is there.
+    candidates: Vec<ExplainedCandidate>,
+    /// The clouds left out, each with its reason code.
+    declined: Vec<ExplainedDecline>,
+    /// What `x-anycloud-route` would say.
+    route_header: String,
+    /// Set when the request would be refused: the status, code and message it would get.
+    error: Option<ExplainedError>,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExplainedCandidate {
+    rank: usize,
+    cloud: String,
+    target: String,
+    why: String,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExplainedDecline {
+    cloud: String,
+    reason: String,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExplainedError {
+    status: u16,
+    code: String,
+    message: String,
+}
+
+#[utoipa::path(get, path = "/admin/v1/route/explain", tag = "routing",
+    security(("admin_token" = [])),
+    params(
+        ("model" = String, Query, description = "The model a request would name"),
+        ("tenant" = String, Query, description = "The tenant it would come from"),
+        ("needs" = Option<String>, Query, description = "Capabilities, comma-separated: chat, stream, tools, vision, json_schema, embeddings"),
+        ("at" = Option<String>, Query, format = Date, description = "Route as on this date (agreement windows); today by default"),
+        ("tokens" = Option<u64>, Query, description = "Estimated tokens (commitment and budget rules)"),
+        ("seed" = Option<u64>, Query, description = "Seed for weighted strategies"),
+    ),
+    responses(
+        (status = 200, description = "The plan (or the refusal) with every reason", body = ExplanationDocument),
+        (status = 400, description = "A missing or malformed parameter", body = super::ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = super::ErrorBody),
+        (status = 403, description = "Not the admin token", body = super::ErrorBody),
+        (status = 404, description = "No tenant of that name is configured", body = super::ErrorBody),
+    ))]
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -11,8 +11,8 @@ use super::{
 };
 use crate::cluster::events::Event;
 use crate::error::ApiError;
-use crate::governance::{BudgetSpec, KeyPolicy, RateLimitSpec};
 use crate::state::AppState;
+use anycloud_governance::policy::{BudgetSpec, KeyPolicy, RateLimitSpec};
 use anycloud_store::{keys as keygen, KeyRecord, StoreError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -296,7 +296,7 @@ pub async fn revoke(
             .await
             .map_err(store_error)?
             .ok_or_else(|| not_found(&id))?;
-        state.key_cache.invalidate(&rec.id);
+        state.directory.forget_key(&rec.id);
         if let Some(b) = &state.broadcast {
             b.publish(&Event::Revoke {
                 key_id: rec.id.clone(),

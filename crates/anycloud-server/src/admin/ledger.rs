@@ -23,6 +23,50 @@ fn date(q: &HashMap<String, String>, name: &str) -> Result<NaiveDate, ApiError> 
     })
 }
 
+/// The ledger report (`anycloud_ledger::report::Report::to_json`; this type only documents
+/// it). Amounts are US dollars (numbers, from nano-dollar sums).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // the schema of a document serialised by anycloud-ledger
+pub struct LedgerReportDocument {
+    #[schema(format = Date)]
+    from: String,
+    /// Exclusive.
+    #[schema(format = Date)]
+    to: String,
+    /// `{scope: "all", requests, input_tokens, output_tokens, cached_tokens,
+    /// cache_write_tokens, reasoning_tokens, cache_hit_ratio, cost_usd, saved_by_caching_usd}`.
+    #[schema(value_type = Object)]
+    total: (),
+    /// The same figures per cloud (`cloud`), when grouped by cloud.
+    #[schema(value_type = Vec<Object>)]
+    clouds: (),
+    #[schema(value_type = Vec<Object>)]
+    models: (),
+    #[schema(value_type = Vec<Object>)]
+    tenants: (),
+    /// Each revenue-share agreement: accrued, cap, projection.
+    #[schema(value_type = Vec<Object>)]
+    revenue_share: (),
+    /// Each commitment: spent, remaining, on track.
+    #[schema(value_type = Vec<Object>)]
+    commitments: (),
+}
+
+#[utoipa::path(get, path = "/admin/v1/ledger/report", tag = "ledger",
+    security(("admin_token" = [])),
+    params(
+        ("from" = String, Query, format = Date, description = "First day (UTC), YYYY-MM-DD"),
+        ("to" = String, Query, format = Date, description = "Day after the last (exclusive), YYYY-MM-DD"),
+        ("group_by" = Option<String>, Query, description = "Any of cloud, model, tenant, comma-separated; all by default"),
+        ("format" = Option<String>, Query, description = "json (default), csv or table"),
+    ),
+    responses(
+        (status = 200, description = "Spend, tokens, caching, revenue share and commitments for the period",
+            content((LedgerReportDocument = "application/json"), (String = "text/csv"), (String = "text/plain"))),
+        (status = 400, description = "A missing or malformed date, an empty range, an unknown group or format", body = super::ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = super::ErrorBody),
+        (status = 403, description = "Not the admin token", body = super::ErrorBody),
+    ))]
 pub async fn report(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

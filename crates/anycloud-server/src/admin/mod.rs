@@ -18,9 +18,9 @@ pub mod risk;
 pub mod tenants;
 
 use crate::error::ApiError;
-use crate::governance::{BudgetSpec, RateLimitSpec};
 use crate::mcp::policy::McpPolicySpec;
 use crate::state::AppState;
+use anycloud_governance::policy::{BudgetSpec, RateLimitSpec};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

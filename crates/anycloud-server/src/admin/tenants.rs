@@ -7,9 +7,9 @@ use super::{
     List,
 };
 use crate::error::ApiError;
-use crate::governance::{BudgetSpec, RateLimitSpec};
 use crate::state::AppState;
 use anycloud_config::TenantConfig;
+use anycloud_governance::policy::{BudgetSpec, RateLimitSpec};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

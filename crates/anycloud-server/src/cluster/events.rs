@@ -14,7 +14,8 @@
 //! expires within a second and the store (shared) already says the key is revoked.
 
 use super::link::RedisLink;
-use crate::state::AppState;
+use super::Instance;
+use crate::cloud_state::CloudStates;
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,7 @@ pub enum Event {
 }
 
 /// Where a drain or restore took effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reach {
     /// Written to Redis and published: every instance within a second.
@@ -148,53 +149,41 @@ impl Broadcast {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Makes this instance's drain flags match Redis (clouds with a pending local change
+    /// keep theirs until it is shared).
+    pub async fn resync_drains(&self, clouds: &CloudStates) {
+        let Some(drained) = self.drained_clouds().await else {
+            return;
+        };
+        let pending = self.lock_pending().clone();
+        for name in clouds.names() {
+            if pending.contains_key(name) {
+                continue;
+            }
+            let now = drained.contains_key(name);
+            if clouds.is_drained_now(name) != now {
+                tracing::warn!(cloud = %name, drained = now, "drain state taken from redis");
+                clouds.set_drained(name, now);
+            }
+        }
+    }
 }
 
 fn encode(event: &Event) -> String {
     serde_json::to_string(event).unwrap_or_default()
 }
 
-/// Makes this instance's drain flags match Redis (clouds with a pending local change keep
-/// theirs until it is shared).
-pub async fn resync_drains(state: &AppState, b: &Broadcast) {
-    let Some(drained) = b.drained_clouds().await else {
-        return;
-    };
-    let pending = b.lock_pending().clone();
-    for c in &state.config.clouds {
-        if pending.contains_key(&c.name) {
-            continue;
-        }
-        let now = drained.contains_key(&c.name);
-        if state.clouds.is_drained_now(&c.name) != now {
-            tracing::warn!(cloud = %c.name, drained = now, "drain state taken from redis");
-            state.clouds.set_drained(&c.name, now);
-        }
+/// Applies a drain or restore made on another instance to `clouds`.
+pub fn apply_drain(clouds: &CloudStates, cloud: &str, drained: bool) {
+    if clouds.is_drained_now(cloud) != drained && clouds.set_drained(cloud, drained) {
+        tracing::warn!(cloud = %cloud, drained, "drain state changed by another instance");
     }
 }
 
-/// Acts on an event from another instance (or this one: every event is idempotent).
-pub async fn apply(state: &AppState, event: Event) {
-    match event {
-        Event::Drain { cloud, drained } => {
-            if state.clouds.is_drained_now(&cloud) != drained
-                && state.clouds.set_drained(&cloud, drained)
-            {
-                tracing::warn!(cloud = %cloud, drained, "drain state changed by another instance");
-            }
-        }
-        Event::Revoke { key_id } => {
-            state.key_cache.invalidate(&key_id);
-            state.governance.forget_key_policy(&key_id);
-        }
-        Event::KeyPolicy { key_id } => state.governance.forget_key_policy(&key_id),
-        Event::Tenant { name } => state.reload_tenant(&name).await,
-    }
-}
-
-/// Listens on the channel for as long as the state lives, resubscribing after every
+/// Listens on the channel for as long as the instance lives, resubscribing after every
 /// drop and catching up on drain state each time.
-pub fn spawn_subscriber(state: Weak<AppState>, b: Arc<Broadcast>) {
+pub fn spawn_subscriber<S: Instance>(state: Weak<S>, b: Arc<Broadcast>) {
     tokio::spawn(async move {
         let channel = b.link.channel();
         loop {
@@ -215,7 +204,7 @@ pub fn spawn_subscriber(state: Weak<AppState>, b: Arc<Broadcast>) {
             };
             // Whatever was published while we were not listening is in the drain hash.
             if let Some(st) = state.upgrade() {
-                resync_drains(&st, &b).await;
+                b.resync_drains(st.clouds()).await;
             }
             let mut messages = ps.into_on_message();
             loop {
@@ -234,7 +223,7 @@ pub fn spawn_subscriber(state: Weak<AppState>, b: Arc<Broadcast>) {
                     Err(_) => continue,
                 };
                 match serde_json::from_str::<Event>(&payload) {
-                    Ok(ev) => apply(&st, ev).await,
+                    Ok(ev) => st.apply(ev).await,
                     Err(e) => tracing::warn!(error = %e, "ignored an unreadable event from redis"),
                 }
             }

@@ -16,6 +16,7 @@ pub mod resume;
 use crate::error::ApiError;
 use crate::metrics::DeclineLabels;
 use crate::state::AppState;
+use anycloud_governance::Admission;
 use anycloud_router::{route_preferring, Decision, Outcome, RouteError, RouteInput, RoutePlan};
 use anycloud_types::Capability;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
@@ -149,14 +150,18 @@ fn route_error(e: RouteError, tenant: &str) -> ApiError {
     }
 }
 
-/// Sets `x-anycloud-cloud` and `x-anycloud-route` on a served response.
-pub fn stamp(resp: &mut Response, cloud: &str, decisions: &[Decision]) {
+/// Sets `x-anycloud-cloud`, `x-anycloud-route` and the `x-ratelimit-*` headers of the
+/// limits admission applied on a served response.
+pub fn stamp(resp: &mut Response, cloud: &str, decisions: &[Decision], admission: &Admission) {
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(cloud) {
         headers.insert("x-anycloud-cloud", v);
     }
     if let Ok(v) = HeaderValue::from_str(&anycloud_router::reason::header_value(decisions)) {
         headers.insert("x-anycloud-route", v);
+    }
+    for (h, v) in crate::error::ratelimit_headers(admission) {
+        headers.insert(h, v);
     }
 }
 

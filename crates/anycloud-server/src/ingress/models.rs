@@ -32,7 +32,7 @@ fn with_info(mut resp: Response, model: String) -> Response {
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let resp = match authenticate(&state, &headers).await {
+    let resp = match authenticate(&state.directory, &headers).await {
         Ok(p) => {
             let data: Vec<Value> = state
                 .routes
@@ -54,7 +54,7 @@ pub async fn retrieve(
     headers: HeaderMap,
 ) -> Response {
     let label = state.model_label(&id);
-    let resp = match authenticate(&state, &headers).await {
+    let resp = match authenticate(&state.directory, &headers).await {
         Ok(p) if state.routes.model_index(&id).is_some() && allowed(&p.tenant, &id) => {
             axum::Json(model_object(&id)).into_response()
         }

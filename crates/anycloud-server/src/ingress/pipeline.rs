@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::outcome::Tracker;
 use crate::request_id::{RequestId, RouteInfo};
 use crate::state::AppState;
+use anycloud_governance::Ask;
 use anycloud_providers::{CallCtx, Provider, ProviderError};
 use anycloud_router::Deployment;
 use anycloud_types::{
@@ -240,7 +241,7 @@ pub async fn handle<A: Api>(State(state): State<Arc<AppState>>, req: Request) ->
         cloud: "none".into(),
     };
     let (parts, body) = req.into_parts();
-    let principal = match authenticate_with(&state, &parts.headers, A::X_API_KEY).await {
+    let principal = match authenticate_with(&state.directory, &parts.headers, A::X_API_KEY).await {
         Ok(p) => p,
         Err(e) => return with_info(A::render_error(e), info),
     };
@@ -282,7 +283,9 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     let bytes = read_bytes(body, state.config.server.max_body_bytes).await?;
     let wire: A::Wire = parse_json(&bytes)?;
     // The request as the client sent it, for tenants that capture payloads.
-    let captured: Option<Value> = crate::governance::capture::wants(&state, &ctx.principal)
+    let captured: Option<Value> = state
+        .governance
+        .captures(&ctx.principal)
         .then(|| serde_json::from_slice(&bytes).unwrap_or(Value::Null));
     drop(bytes);
     let (canon, extra) = A::parse(ctx, wire).await?;
@@ -313,18 +316,16 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
             .routing
             .continuations(&state.config.models, &chat.model)
     });
-    let admission = crate::governance::admit(
-        &state,
-        &ctx.principal,
-        crate::governance::Ask {
-            request_id: &ctx.request_id,
-            plan: &plan,
-            input_tokens,
-            max_output_tokens,
-            continuations,
-        },
-    )
-    .await?;
+    let ask = Ask {
+        request_id: &ctx.request_id,
+        plan: &plan,
+        deployments: state.routes.deployments(plan.model_index),
+        input_tokens,
+        max_output_tokens,
+        continuations,
+    };
+    let admission = (state.governance.admit(&ctx.principal, ask).await)
+        .inspect_err(|r| state.metrics.refused(r))?;
     // A cloud's usage report is billed within what this request allowed it.
     ctx.tracker.set_usage_bounds(crate::outcome::UsageBounds {
         max_output_tokens,
@@ -380,8 +381,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         // From here the stream finishes the tracker, however it ends.
         ctx.streamed = true;
         let mut resp = relay.into_response();
-        super::stamp(&mut resp, &served.cloud, &served.decisions);
-        admission.stamp(&mut resp);
+        super::stamp(&mut resp, &served.cloud, &served.decisions, &admission);
         return Ok(resp);
     }
 
@@ -407,16 +407,11 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     );
     let out = A::encode(ctx, &canon, extra, &served.value).await?;
     if let Some(request) = &captured {
-        crate::governance::capture::store(
-            &state,
-            &ctx.request_id,
-            &ctx.principal,
-            request,
-            Some(&out),
-        );
+        state
+            .governance
+            .capture(&ctx.request_id, &ctx.principal, request, Some(&out));
     }
     let mut resp = axum::Json(out).into_response();
-    super::stamp(&mut resp, &served.cloud, &served.decisions);
-    admission.stamp(&mut resp);
+    super::stamp(&mut resp, &served.cloud, &served.decisions, &admission);
     Ok(resp)
 }

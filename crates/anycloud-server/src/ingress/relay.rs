@@ -483,8 +483,7 @@ impl<E: SseEncoder> Drop for Relay<E> {
             let answer = self
                 .encoder
                 .reassemble(&c.answer.into_response(usage, created));
-            crate::governance::capture::store(
-                &self.state,
+            self.state.governance.capture(
                 self.tracker.request_id(),
                 &c.principal,
                 &c.request,

@@ -157,7 +157,7 @@ async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match crate::auth::authenticate(&state, req.headers()).await {
+    match crate::auth::authenticate(&state.directory, req.headers()).await {
         Ok(p) => {
             req.extensions_mut().insert::<Principal>(p);
             next.run(req).await

@@ -6,7 +6,6 @@
 use anycloud_config::mcp::TOOL_SEPARATOR;
 use anycloud_config::{McpPolicy, McpServerConfig, TenantConfig};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// A policy with its globs compiled once.
@@ -182,44 +181,9 @@ pub fn namespaced(server: &str, tool: &str) -> String {
     format!("{server}{TOOL_SEPARATOR}{tool}")
 }
 
-/// The MCP policy as the admin API reads and writes it (tenants and keys).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct McpPolicySpec {
-    /// MCP servers allowed; `null` = all.
-    pub servers: Option<Vec<String>>,
-    /// Namespaced tools or globs allowed (`github__create_issue`, `search__*`); `null` = all.
-    pub tools: Option<Vec<String>>,
-    /// Globs refused even when `tools` allows them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<String>,
-    /// `tools/call` requests per minute.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
-    pub calls_per_minute: Option<u64>,
-}
-
-impl From<McpPolicySpec> for McpPolicy {
-    fn from(s: McpPolicySpec) -> McpPolicy {
-        McpPolicy {
-            servers: s.servers,
-            tools: s.tools,
-            deny: s.deny,
-            calls_per_minute: s.calls_per_minute,
-        }
-    }
-}
-
-impl From<McpPolicy> for McpPolicySpec {
-    fn from(p: McpPolicy) -> McpPolicySpec {
-        McpPolicySpec {
-            servers: p.servers,
-            tools: p.tools,
-            deny: p.deny,
-            calls_per_minute: p.calls_per_minute,
-        }
-    }
-}
+/// The MCP policy as the admin API reads and writes it (tenants and keys); it lives
+/// with the key policies it is part of.
+pub use anycloud_governance::policy::McpPolicySpec;
 
 /// The first problem with a policy from the admin API, as `config check` would word it.
 pub fn problem(spec: &McpPolicySpec, servers: &[McpServerConfig]) -> Option<String> {

@@ -168,9 +168,11 @@ pub fn record(state: &Arc<AppState>, c: &ToolCall<'_>) {
             "access"
         );
     }
-    if crate::governance::capture::wants(state, p) {
+    if state.governance.captures(p) {
         let request = json!({"server": c.server, "tool": c.tool, "arguments": c.arguments});
-        crate::governance::capture::store(state, c.request_id, p, &request, c.result);
+        state
+            .governance
+            .capture(c.request_id, p, &request, c.result);
     }
 }
 

@@ -316,7 +316,7 @@ pub async fn run(port: u16, traffic: bool) -> anyhow::Result<ExitCode> {
     let (ledger, sinks) = super::start_ledger(&store, &config.store);
     let state = anycloud_server::AppState::build_with_sinks(config, store.clone(), sinks).await?;
     state.metrics.watch_ledger(ledger.clone());
-    state.bookkeeping.register(ledger.gauge());
+    state.governance.bookkeeping.register(ledger.gauge());
     let (_, key) = anycloud_store::create_key(store.as_ref(), "demo", Some("demo")).await?;
     let mut tenant_keys = vec![key.expose_secret().to_string()];
     for tenant in ["payments", "research"] {

@@ -190,7 +190,7 @@ pub fn start_ledger(
         store.clone(),
         anycloud_ledger::WriterConfig {
             capacity: queues.queue_bound,
-            spill: anycloud_server::bookkeeping::spool_config(queues, "ledger").spill,
+            spill: anycloud_server::governance::bookkeeping::spool_config(queues, "ledger").spill,
             ..Default::default()
         },
     ));

@@ -13,7 +13,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let (ledger, sinks) = super::start_ledger(&store, &config.store);
     let state = anycloud_server::AppState::build_with_sinks(config, store, sinks).await?;
     state.metrics.watch_ledger(ledger.clone());
-    state.bookkeeping.register(ledger.gauge());
+    state.governance.bookkeeping.register(ledger.gauge());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

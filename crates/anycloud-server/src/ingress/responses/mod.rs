@@ -127,7 +127,11 @@ fn with_info(mut resp: Response, info: RouteInfo) -> Response {
 }
 
 async fn principal_tenant(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    Ok(authenticate(state, headers).await?.tenant.name.clone())
+    Ok(authenticate(&state.directory, headers)
+        .await?
+        .tenant
+        .name
+        .clone())
 }
 
 fn info() -> RouteInfo {

@@ -1,9 +1,18 @@
-//! Every finished AI request on the audit trail: the [`OutcomeSink`] side of
-//! `anycloud_governance::audit::AuditLog` (the chain writer itself lives there).
+//! Governance on the server's side. Everything else — admission, budgets, rate limits,
+//! key policies, the audit writer, capture sealing, the bookkeeping queues — is the
+//! `anycloud-governance` crate, which knows nothing of HTTP or `AppState`
+//! (ARCHITECTURE.md "Crates"); its refusals become API errors in `error.rs`, once. Here:
+//! the two outcome sinks (ARCHITECTURE.md "The request path", step 12) that put every
+//! finished AI request on the audit trail and settle what admission reserved.
 
-pub use anycloud_governance::audit::*;
+// The crate's modules under their old paths, for the server's users and the binary.
+pub use anycloud_governance::{
+    audit, bookkeeping, budget, capture, limits, policy, ratelimit, redis_budget, redis_ratelimit,
+};
 
 use crate::outcome::{OutcomeSink, RequestOutcome};
+use anycloud_governance::audit::{route_json, AuditLog};
+use anycloud_governance::Settler;
 use anycloud_store::AuditEntry;
 use serde_json::{json, Value};
 
@@ -41,5 +50,18 @@ impl OutcomeSink for AuditLog {
             route: Some(route_json(&o.route)),
             detail: Some(json!({"attempts": attempts})),
         });
+    }
+}
+
+/// Settles the budget reservation to the real cost and corrects tokens-per-minute to
+/// the tokens really used.
+impl OutcomeSink for Settler {
+    fn record(&self, o: &RequestOutcome) {
+        let u = o.usage();
+        self.settle(
+            &o.request_id,
+            o.cost_usd(),
+            u.input_tokens + u.output_tokens,
+        );
     }
 }

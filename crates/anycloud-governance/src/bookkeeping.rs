@@ -4,11 +4,11 @@
 //!
 //! Each queue is an `anycloud_store::spool::Spool`, bounded by `store.queue_bound`
 //! records in memory and, with `store.spill_dir`, spilling to disk while the store fails.
-//! Admission waits up to [`ADMISSION_WAIT`] for a full queue to drain, then answers 503
-//! `bookkeeping_backlog` with `retry-after`: traffic the gateway could not record is never
-//! served, and memory never grows past the bound.
+//! Admission waits up to [`ADMISSION_WAIT`] for a full queue to drain, then refuses
+//! ([`Refusal::Backlog`], 503 `bookkeeping_backlog` with `retry-after`): traffic the
+//! gateway could not record is never served, and memory never grows past the bound.
 
-use crate::error::ApiError;
+use crate::Refusal;
 use anycloud_config::StoreConfig;
 use anycloud_store::spool::{SpillConfig, SpoolConfig, SpoolGauge};
 use serde_json::{json, Value};
@@ -60,7 +60,7 @@ impl Bookkeeping {
     }
 
     /// Admission: waits while a queue is full, at most [`ADMISSION_WAIT`], then refuses.
-    pub async fn admit(&self) -> Result<(), ApiError> {
+    pub async fn admit(&self) -> Result<(), Refusal> {
         let queues = self.queues();
         let Some(full) = queues.iter().find(|g| g.full()) else {
             return Ok(());
@@ -68,14 +68,7 @@ impl Bookkeeping {
         let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
         for g in queues.iter().filter(|g| g.full()) {
             if !g.wait_for_room(deadline).await {
-                return Err(ApiError::Unavailable {
-                    message: format!(
-                        "The gateway cannot record more requests right now (its {} queue is full while the store catches up); try again shortly.",
-                        g.name()
-                    ),
-                    code: "bookkeeping_backlog",
-                    retry_after: 1,
-                });
+                return Err(Refusal::Backlog { queue: g.name() });
             }
         }
         tracing::debug!(
