@@ -14,7 +14,7 @@
 //! An [`Api`] supplies only its wire translation; everything above happens here, once,
 //! so a governance feature added to this path applies to every API alike.
 
-use super::relay::{Relay, SseEncoder, StreamCapture};
+use super::relay::{NoStream, Relay, SseEncoder, StreamCapture};
 use crate::auth::{authenticate_with, Principal};
 use crate::body::{parse_json, read_bytes};
 use crate::dispatch::{failover, failover_hedged, open_stream};
@@ -146,8 +146,10 @@ impl Upstream for EmbeddingsRequest {
     }
 }
 
-/// One client API: its wire formats and their translation, nothing else.
-pub trait Api: Send + Sync + 'static {
+/// One client API: its wire formats and their translation, nothing else. A value of
+/// the type is what encoding the answer needs besides the canonical request (options
+/// the client set, like Chat's `stream_options.include_usage`), made by [`Api::parse`].
+pub trait Api: Send + Sync + Sized + 'static {
     /// The API's name in metrics, the ledger, audit actions (`ai.<name>`) and logs.
     const NAME: &'static str;
     /// Whether the key may also come as Anthropic's `x-api-key` header.
@@ -156,33 +158,32 @@ pub trait Api: Send + Sync + 'static {
     type Wire: DeserializeOwned + Send;
     /// The canonical request it becomes.
     type Canon: Upstream;
-    /// What encoding the answer needs besides the canonical request.
-    type Extra: Send + 'static;
-    /// The non-streaming answer as the client receives it.
-    type Out: Serialize + Send;
-    /// The streaming answer's encoder.
-    type Sse: SseEncoder;
 
     /// Wire request → canonical request (400s for what the API refuses).
     fn parse(
         ctx: &RequestCtx,
         wire: Self::Wire,
-    ) -> impl Future<Output = Result<(Self::Canon, Self::Extra), ApiError>> + Send;
+    ) -> impl Future<Output = Result<(Self::Canon, Self), ApiError>> + Send;
 
-    /// Canonical answer → the client's JSON.
+    /// Canonical answer → the client's JSON (the model it names is [`RequestCtx::model`]).
     fn encode(
+        self,
         ctx: &RequestCtx,
-        canon: &Self::Canon,
-        extra: Self::Extra,
         answer: &<Self::Canon as Upstream>::Answer,
-    ) -> impl Future<Output = Result<Self::Out, ApiError>> + Send;
+    ) -> impl Future<Output = Result<impl Serialize + Send + use<Self>, ApiError>> + Send;
 
-    /// The encoder for a streamed answer (an API without streams refuses).
+    /// The encoder for a streamed answer. An API without streams keeps this refusal
+    /// (never reached: its canonical request never asks for a stream, `Upstream::stream`).
     fn sse(
-        ctx: &RequestCtx,
-        canon: &Self::Canon,
-        extra: Self::Extra,
-    ) -> Result<Self::Sse, ApiError>;
+        self,
+        _ctx: &RequestCtx,
+        _canon: &Self::Canon,
+    ) -> Result<impl SseEncoder + use<Self>, ApiError> {
+        Err::<NoStream, _>(ApiError::invalid(
+            format!("The {} API cannot stream.", Self::NAME),
+            Some("stream"),
+        ))
+    }
 
     /// An error in the API's own shape.
     fn render_error(e: ApiError) -> Response {
@@ -220,6 +221,12 @@ impl RequestCtx {
 
     pub fn tenant(&self) -> &str {
         &self.principal.tenant.name
+    }
+
+    /// The model the client asked for, once the request is parsed. (It is the metrics
+    /// label too: routing refuses a model the config does not name before any answer.)
+    pub fn model(&self) -> &str {
+        &self.info.model
     }
 }
 
@@ -288,7 +295,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         .captures(&ctx.principal)
         .then(|| serde_json::from_slice(&bytes).unwrap_or(Value::Null));
     drop(bytes);
-    let (canon, extra) = A::parse(ctx, wire).await?;
+    let (canon, api) = A::parse(ctx, wire).await?;
     ctx.info.model = state.model_label(canon.model());
     ctx.tracker.set_model(&ctx.info.model);
     let input_tokens = canon.input_tokens();
@@ -335,7 +342,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         tokio::time::Instant::now() + Duration::from_millis(state.config.server.request_timeout_ms);
 
     if let Some(chat) = canon.stream() {
-        let encoder = A::sse(ctx, &canon, extra)?;
+        let encoder = api.sse(ctx, &canon)?;
         let call = &ctx.call;
         let served = failover(
             &state,
@@ -405,7 +412,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         false,
         None,
     );
-    let out = A::encode(ctx, &canon, extra, &served.value).await?;
+    let out = api.encode(ctx, &served.value).await?;
     if let Some(request) = &captured {
         state
             .governance
