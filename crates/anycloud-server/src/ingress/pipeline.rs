@@ -24,6 +24,7 @@ use crate::request_id::{RequestId, RouteInfo};
 use crate::state::AppState;
 use anycloud_governance::Ask;
 use anycloud_providers::{CallCtx, Provider, ProviderError};
+use anycloud_router::Deployment;
 use anycloud_types::{
     Capability, ChatRequest, ChatResponse, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse,
     Usage,
@@ -51,14 +52,18 @@ pub trait Upstream: Send + Sync + 'static {
     fn max_output_tokens(&self) -> Option<u64>;
     /// The chat request to stream, when the client asked for a stream.
     fn stream(&self) -> Option<&ChatRequest>;
-    /// One non-streaming attempt on `target`.
+    /// One non-streaming attempt on deployment `d`.
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<Self::Answer, ProviderError>> + Send + 'a;
     fn usage(answer: &Self::Answer) -> Usage;
+    /// Its cache-affinity keys, when it can hit a prompt cache.
+    fn affinity_keys(&self, _tenant: &str) -> Option<crate::affinity::Keys> {
+        None
+    }
 }
 
 impl Upstream for ChatRequest {
@@ -82,13 +87,25 @@ impl Upstream for ChatRequest {
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
-        async move { provider.chat(target, self, ctx).await }
+        async move {
+            // The deployment's automatic cache breakpoints (README "Prompt caching").
+            let req = anycloud_providers::auto_cache::for_deployment(
+                self,
+                d.prompt_cache,
+                d.provider,
+                &d.target,
+            );
+            provider.chat(&d.target, &req, ctx).await
+        }
     }
     fn usage(answer: &ChatResponse) -> Usage {
         answer.usage
+    }
+    fn affinity_keys(&self, tenant: &str) -> Option<crate::affinity::Keys> {
+        crate::affinity::keys(tenant, self)
     }
 }
 
@@ -119,10 +136,10 @@ impl Upstream for EmbeddingsRequest {
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<EmbeddingsResponse, ProviderError>> + Send + 'a {
-        async move { provider.embed(target, self, ctx).await }
+        async move { provider.embed(&d.target, self, ctx).await }
     }
     fn usage(answer: &EmbeddingsResponse) -> Usage {
         answer.usage
@@ -286,12 +303,19 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     let needs = canon.needs();
     let estimate = input_tokens + max_output_tokens.unwrap_or(0);
     ctx.tracker.set_needs(&needs, estimate);
+    // Cache affinity: where this conversation's cache lives, as a hint to the router.
+    let affinity_keys = canon.affinity_keys(ctx.tenant());
+    let affine = match &affinity_keys {
+        Some(k) => state.affinity.lookup(k).await,
+        None => None,
+    };
     let plan = super::plan(
         &state,
         &ctx.principal.tenant,
         canon.model(),
         &needs,
         estimate,
+        affine.as_ref().map(crate::affinity::Served::hint),
     )?;
     let continuations = canon.stream().map_or(0, |chat| {
         state
@@ -326,11 +350,14 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
             canon.model(),
             deadline,
             &ctx.tracker,
-            move |p, d| async move { open_stream(p, &d.target, chat, call).await },
+            move |p, d| async move { open_stream(p, &d, chat, call).await },
         )
         .await?;
         ctx.info.cloud = served.cloud.clone();
         ctx.tracker.set_route(&served.decisions);
+        if let Some(k) = &affinity_keys {
+            state.affinity.record(k, &served.deployment);
+        }
         let ttft_ms = ctx.tracker.elapsed_ms();
         let (first, rest) = served.value;
         let capture = captured.map(|request| StreamCapture::new(&ctx.principal, request));
@@ -372,11 +399,14 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         canon.model(),
         deadline,
         &ctx.tracker,
-        move |p, d| async move { canon_ref.call(p, &d.target, call).await },
+        move |p, d| async move { canon_ref.call(p, &d, call).await },
     )
     .await?;
     ctx.info.cloud = served.cloud.clone();
     ctx.tracker.set_route(&served.decisions);
+    if let Some(k) = &affinity_keys {
+        state.affinity.record(k, &served.deployment);
+    }
     ctx.tracker.complete_ok_attempt(
         Some(<A::Canon as Upstream>::usage(&served.value)),
         false,

@@ -184,6 +184,15 @@ impl Meter {
     /// The usage to record, and whether it is an estimate.
     fn usage(&self) -> (Usage, bool) {
         match self.usage {
+            // Only the prompt's count came (Anthropic's `message_start`) before the stream
+            // ended: the cloud's input, and the output estimated.
+            Some(u) if u.output_tokens == 0 && self.output_chars > 0 => (
+                Usage {
+                    output_tokens: self.output_chars.div_ceil(4),
+                    ..u
+                },
+                true,
+            ),
             Some(u) => (u, false),
             None => (self.estimate(), true),
         }

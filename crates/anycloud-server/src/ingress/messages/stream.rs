@@ -1,8 +1,8 @@
 //! Canonical stream events → Anthropic Messages SSE (named events).
 //!
-//! Order, as Anthropic sends it: `message_start` (usage.input_tokens when
-//! already known, else 0 — OpenAI-family clouds report usage only at the
-//! end), `ping`, then per content block `content_block_start` /
+//! Order, as Anthropic sends it: `message_start` (usage.input_tokens and the
+//! cache counts when already known, else 0 — OpenAI-family clouds report usage
+//! only at the end), `ping`, then per content block `content_block_start` /
 //! `content_block_delta` (`text_delta` or `input_json_delta`) /
 //! `content_block_stop`, then `message_delta` with `stop_reason` and the
 //! final usage (`output_tokens`, plus input and cache counts, which current
@@ -127,6 +127,11 @@ impl SseEncoder for MessagesEncoder {
         }
         if let StreamEvent::Usage(u) = ev {
             self.usage = Some(u);
+            return;
+        }
+        // `message_start` waits for the next event: a cloud that reports the prompt's
+        // usage right after its start (Anthropic) has it in there, cache counts included.
+        if matches!(ev, StreamEvent::Start { .. }) {
             return;
         }
         self.ensure_started(out);
