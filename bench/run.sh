@@ -3,7 +3,13 @@
 # fast local upstream, non-streaming and streaming.
 #
 #   bash bench/run.sh                 # build, measure, print a markdown table
+#                                     # and issue #18's aims as PASS/FAIL lines
 #   PROFILE=1 bash bench/run.sh       # also perf-record the gateway under load
+#
+# It first runs bench/setup.sh (installs nginx, valgrind and oha if missing; SETUP=0
+# skips it), so every run has the nginx row. The gateway's config is
+# bench/gateway_config.sh's: auth, budgets, rate limits, ledger, audit, metrics and the
+# access-log hook all on.
 #
 # Layout (2-core machine): the gateway is pinned to core $GW_CPU (default 0);
 # the fast upstream (bench/upstream) and the load generator (oha) share core
@@ -22,8 +28,8 @@
 #                    leaves others 5%), nice = nice -n -20, none = as is.
 #                    Default rt when chrt -r works, else nice.
 #   UP_PORT=19301 GW_PORT=19380 NGX_PORT=19390
-#   NGINX=auto       also measure nginx as a plain proxy_pass (auto: if installed;
-#                    1: apt-get install it if missing; 0: skip)
+#   NGINX=1          also measure nginx as a plain proxy_pass (1: always, installed by
+#                    setup.sh; 0: skip)
 #   BENCH_TARGET_DIR=/work/bench-target   cargo target dir for the upstream
 #   SKIP_BUILD=1     use existing binaries
 #   GW_BIN=<path>    gateway binary (default target/release/anycloud)
@@ -64,10 +70,10 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 # --- tools ---------------------------------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v oha >/dev/null 2>&1; then
-    log "installing oha (cargo install oha --locked)"
-    cargo install oha --locked >"$OUT/oha-install.log" 2>&1
+if [ "${SETUP:-1}" != 0 ]; then
+    bash "$ROOT/bench/setup.sh" 2>"$OUT/setup.log" || { cat "$OUT/setup.log" >&2; exit 1; }
 fi
+command -v oha >/dev/null || { log "oha missing: run bash bench/setup.sh"; exit 1; }
 command -v taskset >/dev/null || { log "taskset missing (util-linux)"; exit 1; }
 command -v python3 >/dev/null || { log "python3 missing"; exit 1; }
 if [ "$PROFILE" = 1 ] && ! command -v perf >/dev/null 2>&1; then
@@ -124,27 +130,9 @@ UP_PID=$!
 PIDS+=("$UP_PID")
 
 CONFIG="$OUT/anycloud.toml"
-cat >"$CONFIG" <<EOF
-[server]
-listen = "127.0.0.1:$GW_PORT"
-
-[store]
-url = "sqlite://$OUT/bench.db"
-
-[[clouds]]
-name = "fast"
-provider = "openai_compatible"
-base_url = "http://127.0.0.1:$UP_PORT/v1"
-
-[[models]]
-name = "bench-model"
-[[models.deployments]]
-cloud = "fast"
-target = "bench-model"
-
-[[tenants]]
-name = "bench"
-EOF
+# shellcheck source=bench/gateway_config.sh
+. "$ROOT/bench/gateway_config.sh"
+gateway_config "$CONFIG" "$GW_PORT" "$UP_PORT" "$OUT/bench.db"
 
 export ANYCLOUD_LOG="${ANYCLOUD_LOG:-warn}"
 KEY="$("$GW_BIN" keys create --config "$CONFIG" --tenant bench 2>"$OUT/keys.log" | tail -n 1)"
@@ -157,7 +145,7 @@ PIDS+=("$GW_PID")
 # Reference: nginx as a plain reverse proxy (one worker, keep-alive pool to
 # the upstream), pinned like the gateway. NGINX=auto uses it when installed,
 # NGINX=1 installs Debian's nginx if missing, NGINX=0 skips it.
-NGINX="${NGINX:-auto}"
+NGINX="${NGINX:-1}"
 NGX_PID=""
 if [ "$NGINX" = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     log "installing nginx (apt-get install -y nginx)"
@@ -295,6 +283,10 @@ if [ "$PROFILE" = 1 ]; then
     done
 fi
 
+# Peak RSS of the gateway over the whole run (VmHWM), for the record; the memory aims
+# (64 concurrent, 1,000 slow streams) are bench/memory.sh's.
+awk '/VmHWM/ { print $2 }' "/proc/$GW_PID/status" >"$OUT/gateway.hwm_kb"
+
 # --- report --------------------------------------------------------------
 python3 - "$OUT" "$CLK_TCK" "$RATE" "$MAX_CONNS" "${VIAS[@]}" <<'PY'
 import json, sys, os
@@ -349,5 +341,36 @@ for mode in ("json", "stream"):
         line += (f"; nginx adds p50 {rn['p50'] - rd['p50']:.3f} ms, {mn['proxy_us']:.0f} µs CPU/request "
                  f"-> gateway/nginx CPU = {mg['proxy_us'] / mn['proxy_us']:.1f}x")
     print(line)
+
+# Issue #18's aims, each PASS, FAIL or "not measured" (by this script).
+print()
+def verdict(ok):
+    return "PASS" if ok else "FAIL"
+for mode in ("json", "stream"):
+    label = "non-streaming" if mode == "json" else "streaming"
+    (rd, _), (rg, mg) = summary[(mode, "direct")], summary[(mode, "gateway")]
+    if "nginx" in vias:
+        ratio = mg["proxy_us"] / summary[(mode, "nginx")][1]["proxy_us"]
+        print(f"{verdict(ratio <= 2.0)}  CPU/request <= 2x nginx, {label}: {ratio:.2f}x "
+              f"({mg['proxy_us']:.0f} vs {summary[(mode, 'nginx')][1]['proxy_us']:.0f} us)"
+              f"{'; stretch 1.5x met' if ratio <= 1.5 else ''}")
+    else:
+        print(f"not measured  CPU/request <= 2x nginx, {label}: no nginx row")
+    added50, added99 = rg["p50"] - rd["p50"], rg["p99"] - rd["p99"]
+    print(f"{verdict(added50 <= 0.3)}  added p50 <= 0.3 ms at {rate} req/s, {label}: {added50:.3f} ms")
+    print(f"{verdict(added99 <= 1.0)}  added p99 <= 1 ms at {rate} req/s, {label}: {added99:.3f} ms")
+failed = sum(summary[k][0]["bad"] + summary[k][1]["bad"] for k in summary)
+print(f"{verdict(failed == 0)}  no failed requests: {failed}")
+try:
+    hwm = int(open(os.path.join(out, "gateway.hwm_kb")).read()) / 1024
+    print(f"info  gateway peak RSS over this run (up to {conns} connections): {hwm:.1f} MiB")
+except (OSError, ValueError):
+    pass
+for aim in ("translation paths <= 1.5x passthrough CPU",
+            "peak RSS <= 48 MiB at 64 concurrent, <= 80 MiB with 1,000 slow streams (bench/memory.sh)",
+            "flat CPU/request at 10,000 tenants / 100,000 keys / 500 models x 3 (bench/scale.sh)",
+            "scale-out (PostgreSQL + Redis, two instances)",
+            "ledger: 100k records/s, report over 10M rows < 1 s (bench/ledger_report.sh)"):
+    print(f"not measured  {aim}")
 PY
 log "raw results in $OUT"

@@ -5,6 +5,10 @@
 //! 3 content chunks, finish, usage, `[DONE]`). Any bearer is accepted; other
 //! paths get 404. Single-threaded on purpose: pin it with `taskset`.
 //!
+//! A request for model `bench-slow` streams slowly instead, for memory.sh's "1,000
+//! concurrent slow streams": the role chunk, then `SLOW_EVENTS` (env, default 10) content
+//! chunks one second apart, then finish, usage and `[DONE]`.
+//!
 //! Usage: bench-upstream [ADDR]   (default 127.0.0.1:9301)
 
 use bytes::Bytes;
@@ -16,6 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -54,9 +59,47 @@ impl Body for SseBody {
     }
 }
 
+/// The slow stream: SSE[0], then `left` copies of SSE[1] a second apart, then SSE[4..].
+struct SlowSse {
+    i: usize,
+    left: usize,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for SlowSse {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.i == 0 {
+            this.i = 1;
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(SSE[0].as_bytes())))));
+        }
+        if this.left > 0 {
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.left -= 1;
+            let next = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+            this.sleep.as_mut().reset(next);
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(SSE[1].as_bytes())))));
+        }
+        let i = this.i.max(4);
+        if i >= SSE.len() {
+            return Poll::Ready(None);
+        }
+        this.i = i + 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(SSE[i].as_bytes())))))
+    }
+}
+
 enum Reply {
     Json(Full<Bytes>),
     Sse(SseBody),
+    Slow(SlowSse),
 }
 
 impl Body for Reply {
@@ -69,18 +112,20 @@ impl Body for Reply {
         match self.get_mut() {
             Reply::Json(b) => Pin::new(b).poll_frame(cx),
             Reply::Sse(b) => Pin::new(b).poll_frame(cx),
+            Reply::Slow(b) => Pin::new(b).poll_frame(cx),
         }
     }
     fn is_end_stream(&self) -> bool {
         match self {
             Reply::Json(b) => b.is_end_stream(),
             Reply::Sse(b) => b.is_end_stream(),
+            Reply::Slow(_) => false,
         }
     }
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             Reply::Json(b) => b.size_hint(),
-            Reply::Sse(_) => hyper::body::SizeHint::default(),
+            Reply::Sse(_) | Reply::Slow(_) => hyper::body::SizeHint::default(),
         }
     }
 }
@@ -115,7 +160,18 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Reply>, Infallible> {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(r);
     }
-    if wants_stream(&body) {
+    let slow = body.windows(12).any(|w| w == b"\"bench-slow\"");
+    if slow && wants_stream(&body) {
+        let left = std::env::var("SLOW_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let sleep = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(1)));
+        let mut r = Response::new(Reply::Slow(SlowSse { i: 0, left, sleep }));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        Ok(r)
+    } else if wants_stream(&body) {
         let mut r = Response::new(Reply::Sse(SseBody(0)));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -10,6 +10,7 @@ pub mod interpolate;
 pub mod locate;
 pub mod mcp;
 pub mod model;
+pub mod prompt_cache;
 pub mod residency;
 pub mod routing;
 pub mod store;
@@ -19,6 +20,7 @@ pub mod warnings;
 
 pub use mcp::{McpPolicy, McpServerConfig};
 pub use model::*;
+pub use prompt_cache::PromptCacheMode;
 pub use routing::*;
 pub use store::*;
 pub use telemetry::{LogFormat, TelemetryConfig};

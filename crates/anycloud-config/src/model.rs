@@ -340,6 +340,10 @@ pub struct DeploymentConfig {
     pub weight: u32,
     /// Context window in tokens, for the context-length check.
     pub context_window: Option<u64>,
+    /// `"auto"`: the gateway marks cacheable prefixes itself (Claude deployments only;
+    /// README "Prompt caching").
+    #[serde(default)]
+    pub prompt_cache: crate::PromptCacheMode,
 }
 
 fn default_capabilities() -> Vec<Capability> {

@@ -462,3 +462,40 @@ fn resume_settings_and_the_prefill_capability_are_checked() {
         err(&zero)
     );
 }
+
+#[test]
+fn prompt_cache_auto_is_off_by_default_and_only_for_claude() {
+    let c = parse_str(GOOD, Path::new("a.toml"), &env).unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(c.models[0]
+        .deployments
+        .iter()
+        .all(|d| d.prompt_cache == PromptCacheMode::Off));
+    let claude = format!(
+        "{GOOD}\n[[clouds]]\nname = \"anthropic\"\nprovider = \"anthropic\"\napi_key = \"k\"\n\
+         [[models]]\nname = \"claude\"\n[[models.deployments]]\ncloud = \"anthropic\"\n\
+         target = \"claude-sonnet-4-5\"\nprompt_cache = \"auto\"\n"
+    );
+    let c = parse_str(&claude, Path::new("a.toml"), &env).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(
+        c.models[1].deployments[0].prompt_cache,
+        PromptCacheMode::Auto
+    );
+    // On Azure OpenAI (which caches by itself) `auto` is refused, naming the key.
+    let azure = GOOD.replace(
+        "target = \"gpt-4o-prod\"\n",
+        "target = \"gpt-4o-prod\"\nprompt_cache = \"auto\"\n",
+    );
+    let e = parse_str(&azure, Path::new("a.toml"), &env)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("`models[0].deployments[0].prompt_cache`: `auto` marks Claude's"),
+        "{e}"
+    );
+    let typo = GOOD.replace(
+        "target = \"gpt-4o-prod\"\n",
+        "target = \"gpt-4o-prod\"\nprompt_cache = \"always\"\n",
+    );
+    assert!(parse_str(&typo, Path::new("a.toml"), &env).is_err());
+}

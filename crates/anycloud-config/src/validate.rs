@@ -420,6 +420,19 @@ impl Validator {
                         ),
                     );
                 }
+                if let Some(kind) = provider.filter(|k| {
+                    d.prompt_cache == crate::PromptCacheMode::Auto
+                        && !crate::prompt_cache::serves_claude(*k, &d.target)
+                }) {
+                    self.push(
+                        at("prompt_cache"),
+                        format!(
+                            "`auto` marks Claude's cache breakpoints, and `{}` on {kind} is not \
+                             Claude: OpenAI, Azure OpenAI and Gemini cache by themselves",
+                            d.target
+                        ),
+                    );
+                }
                 if let (Some(from), Some(until)) = (d.valid_from, d.valid_until) {
                     if from > until {
                         self.push(at("valid_until"), "is before valid_from");

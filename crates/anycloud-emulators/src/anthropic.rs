@@ -164,7 +164,8 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
         prefill: true,
     };
     let r = reply::chat_reply(&input);
-    let usage = cache_usage(shared, &prefix, &p.model, r.prompt_tokens);
+    let usage = cache_usage(shared, &prefix, &p.model);
+    shared.report_usage(&usage(r.completion_tokens));
     let id = format!("msg_emu{:020}", req.seq);
     let (block, stop) = match &r.body {
         ReplyBody::Text(t) => (json!({"type": "text", "text": t}), r.finish_reason),
@@ -238,21 +239,22 @@ fn messages(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
     Ok(http::sse_frames(frames, &shared.faults, &headers(req)))
 }
 
-/// The usage for `output` tokens, with the prompt cache's reads and writes. Without
-/// breakpoints the prompt is counted as every cloud's is; with them, block by block
-/// ([`prompt_cache`]) so the cached prefixes add up to it.
+/// The usage for `output` tokens, with the prompt cache's reads and writes. The prompt is
+/// counted block by block ([`prompt_cache`]: tools, system and messages) whether or not it
+/// marks breakpoints, as Claude counts the same prompt the same either way, so a run with
+/// caching and one without bill the same tokens and differ only by their prices.
 pub(crate) fn cache_usage(
     shared: &Shared,
     prefix: &prompt_cache::Prefix,
     model: &str,
-    prompt_tokens: u64,
 ) -> impl Fn(u64) -> Value {
-    let (total, cache) = if prefix.breakpoints.is_empty() {
-        (prompt_tokens, prompt_cache::CacheUsage::default())
+    let cache = if prefix.breakpoints.is_empty() {
+        prompt_cache::CacheUsage::default()
     } else {
         let min = prompt_cache::claude_min_tokens(model);
-        (prefix.tokens(), shared.prompt_cache.account(prefix, min))
+        shared.prompt_cache.account(prefix, min)
     };
+    let total = prefix.tokens();
     move |output| cache.anthropic_usage(total, output)
 }
 

@@ -266,7 +266,9 @@ fn chat(
     if params.user_text().contains(CONTENT_FILTER_TRIGGER) {
         return Ok(http::json(400, &content_filter_error(), &headers(req)));
     }
-    let reply = reply::chat_reply(&params.input(&shared.config.name, deployment));
+    let input = params.input(&shared.config.name, deployment);
+    let mut reply = reply::chat_reply(&input);
+    chat::account_implicit(shared, &input, body, &mut reply);
     let meta = Meta {
         id: completion_id(&shared.config.name, req),
         created: http::unix_now(),

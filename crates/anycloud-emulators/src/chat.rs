@@ -442,10 +442,28 @@ pub(crate) struct Meta {
     pub flavor: Flavor,
 }
 
+/// OpenAI's and Azure OpenAI's automatic prompt caching: `reply`'s cached tokens are the
+/// longest prefix of this prompt a recent one on this deployment already had (from 1024
+/// tokens, in 128-token increments), `prompt_cache_key` keeping caches apart.
+pub(crate) fn account_implicit(
+    shared: &crate::Shared,
+    input: &crate::reply::ChatInput<'_>,
+    body: &Map<String, Value>,
+    reply: &mut Reply,
+) {
+    let key = body.get("prompt_cache_key").and_then(Value::as_str);
+    let prefixes =
+        crate::prompt_cache::implicit_prefixes(input.model, key, input.tools, input.messages);
+    let hit = shared
+        .prompt_cache
+        .implicit(&prefixes, crate::prompt_cache::Implicit::OPENAI);
+    reply.cached_tokens = hit.min(reply.prompt_tokens);
+}
+
 pub(crate) fn usage_json(r: &Reply) -> Value {
     json!({"prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "total_tokens": r.prompt_tokens + r.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": r.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
 }

@@ -25,6 +25,9 @@
 //!   answers `{"ok":true}` or 400 `{"error":"..."}` (nothing is applied on error).
 //! - `POST /_emulator/reset`: all faults off and the request log cleared.
 //! - `GET /_emulator/stats`: `{"requests":N}`.
+//! - `GET /_emulator/usage`: `{"usage":[…]}`, the usage object each answer reported since
+//!   the last reset, in the cloud's own fields (Anthropic, Claude on Vertex and Bedrock
+//!   Converse, whose caches the gateway bills by kind).
 
 mod anthropic;
 mod azure;
@@ -308,6 +311,9 @@ impl EmulatorConfig {
     }
 }
 
+/// Reported usages an emulator keeps for `GET /_emulator/usage`.
+const REPORTED_USAGE: usize = 1_000;
+
 /// State shared by the server tasks and the handles.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -316,11 +322,39 @@ pub(crate) struct Shared {
     pub recorder: record::Recorder,
     /// The deployment's prompt cache (clouds with explicit caching).
     pub prompt_cache: prompt_cache::PromptCache,
+    /// The usage each answer reported, in the cloud's own fields (`GET /_emulator/usage`),
+    /// so a test can check a bill against what the cloud said.
+    reported: Mutex<Vec<serde_json::Value>>,
     tokens: Mutex<HashMap<String, Instant>>,
     seq: AtomicU64,
 }
 
 impl Shared {
+    /// Logs the usage one answer reported (the last [`REPORTED_USAGE`] are kept).
+    pub(crate) fn report_usage(&self, usage: &serde_json::Value) {
+        let mut r = self
+            .reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if r.len() >= REPORTED_USAGE {
+            r.remove(0);
+        }
+        r.push(usage.clone());
+    }
+
+    /// The usage reported since the last reset, oldest first; `clear` empties the log.
+    pub(crate) fn reported_usage(&self, clear: bool) -> Vec<serde_json::Value> {
+        let mut r = self
+            .reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if clear {
+            std::mem::take(&mut *r)
+        } else {
+            r.clone()
+        }
+    }
+
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.tokens
             .lock()
@@ -430,6 +464,7 @@ pub async fn spawn(
         faults: Faults::new(),
         recorder: record::Recorder::default(),
         prompt_cache: prompt_cache::PromptCache::default(),
+        reported: Mutex::default(),
         tokens: Mutex::new(HashMap::new()),
         seq: AtomicU64::new(0),
     });

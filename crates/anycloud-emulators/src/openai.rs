@@ -174,7 +174,9 @@ fn chat(shared: &Shared, req: &Incoming) -> Result<Response, ApiError> {
     let body = json_body(req)?;
     let params = chat::validate(&body, true)?;
     check_model(shared, &params.model)?;
-    let reply = reply::chat_reply(&params.input(&shared.config.name, &params.model));
+    let input = params.input(&shared.config.name, &params.model);
+    let mut reply = reply::chat_reply(&input);
+    chat::account_implicit(shared, &input, &body, &mut reply);
     let meta = Meta {
         id: completion_id(&shared.config.name, req),
         created: http::unix_now(),

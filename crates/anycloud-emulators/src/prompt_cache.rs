@@ -7,6 +7,10 @@
 //!
 //! Tokens are the emulator's usual ⌈chars/4⌉ per block, so a prefix's count is the sum of
 //! its blocks' and the whole prompt is the sum of all of them.
+//!
+//! The clouds that cache by themselves (OpenAI, Azure OpenAI, Gemini) use the same map
+//! through [`PromptCache::implicit`]: every prompt's prefixes at message boundaries are
+//! cached once long enough, and a later prompt reads the longest one still live.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -134,16 +138,22 @@ pub struct PromptCache {
 }
 
 impl PromptCache {
-    /// Reads the longest live prefix among `prefix`'s breakpoints (refreshing it) and writes
-    /// every later breakpoint of at least `min_tokens`; tokens between two breakpoints are
-    /// written with the TTL of the later one.
-    pub fn account(&self, prefix: &Prefix, min_tokens: u64) -> CacheUsage {
-        let now = Instant::now();
+    /// The entries still live at `now` (expired ones dropped), locked.
+    fn live(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.retain(|_, expires| *expires > now);
+        entries
+    }
+
+    /// Reads the longest live prefix among `prefix`'s breakpoints (refreshing it) and writes
+    /// every later breakpoint of at least `min_tokens`; tokens between two breakpoints are
+    /// written with the TTL of the later one.
+    pub fn account(&self, prefix: &Prefix, min_tokens: u64) -> CacheUsage {
+        let now = Instant::now();
+        let mut entries = self.live(now);
         let eligible: Vec<&Breakpoint> = prefix
             .breakpoints
             .iter()
@@ -169,6 +179,76 @@ impl PromptCache {
             entries.insert(b.key, now + b.ttl.duration());
         }
         usage
+    }
+
+    /// Implicit caching: the tokens of the longest live prefix among `prefixes` (counted
+    /// as `rule` says; 0 below its minimum), then every prefix of at least the minimum
+    /// is cached for five minutes (refreshed by a hit), as the clouds keep them.
+    pub fn implicit(&self, prefixes: &[Breakpoint], rule: Implicit) -> u64 {
+        let now = Instant::now();
+        let mut entries = self.live(now);
+        let hit = prefixes
+            .iter()
+            .rev()
+            .find(|b| b.tokens >= rule.min && entries.contains_key(&b.key))
+            .map_or(0, |b| {
+                rule.min + (b.tokens - rule.min) / rule.step.max(1) * rule.step.max(1)
+            });
+        for b in prefixes.iter().filter(|b| b.tokens >= rule.min) {
+            entries.insert(b.key, now + b.ttl.duration());
+        }
+        hit
+    }
+}
+
+/// What an implicit cache (OpenAI, Azure OpenAI, Gemini) may hit: the prompt's prefixes
+/// at each message boundary (tools first, then messages in order), each as the hash of the
+/// model, an optional routing key and everything before it, with its token count as
+/// [`crate::reply::prompt_tokens`] counts (so the last prefix is the whole prompt).
+pub fn implicit_prefixes(
+    model: &str,
+    key: Option<&str>,
+    tools: &[Value],
+    messages: &[Value],
+) -> Vec<Breakpoint> {
+    let mut hasher = DefaultHasher::new();
+    ("implicit", model, key).hash(&mut hasher);
+    Value::Array(tools.to_vec()).to_string().hash(&mut hasher);
+    let mut tokens = crate::reply::schema_tokens(tools);
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        m.to_string().hash(&mut hasher);
+        tokens += crate::reply::message_tokens(m);
+        out.push(Breakpoint {
+            key: hasher.finish(),
+            tokens,
+            ttl: Ttl::FiveMinutes,
+        });
+    }
+    out
+}
+
+/// How an implicit cache counts a hit: from `min` tokens on, in steps of `step` (OpenAI:
+/// 1024 and 128; Gemini: its model's minimum and 1).
+#[derive(Debug, Clone, Copy)]
+pub struct Implicit {
+    pub min: u64,
+    pub step: u64,
+}
+
+impl Implicit {
+    /// OpenAI and Azure OpenAI: prompts from 1024 tokens, hits in 128-token increments.
+    pub const OPENAI: Implicit = Implicit {
+        min: 1_024,
+        step: 128,
+    };
+
+    /// Gemini's implicit caching: 1024 tokens on Flash models, 4096 on Pro.
+    pub fn gemini(model: &str) -> Implicit {
+        Implicit {
+            min: if model.contains("pro") { 4_096 } else { 1_024 },
+            step: 1,
+        }
     }
 }
 
@@ -293,6 +373,40 @@ mod tests {
         let u = cache.account(&p, claude_min_tokens("claude-haiku"));
         assert_eq!(u, CacheUsage::default());
         assert_eq!(cache.account(&p, 2_048), CacheUsage::default());
+    }
+
+    #[test]
+    fn implicit_hits_count_from_the_minimum_in_steps() {
+        let cache = PromptCache::default();
+        let turn = |n: usize| -> Vec<Value> {
+            (0..n)
+                .map(|i| {
+                    json!({"role": if i % 2 == 0 {"user"} else {"assistant"},
+                                "content": format!("{i}{}", "w".repeat(1_999))})
+                })
+                .collect()
+        };
+        // 504 tokens a message: a first prompt of three (1 512) is written, not read.
+        let first = implicit_prefixes("gpt-4o", None, &[], &turn(3));
+        assert_eq!(first.last().map(|b| b.tokens), Some(1_512));
+        assert_eq!(cache.implicit(&first, Implicit::OPENAI), 0);
+        // The next turn reads the first prompt whole, rounded down to 128s: 1 408.
+        let second = implicit_prefixes("gpt-4o", None, &[], &turn(5));
+        assert_eq!(cache.implicit(&second, Implicit::OPENAI), 1_408);
+        // Another routing key is another cache; Gemini counts every token.
+        let keyed = implicit_prefixes("gpt-4o", Some("k"), &[], &turn(5));
+        assert_eq!(cache.implicit(&keyed, Implicit::OPENAI), 0);
+        let g = implicit_prefixes("gemini-2.0-flash", None, &[], &turn(3));
+        assert_eq!(cache.implicit(&g, Implicit::gemini("gemini-2.0-flash")), 0);
+        let g = implicit_prefixes("gemini-2.0-flash", None, &[], &turn(5));
+        assert_eq!(
+            cache.implicit(&g, Implicit::gemini("gemini-2.0-flash")),
+            1_512
+        );
+        // Short prompts never hit.
+        let short = implicit_prefixes("gpt-4o", None, &[], &turn(1));
+        cache.implicit(&short, Implicit::OPENAI);
+        assert_eq!(cache.implicit(&short, Implicit::OPENAI), 0);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Reply {
     pub finish_reason: &'static str,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Prompt tokens read from the cloud's implicit cache (OpenAI, Azure OpenAI, Gemini:
+    /// [`crate::prompt_cache::PromptCache::implicit`]); 0 until the cloud accounts them.
+    pub cached_tokens: u64,
 }
 
 /// The parts of a (validated) chat request that decide the reply.
@@ -96,26 +99,30 @@ pub fn word_tokens(text: &str) -> u64 {
 
 /// Prompt tokens of a chat request.
 pub fn prompt_tokens(messages: &[Value], tools: &[Value]) -> u64 {
-    let msgs: u64 = messages
-        .iter()
-        .map(|m| {
-            let mut chars = content_text(m.get("content")).chars().count();
-            if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-                chars += calls
-                    .iter()
-                    .filter_map(|c| c.pointer("/function/arguments").and_then(Value::as_str))
-                    .map(|a| a.chars().count())
-                    .sum::<usize>();
-            }
-            4 + quarter_tokens(chars)
-        })
-        .sum();
-    let schema = if tools.is_empty() {
+    let msgs: u64 = messages.iter().map(message_tokens).sum();
+    msgs + schema_tokens(tools)
+}
+
+/// One message's share of [`prompt_tokens`].
+pub fn message_tokens(m: &Value) -> u64 {
+    let mut chars = content_text(m.get("content")).chars().count();
+    if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+        chars += calls
+            .iter()
+            .filter_map(|c| c.pointer("/function/arguments").and_then(Value::as_str))
+            .map(|a| a.chars().count())
+            .sum::<usize>();
+    }
+    4 + quarter_tokens(chars)
+}
+
+/// The tools' share of [`prompt_tokens`].
+pub fn schema_tokens(tools: &[Value]) -> u64 {
+    if tools.is_empty() {
         0
     } else {
         quarter_tokens(Value::Array(tools.to_vec()).to_string().chars().count())
-    };
-    msgs + schema
+    }
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
@@ -263,6 +270,7 @@ pub fn chat_reply(input: &ChatInput<'_>) -> Reply {
             finish_reason: finish,
             prompt_tokens: prompt,
             completion_tokens: completion,
+            cached_tokens: 0,
         };
     }
 
@@ -316,6 +324,7 @@ fn text_reply(mut text: String, prompt: u64, max_tokens: Option<u64>) -> Reply {
         finish_reason: finish,
         prompt_tokens: prompt,
         completion_tokens: completion,
+        cached_tokens: 0,
     }
 }
 

@@ -180,7 +180,11 @@ fn control(shared: &Shared, req: &Incoming) -> Response {
         (&Method::POST, "/_emulator/reset") => {
             shared.faults.reset();
             shared.recorder.clear();
+            shared.reported_usage(true);
             http::json(200, &json!({"ok": true}), &[])
+        }
+        (&Method::GET, "/_emulator/usage") => {
+            http::json(200, &json!({"usage": shared.reported_usage(false)}), &[])
         }
         (&Method::GET, "/_emulator/stats") => http::json(
             200,

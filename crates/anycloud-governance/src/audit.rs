@@ -134,6 +134,9 @@ pub fn route_json(route: &[Decision]) -> Value {
             .map(|d| {
                 let (outcome, reason) = match &d.outcome {
                     anycloud_router::Outcome::Ok => ("ok".to_string(), None),
+                    anycloud_router::Outcome::OkAffine => {
+                        ("ok".to_string(), Some("cache_affinity".to_string()))
+                    }
                     anycloud_router::Outcome::Declined(r) => {
                         ("declined".to_string(), Some(r.to_string()))
                     }

@@ -1,11 +1,16 @@
-//! Scale check (README "Ledger and reports", issue 6): writes N usage records (default 10 million,
-//! `LEDGER_BENCH_RECORDS` to change) into a file-backed SQLite store through the batched
-//! [`LedgerWriter`], then times the report over them. Prints records per second and the
-//! report's duration. Run with `cargo bench -p anycloud-ledger --bench ledger`; it is a
-//! plain `main` (harness = false), not part of `cargo test`.
+//! Scale check (README "Ledger and reports", issues 6 and 18): writes N usage records (default
+//! 10 million, `LEDGER_BENCH_RECORDS` to change) into a file-backed SQLite store through the
+//! batched [`LedgerWriter`], then times the report over them — read from the daily rollups
+//! (migration 0020) — and, for comparison, the same month's sums scanned from the ledger's
+//! rows, and checks both give the same figures. `LEDGER_BENCH_DB=path` keeps the database
+//! (and reuses it when it already holds the records). Prints records per second and both
+//! durations. Run with `bash bench/ledger_report.sh` or
+//! `cargo bench -p anycloud-ledger --bench ledger`; it is a plain `main` (harness = false),
+//! not part of `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use anycloud_config::{AgreementsConfig, Commitment, RevenueShare};
+use anycloud_ledger::accounting::start_of;
 use anycloud_ledger::report::{self, GroupBy, ReportRequest};
 use anycloud_ledger::{LedgerWriter, WriterConfig};
 use anycloud_store::{RecordedPrice, SqliteStore, Store, UsageRecord};
@@ -27,11 +32,11 @@ fn main() {
 
 async fn run(n: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_path(&dir.path().join("bench.db"))
-            .await
-            .unwrap(),
-    );
+    let path = std::env::var("LEDGER_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("bench.db"));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_path(&path).await.unwrap());
+    let existing = store.usage_count().await.unwrap();
     let writer = LedgerWriter::start(store.clone(), WriterConfig::default());
     let clouds = ["azure-us", "aws-eu", "gcp-eu", "onprem-vllm"];
     let models = [
@@ -45,7 +50,7 @@ async fn run(n: u64) {
     // Spread over 30 days.
     let step_ms = (30 * 86_400_000 / n.max(1)).max(1) as i64;
     let started = Instant::now();
-    for i in 0..n {
+    for i in existing..n {
         let r = UsageRecord {
             at: start_at + Span::milliseconds(i as i64 * step_ms),
             request_id: format!("req-{i:016x}"),
@@ -82,13 +87,15 @@ async fn run(n: u64) {
     writer.close().await;
     let write_s = started.elapsed().as_secs_f64();
     let stats = writer.stats();
-    println!(
-        "wrote {} records in {:.1} s: {:.0} records/s ({} batches)",
-        stats.written,
-        write_s,
-        stats.written as f64 / write_s,
-        stats.batches
-    );
+    if stats.written > 0 {
+        println!(
+            "wrote {} records in {:.1} s: {:.0} records/s ({} batches)",
+            stats.written,
+            write_s,
+            stats.written as f64 / write_s,
+            stats.batches
+        );
+    }
     let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let agreements = AgreementsConfig {
         revenue_share: vec![RevenueShare {
@@ -121,5 +128,26 @@ async fn run(n: u64) {
         r.total.requests,
         t.elapsed().as_secs_f64()
     );
-    assert_eq!(r.total.requests, stats.written);
+    let total = store.usage_count().await.unwrap();
+    assert_eq!(r.total.requests, total);
+
+    // The same month from the rows themselves: a range that does not start at midnight
+    // (1 ms before it; no record is that early) is answered by scanning the ledger.
+    let (from, to) = (start_of(req.from), start_of(req.to));
+    let t = Instant::now();
+    let scanned = store
+        .usage_summary(from - Span::milliseconds(1), to)
+        .await
+        .unwrap();
+    let scan_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let rolled = store.usage_summary(from, to).await.unwrap();
+    println!(
+        "the month's per-day sums: {:.3} s from the rollups ({} rows), {:.2} s scanning the ledger; identical: {}",
+        t.elapsed().as_secs_f64(),
+        rolled.len(),
+        scan_s,
+        rolled == scanned
+    );
+    assert_eq!(rolled, scanned, "the rollups must equal the ledger's sums");
 }

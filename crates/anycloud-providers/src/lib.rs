@@ -12,6 +12,7 @@
 //! from the cloud's config.
 
 pub mod anthropic;
+pub mod auto_cache;
 pub mod azure;
 pub mod bedrock;
 pub mod error;

@@ -89,13 +89,19 @@ async fn stream_reports_text_and_usage_from_message_start_and_delta() {
     assert!(err.is_none(), "{err:?}");
     assert!(matches!(&events[0], StreamEvent::Start { model, .. } if model == MODEL));
     assert_eq!(streamed_text(&events), non_stream.text().unwrap());
-    let usage = events.iter().find_map(|e| match e {
-        StreamEvent::Usage(u) => Some(*u),
-        _ => None,
-    });
-    // Same numbers as the non-streamed call: input from message_start,
-    // output the last cumulative value (not message_start's 1 added on).
-    assert_eq!(usage, Some(non_stream.usage));
+    let usages: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Usage(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    // The prompt's count as message_start gives it, before any output…
+    assert_eq!(usages[0].input_tokens, non_stream.usage.input_tokens);
+    assert_eq!(usages[0].output_tokens, 0);
+    // …and at the end the same numbers as the non-streamed call: input from
+    // message_start, output the last cumulative value (not message_start's 1 added on).
+    assert_eq!(usages.last(), Some(&non_stream.usage));
     assert_eq!(h.requests().last().unwrap().body["stream"], true);
 }
 

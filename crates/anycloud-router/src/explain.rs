@@ -133,6 +133,7 @@ pub fn explain(
                 Outcome::Declined(r) => r.as_label().to_string(),
                 Outcome::Failed(r) | Outcome::Interrupted(r) => r.clone(),
                 Outcome::Ok => "ok".into(),
+                Outcome::OkAffine => "ok(cache_affinity)".into(),
                 Outcome::Resumed => "resumed".into(),
             },
         })

@@ -127,6 +127,25 @@ pub fn route(
     input: &RouteInput<'_>,
     state: &dyn CloudState,
 ) -> Result<RoutePlan, RouteError> {
+    route_preferring(table, input, state, None)
+}
+
+/// The deployment that served the previous turn of a conversation, whose prompt cache
+/// lives there (README "Prompt caching"). The server looks it up; routing stays pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheAffinity<'a> {
+    pub cloud: &'a str,
+    pub target: &'a str,
+}
+
+/// [`route`], preferring the deployment of `affinity` among the candidates (see
+/// [`order::prefer_affine`] for what it never overrides).
+pub fn route_preferring(
+    table: &RoutingTable,
+    input: &RouteInput<'_>,
+    state: &dyn CloudState,
+    affinity: Option<CacheAffinity<'_>>,
+) -> Result<RoutePlan, RouteError> {
     let Some(model_index) = table.model_index(input.model) else {
         return Err(RouteError::UnknownModel {
             model: input.model.to_string(),
@@ -167,7 +186,10 @@ pub fn route(
             forbidden,
         });
     }
-    let (candidates, notes) = order::order(table, deployments, eligible, input, state);
+    let (mut candidates, mut notes) = order::order(table, deployments, eligible, input, state);
+    if let Some(a) = affinity {
+        order::prefer_affine(table, deployments, &mut candidates, &mut notes, a);
+    }
     Ok(RoutePlan {
         candidates,
         notes,
@@ -276,6 +298,8 @@ fn check(
     None
 }
 
+#[cfg(test)]
+mod affinity_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

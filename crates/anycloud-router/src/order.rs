@@ -103,6 +103,48 @@ pub fn order(
     (order, notes)
 }
 
+/// The note of a candidate that cache affinity moved ahead; the request's route shows
+/// `cloud:ok(cache_affinity)` when that candidate served it.
+pub const CACHE_AFFINITY: &str = "cache_affinity";
+
+/// Moves the deployment `affinity` names to the front of the candidates the strategy
+/// ordered (README "Prompt caching"), noting it [`CACHE_AFFINITY`] — but only among the
+/// candidates the checks already allowed (a drained cloud, an open breaker, an agreement
+/// or a tenant's policy has removed it before this), behind the primary's first look, and
+/// never under the `commitment` strategy, whose order is what the agreement demands.
+/// Nothing changes when the strategy already put it first.
+pub fn prefer_affine(
+    table: &RoutingTable,
+    deployments: &[Deployment],
+    candidates: &mut Vec<usize>,
+    notes: &mut Vec<String>,
+    affinity: crate::CacheAffinity<'_>,
+) {
+    if table.strategy == Strategy::Commitment {
+        return;
+    }
+    let primary = table.primary.as_ref().map(|p| p.cloud.as_str());
+    let cloud = |i: usize| deployments.get(i).map(|d| d.cloud.as_str());
+    let first_look = candidates
+        .iter()
+        .take_while(|&&i| primary.is_some() && cloud(i) == primary)
+        .count();
+    let Some(at) = candidates.iter().position(|&i| {
+        deployments
+            .get(i)
+            .is_some_and(|d| d.cloud == affinity.cloud && d.target == affinity.target)
+    }) else {
+        return;
+    };
+    if at <= first_look {
+        return;
+    }
+    let i = candidates.remove(at);
+    notes.remove(at);
+    candidates.insert(first_look, i);
+    notes.insert(first_look, CACHE_AFFINITY.to_string());
+}
+
 /// How far `cloud` is behind its commitment schedule on the request's date
 /// (negative = ahead), or `None` without an active commitment.
 fn shortfall(table: &RoutingTable, cloud: &str, input: &RouteInput<'_>) -> Option<f64> {

@@ -88,6 +88,7 @@ fn deployment() -> impl Strategy<Value = Deployment> {
             valid_until: until.map(day),
             weight,
             context_window: None,
+            prompt_cache: Default::default(),
         },
     )
 }

@@ -85,6 +85,15 @@ pub enum Outcome {
     Interrupted(String),
     /// The attempt that continued an interrupted stream and ended it.
     Resumed,
+    /// Served by the candidate cache affinity put ahead (README "Prompt caching").
+    OkAffine,
+}
+
+impl Outcome {
+    /// Whether the attempt served the request (plainly or by cache affinity).
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::OkAffine)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +116,7 @@ impl fmt::Display for Decision {
             Outcome::Failed(r) => write!(f, "{}:failed({r})", self.cloud),
             Outcome::Interrupted(r) => write!(f, "{}:interrupted({r})", self.cloud),
             Outcome::Resumed => write!(f, "{}:resumed", self.cloud),
+            Outcome::OkAffine => write!(f, "{}:ok(cache_affinity)", self.cloud),
         }
     }
 }

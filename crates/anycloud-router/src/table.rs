@@ -20,6 +20,9 @@ pub struct Deployment {
     pub valid_until: Option<NaiveDate>,
     pub weight: u32,
     pub context_window: Option<u64>,
+    /// `prompt_cache = "auto"`: the gateway marks cacheable prefixes (README "Prompt
+    /// caching").
+    pub prompt_cache: anycloud_config::PromptCacheMode,
 }
 
 impl Deployment {
@@ -103,6 +106,7 @@ impl RoutingTable {
                         valid_until: d.valid_until,
                         weight: d.weight,
                         context_window: d.context_window,
+                        prompt_cache: d.prompt_cache,
                     })
                 })
                 .collect();

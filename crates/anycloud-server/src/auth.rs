@@ -4,6 +4,9 @@
 //! hash in constant time (`anycloud_store::authenticate`). Successful lookups
 //! are cached for [`CACHE_TTL`] so the hot path rarely touches the store,
 //! while a revoked key is refused within two seconds (README "Governance: tenants, keys, budgets, limits, audit, capture").
+//! Ids the store does not know (or knows as revoked) are remembered for as long, so a
+//! client retrying a wrong key costs a map lookup, not a store read. Both maps are
+//! bounded ([`MAX_CACHED_KEYS`], [`MAX_UNKNOWN_IDS`]; README "Sizing").
 //!
 //! A [`Directory`] holds what authentication reads — the store, the key cache and the
 //! live tenants — so this module needs nothing from `AppState`.
@@ -22,6 +25,13 @@ use std::time::{Duration, Instant};
 pub use anycloud_governance::Principal;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Keys held in the cache at most (fresh or kept for store outages).
+pub const MAX_CACHED_KEYS: usize = 100_000;
+
+/// Unknown or revoked ids remembered at most: a flood of random ids cannot grow memory or
+/// push real keys out.
+pub const MAX_UNKNOWN_IDS: usize = 10_000;
 
 /// How old a cached key may be when the store cannot be asked (README "Reliability"):
 /// while it is down, keys seen in the last hour keep working.
@@ -77,6 +87,8 @@ impl Directory {
 struct KeyCache {
     // std RwLock: held only for a map read or insert, never across an await.
     entries: RwLock<HashMap<String, CachedKey>>,
+    /// Ids the store answered "no such key" (or "revoked") for, and when.
+    unknown: RwLock<HashMap<String, Instant>>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,11 +108,38 @@ impl KeyCache {
 
     fn put(&self, id: &str, entry: CachedKey) {
         if let Ok(mut map) = self.entries.write() {
-            if map.len() > 100_000 {
+            if map.len() >= MAX_CACHED_KEYS && !map.contains_key(id) {
                 // Stale entries are kept for store outages, but not without bound.
                 map.retain(|_, c| c.fetched.elapsed() < STALE_LIMIT);
+                if map.len() >= MAX_CACHED_KEYS {
+                    map.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
+                }
+                if map.len() >= MAX_CACHED_KEYS {
+                    return; // every entry is fresh: this key is simply read each time
+                }
             }
             map.insert(id.to_string(), entry);
+        }
+    }
+
+    /// Whether the store said within [`CACHE_TTL`] that `id` is no usable key.
+    fn known_unknown(&self, id: &str) -> bool {
+        self.unknown
+            .read()
+            .ok()
+            .and_then(|m| m.get(id).map(|at| at.elapsed() < CACHE_TTL))
+            .unwrap_or(false)
+    }
+
+    fn put_unknown(&self, id: &str) {
+        if let Ok(mut map) = self.unknown.write() {
+            if map.len() >= MAX_UNKNOWN_IDS {
+                map.retain(|_, at| at.elapsed() < CACHE_TTL);
+                if map.len() >= MAX_UNKNOWN_IDS {
+                    map.clear();
+                }
+            }
+            map.insert(id.to_string(), Instant::now());
         }
     }
 
@@ -108,6 +147,18 @@ impl KeyCache {
         if let Ok(mut map) = self.entries.write() {
             map.remove(id);
         }
+        if let Ok(mut map) = self.unknown.write() {
+            map.remove(id);
+        }
+    }
+
+    /// Keys and unknown ids held.
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        (
+            self.entries.read().map_or(0, |m| m.len()),
+            self.unknown.read().map_or(0, |m| m.len()),
+        )
     }
 }
 
@@ -154,6 +205,7 @@ pub async fn authenticate_with(
     };
     let entry = match dir.keys.get(id) {
         Some((e, true)) => e,
+        None if dir.keys.known_unknown(id) => return Err(bad()),
         cached => {
             let looked_up = match store_read("key lookup", dir.store.key_by_id(id)).await {
                 Some(r) => r,
@@ -169,7 +221,12 @@ pub async fn authenticate_with(
                     }
                 }
             };
-            let record = looked_up.filter(|r| !r.is_revoked()).ok_or_else(bad)?;
+            let Some(record) = looked_up.filter(|r| !r.is_revoked()) else {
+                // A revoked key's old entry must not serve it during a store outage.
+                dir.keys.invalidate(id);
+                dir.keys.put_unknown(id);
+                return Err(bad());
+            };
             let entry = CachedKey {
                 hash: record.key_hash,
                 tenant: record.tenant,
@@ -208,4 +265,26 @@ fn principal(
         tenant,
         key_id: id.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unknown ids are refused from memory for [`CACHE_TTL`], forgotten when a key with
+    /// that id is created or changed (`invalidate`), and never held beyond the bound.
+    #[test]
+    fn unknown_ids_are_remembered_briefly_and_bounded() {
+        let cache = KeyCache::default();
+        assert!(!cache.known_unknown("abcdef012345"));
+        cache.put_unknown("abcdef012345");
+        assert!(cache.known_unknown("abcdef012345"));
+        cache.invalidate("abcdef012345");
+        assert!(!cache.known_unknown("abcdef012345"));
+        for i in 0..MAX_UNKNOWN_IDS + 10 {
+            cache.put_unknown(&format!("{i:012}"));
+        }
+        assert!(cache.sizes().1 <= MAX_UNKNOWN_IDS);
+        assert!(cache.known_unknown(&format!("{:012}", MAX_UNKNOWN_IDS + 9)));
+    }
 }

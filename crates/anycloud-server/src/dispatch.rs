@@ -207,6 +207,13 @@ where
         decisions: plan.declined.clone(),
         failures: Vec::new(),
     };
+    // The candidate cache affinity put ahead: when it serves, the route says so.
+    let affine = plan
+        .candidates
+        .iter()
+        .zip(&plan.notes)
+        .find(|(_, n)| n.as_str() == anycloud_router::order::CACHE_AFFINITY)
+        .map(|(i, _)| *i);
     let mut in_flight = FuturesUnordered::new();
     let mut flying = Flying {
         state,
@@ -297,7 +304,8 @@ where
                                 });
                             }
                         }
-                        a.decisions.push(Decision { cloud: d.cloud.clone(), outcome: Outcome::Ok });
+                        let outcome = if affine == Some(i) { Outcome::OkAffine } else { Outcome::Ok };
+                        a.decisions.push(Decision { cloud: d.cloud.clone(), outcome });
                         return Ok(Served {
                             value,
                             cloud: d.cloud.clone(),
@@ -393,7 +401,7 @@ fn count_attempt(state: &AppState, cloud: &str, outcome: &str) {
         .metrics
         .attempts
         .get_or_create(&AttemptLabels {
-            cloud: cloud.to_string(),
+            cloud: state.metrics.labels.cloud(Some(cloud)),
             outcome: outcome.to_string(),
         })
         .inc();
@@ -440,15 +448,18 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
     }
 }
 
-/// Opens a stream and waits for its first event, so a cloud that fails
-/// before sending anything is treated like any failed attempt.
+/// Opens a stream on deployment `d` and waits for its first event, so a cloud that fails
+/// before sending anything is treated like any failed attempt. The request gets the
+/// deployment's automatic cache breakpoints (README "Prompt caching").
 pub async fn open_stream(
     provider: Arc<dyn Provider>,
-    target: &str,
+    d: &Deployment,
     req: &anycloud_types::ChatRequest,
     ctx: &anycloud_providers::CallCtx,
 ) -> Result<(StreamEvent, EventStream), ProviderError> {
-    let mut stream = provider.chat_stream(target, req, ctx).await?;
+    let req =
+        anycloud_providers::auto_cache::for_deployment(req, d.prompt_cache, d.provider, &d.target);
+    let mut stream = provider.chat_stream(&d.target, &req, ctx).await?;
     match stream.next().await {
         Some(Ok(first)) => Ok((first, stream)),
         Some(Err(e)) => Err(e),

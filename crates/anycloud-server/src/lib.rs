@@ -11,6 +11,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod admin_auth;
+pub mod affinity;
 pub mod app;
 pub mod auth;
 pub mod body;

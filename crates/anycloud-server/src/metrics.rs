@@ -13,13 +13,13 @@ use crate::outcome::{OutcomeSink, RequestOutcome};
 use anycloud_config::{BudgetPeriod, Config, TenantConfig};
 use anycloud_governance::bookkeeping::Health;
 use anycloud_governance::{Governance, Refusal};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,31 +27,31 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub api: &'static str,
-    pub cloud: String,
-    pub model: String,
+    pub cloud: Label,
+    pub model: Label,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
     pub api: &'static str,
-    pub cloud: String,
-    pub model: String,
+    pub cloud: Label,
+    pub model: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub api: &'static str,
     /// The cloud that rejected the request (`upstream_rejected`), else `none`.
-    pub cloud: String,
-    pub model: String,
+    pub cloud: Label,
+    pub model: Label,
     pub kind: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
-    pub cloud: String,
+    pub cloud: Label,
     pub outcome: String,
 }
 
@@ -77,23 +77,23 @@ pub struct CloudLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    pub cloud: String,
-    pub model: String,
-    pub tenant: String,
+    pub cloud: Label,
+    pub model: Label,
+    pub tenant: Label,
     /// `input`, `output` or `cached` (cached input, a part of `input`).
     pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SpendLabels {
-    pub cloud: String,
-    pub model: String,
-    pub tenant: String,
+    pub cloud: Label,
+    pub model: Label,
+    pub tenant: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BudgetLabels {
-    pub tenant: String,
+    pub tenant: Label,
     pub period: &'static str,
 }
 
@@ -120,49 +120,95 @@ pub struct QueueLabels {
 type CounterF64 = Counter<f64, AtomicU64>;
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
-/// The configured names that may appear as label values.
-#[derive(Debug, Default)]
+/// A label value, shared: cloning it bumps a reference count instead of allocating. The
+/// configured names are interned once in [`LabelSets`], so the ~10 label values a request's
+/// series take cost no allocation (bench/README.md "Instruction counts").
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Label {
+        Label(Arc::from(s))
+    }
+}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// The configured names that may appear as label values, interned.
+#[derive(Debug)]
 pub struct LabelSets {
-    clouds: HashSet<String>,
-    models: HashSet<String>,
-    tenants: HashSet<String>,
+    clouds: HashMap<String, Label>,
+    models: HashMap<String, Label>,
+    tenants: HashMap<String, Label>,
+    none: Label,
+    other: Label,
+    unknown: Label,
+}
+
+impl Default for LabelSets {
+    fn default() -> LabelSets {
+        LabelSets::of([], [], [])
+    }
+}
+
+fn intern<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<String, Label> {
+    names
+        .into_iter()
+        .map(|n| (n.to_string(), Label::from(n)))
+        .collect()
 }
 
 impl LabelSets {
     pub fn from_config(c: &Config) -> LabelSets {
+        LabelSets::of(
+            c.clouds.iter().map(|x| x.name.as_str()),
+            c.models.iter().map(|x| x.name.as_str()),
+            c.tenants.iter().map(|x| x.name.as_str()),
+        )
+    }
+
+    fn of<'a>(
+        clouds: impl IntoIterator<Item = &'a str>,
+        models: impl IntoIterator<Item = &'a str>,
+        tenants: impl IntoIterator<Item = &'a str>,
+    ) -> LabelSets {
         LabelSets {
-            clouds: c.clouds.iter().map(|x| x.name.clone()).collect(),
-            models: c.models.iter().map(|x| x.name.clone()).collect(),
-            tenants: c.tenants.iter().map(|x| x.name.clone()).collect(),
+            clouds: intern(clouds),
+            models: intern(models),
+            tenants: intern(tenants),
+            none: Label::from("none"),
+            other: Label::from("other"),
+            unknown: Label::from("unknown"),
         }
     }
 
     /// A configured cloud, `none` for no cloud, else `other`.
-    pub fn cloud(&self, name: Option<&str>) -> String {
+    pub fn cloud(&self, name: Option<&str>) -> Label {
         match name {
-            None | Some("none") => "none".into(),
-            Some(n) if self.clouds.contains(n) => n.into(),
-            Some(_) => "other".into(),
+            None | Some("none") => self.none.clone(),
+            Some(n) => self.clouds.get(n).unwrap_or(&self.other).clone(),
         }
     }
 
     /// A configured model, else `unknown`.
-    pub fn model(&self, name: &str) -> String {
-        if self.models.contains(name) {
-            name.into()
-        } else {
-            "unknown".into()
-        }
+    pub fn model(&self, name: &str) -> Label {
+        self.models.get(name).unwrap_or(&self.unknown).clone()
     }
 
     /// A tenant from the config, else `other` (tenants created through the
     /// admin API are unbounded in number, so they share one series).
-    pub fn tenant(&self, name: &str) -> String {
-        if self.tenants.contains(name) {
-            name.into()
-        } else {
-            "other".into()
-        }
+    pub fn tenant(&self, name: &str) -> Label {
+        self.tenants.get(name).unwrap_or(&self.other).clone()
     }
 }
 

@@ -43,15 +43,13 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let start = Instant::now();
     let id = new_request_id();
     let method = req.method().clone();
-    // The route template, never the raw URL (bounded, and free of ids).
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
+    // The route template, never the raw URL (bounded, and free of ids). MatchedPath is
+    // shared (`Arc<str>`): cloning it does not copy the path.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = state
         .tracing
-        .request_span(method.as_str(), &route, req.headers());
+        .request_span(method.as_str(), route, req.headers());
     span.record("anycloud.request_id", id.as_str());
     let scope = RequestScope::new(span.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -115,7 +113,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
         crate::access_log::untracked(
             &id,
             method.as_str(),
-            &route,
+            route,
             info.map(|i| i.api),
             status,
             start.elapsed().as_millis() as u64,

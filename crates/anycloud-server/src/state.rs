@@ -41,6 +41,8 @@ pub struct AppState {
     pub mcp: crate::mcp::McpGateway,
     /// Failed admin-token attempts per client address (`admin_auth`).
     pub auth_failures: crate::admin_auth::FailedAuthLimiter,
+    /// Which deployment served each conversation's last turn (cache affinity).
+    pub affinity: crate::affinity::Affinity,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +194,10 @@ impl AppState {
             tracing,
             sinks: sinks.into(),
             governance,
+            affinity: match &link {
+                Some(l) => crate::affinity::Affinity::shared(l.clone()),
+                None => crate::affinity::Affinity::local(),
+            },
             broadcast: link.map(|l| Arc::new(Broadcast::new(l))),
             ui,
             mcp,

@@ -691,3 +691,50 @@ async fn redis_going_down_and_back_up_switches_modes_and_shares_what_happened_me
     let (_, metrics) = gw.get("/metrics").await;
     assert!(metrics.contains("anycloud_redis_up 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_affinity_recorded_on_one_instance_is_seen_by_another() {
+    let Some(r) = test_redis("affinity") else {
+        return;
+    };
+    use anycloud_server::affinity::{keys, Affinity};
+    let (one, two) = (
+        Affinity::shared(link(&r).await),
+        Affinity::shared(link(&r).await),
+    );
+    let mut req = anycloud_types::ChatRequest::new(
+        "claude",
+        vec![anycloud_types::Message {
+            role: anycloud_types::Role::User,
+            content: vec![anycloud_types::ContentBlock::text("hi")],
+            name: None,
+        }],
+    );
+    req.cache.key = Some("agent-7".into());
+    let k = keys("team", &req).unwrap();
+    assert_eq!(two.lookup(&k).await, None);
+    let c = anycloud_config::parse_str(
+        "[[clouds]]\nname = \"gcp-eu\"\nprovider = \"vertex\"\nproject_id = \"p\"\n\
+         region = \"europe-west1\"\n[[models]]\nname = \"claude\"\n[[models.deployments]]\n\
+         cloud = \"gcp-eu\"\ntarget = \"claude-sonnet-4@20250514\"\n",
+        std::path::Path::new("t.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    let d = anycloud_router::RoutingTable::new(&c).deployments(0)[0].clone();
+    one.record(&k, &d);
+    // Written by the other instance's queue: within a second.
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = two.lookup(&k).await;
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.expect("the second instance sees the first one's record");
+    assert_eq!(
+        (seen.cloud.as_str(), seen.target.as_str()),
+        ("gcp-eu", "claude-sonnet-4@20250514")
+    );
+}

@@ -149,40 +149,46 @@ pub trait GovernanceStore: Send + Sync {
 /// JSON with object keys sorted at every level and no whitespace: the same value always
 /// gives the same bytes, whatever map order `serde_json` was built with.
 pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(v, &mut out);
-    out
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+/// Writes straight into `out` with serde_json's own escaping and number formatting (the
+/// bytes `Value::to_string` gives, without a `String` per key and scalar: this runs for
+/// every audited request, bench/README.md "Instruction counts").
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, val)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(val) = map.get(*k) {
-                    write_canonical(val, out);
-                }
+                // Writing a string into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(val, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => {
+            // Nor can writing a scalar (numbers are finite: serde_json has no NaN).
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
 }
 
@@ -316,8 +322,9 @@ fn hashed_message(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
             map.insert("cost_usd".into(), Value::from(0.0));
         }
     }
-    let mut msg = prev_hash.as_bytes().to_vec();
-    msg.extend_from_slice(canonical_json(&value).as_bytes());
+    let mut msg = Vec::with_capacity(prev_hash.len() + 1024);
+    msg.extend_from_slice(prev_hash.as_bytes());
+    write_canonical(&value, &mut msg);
     msg
 }
 

@@ -192,7 +192,14 @@ pub struct LedgerTotals {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_tokens: u64,
+    /// Cache writes of every TTL, the one-hour part of them, and reasoning tokens
+    /// (migration 0017): a copy that lost a column would still match on the sums above.
+    pub cache_write_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    pub reasoning_tokens: u64,
     pub cost_nanos: i64,
+    /// What caching saved, summed (README "Prompt caching").
+    pub cache_saved_nanos: i64,
 }
 
 #[async_trait]

@@ -5,7 +5,9 @@
 //! The writer, the cost arithmetic and the reports live in `anycloud-ledger`; this module
 //! only fixes the shape of what is stored so every backend stores the same thing.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Nano-dollars (1e-9 USD) per US dollar. Money is stored as integer nano-dollars; see
@@ -108,4 +110,46 @@ pub(crate) fn split_needs(s: &str) -> Vec<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The UTC day `t` is the first instant of, if it is midnight exactly. Ranges between two
+/// midnights are answered from the daily rollups (`usage_daily`, migration 0020); any other
+/// range scans the ledger itself.
+pub(crate) fn whole_day(t: DateTime<Utc>) -> Option<NaiveDate> {
+    (t.time() == NaiveTime::MIN).then(|| t.date_naive())
+}
+
+/// `records` summed per UTC day, cloud, model and tenant: what one batch adds to the daily
+/// rollups (`usage_daily`), written in the batch's own transaction so the rollups always
+/// equal the ledger's `GROUP BY`.
+pub(crate) fn daily_rollup(records: &[UsageRecord]) -> Vec<UsageSummaryRow> {
+    let mut sums: BTreeMap<(NaiveDate, &str, &str, &str), UsageSummaryRow> = BTreeMap::new();
+    for r in records {
+        let day = r.at.date_naive();
+        let row = sums
+            .entry((day, &r.cloud, &r.model, &r.tenant))
+            .or_insert_with(|| UsageSummaryRow {
+                day,
+                cloud: r.cloud.clone(),
+                model: r.model.clone(),
+                tenant: r.tenant.clone(),
+                requests: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
+                cost_nanos: 0,
+                cache_saved_nanos: 0,
+            });
+        row.requests += 1;
+        row.input_tokens = row.input_tokens.saturating_add(r.input_tokens);
+        row.output_tokens = row.output_tokens.saturating_add(r.output_tokens);
+        row.cached_tokens = row.cached_tokens.saturating_add(r.cached_tokens);
+        row.cache_write_tokens = row.cache_write_tokens.saturating_add(r.cache_write_tokens);
+        row.reasoning_tokens = row.reasoning_tokens.saturating_add(r.reasoning_tokens);
+        row.cost_nanos = row.cost_nanos.saturating_add(r.cost_nanos);
+        row.cache_saved_nanos = row.cache_saved_nanos.saturating_add(r.cache_saved_nanos);
+    }
+    sums.into_values().collect()
 }

@@ -376,7 +376,7 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
     let refused = run(&["audit", "verify", "--config", manual]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
-    assert!(err.contains("7 pending migrations"), "{err}");
+    assert!(err.contains("8 pending migrations"), "{err}");
     assert!(err.contains("anycloud migrate"), "{err}");
     assert!(err.contains("0001 tenants and keys"), "{err}");
     let serve = serve_exits(manual);
@@ -398,10 +398,11 @@ async fn migrate_and_auto_migrate(dir: &Path, url: &str) {
         "0015 usage route needs",
         "0017 usage cache tokens",
         "0018 spool marks",
+        "0020 usage daily",
     ] {
         assert!(printed.contains(&format!("applied {name}")), "{printed}");
     }
-    assert!(printed.contains("7 migrations applied"), "{printed}");
+    assert!(printed.contains("8 migrations applied"), "{printed}");
     let again = run(&["migrate", "--config", manual]);
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert!(audit_verify(Path::new(manual)).contains("0 entries verified"));

@@ -170,6 +170,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Incoming) -> Response {
             };
             let mut a = converse::answer(&c, &shared.config.name, &model);
             cache::apply(&shared.prompt_cache, &prefix, &model, &mut a.usage);
+            shared.report_usage(&a.usage);
             let headers = [("x-amzn-RequestId", request_id(req))];
             if op == Op::Converse {
                 http::json(200, &converse::response_body(&a), &headers)

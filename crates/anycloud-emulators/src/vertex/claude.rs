@@ -211,7 +211,8 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, model: &str, method: &str)
         Err(m) => return invalid(&m),
     };
     let r = reply_for(shared, &body, model);
-    let usage = crate::anthropic::cache_usage(shared, &prefix, model, r.prompt_tokens);
+    let usage = crate::anthropic::cache_usage(shared, &prefix, model);
+    shared.report_usage(&usage(r.completion_tokens));
     let id = format!("msg_vrtx_{:016}", req.seq);
     let stop_reason = match r.finish_reason {
         "tool_calls" => "tool_use",

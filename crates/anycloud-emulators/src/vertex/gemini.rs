@@ -385,14 +385,27 @@ fn reply_for(shared: &Shared, body: &Map<String, Value>, model: &str) -> reply::
             == Some("application/json"),
         prefill: true,
     };
-    reply::chat_reply(&input)
+    let mut r = reply::chat_reply(&input);
+    // Gemini's implicit caching (Gemini 2.5 and later caches by itself, per model).
+    let prefixes = crate::prompt_cache::implicit_prefixes(model, None, &tools, &messages);
+    let hit = shared
+        .prompt_cache
+        .implicit(&prefixes, crate::prompt_cache::Implicit::gemini(model));
+    r.cached_tokens = hit.min(r.prompt_tokens);
+    r
 }
 
 fn usage(r: &reply::Reply) -> Value {
-    json!({"promptTokenCount": r.prompt_tokens, "candidatesTokenCount": r.completion_tokens,
+    let mut u = json!({"promptTokenCount": r.prompt_tokens, "candidatesTokenCount": r.completion_tokens,
            "totalTokenCount": r.prompt_tokens + r.completion_tokens,
            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": r.prompt_tokens}],
-           "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": r.completion_tokens}]})
+           "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": r.completion_tokens}]});
+    // Implicit caching: the fields appear only when something was read from the cache.
+    if r.cached_tokens > 0 {
+        u["cachedContentTokenCount"] = json!(r.cached_tokens);
+        u["cacheTokensDetails"] = json!([{"modality": "TEXT", "tokenCount": r.cached_tokens}]);
+    }
+    u
 }
 
 fn finish(r: &reply::Reply) -> &'static str {

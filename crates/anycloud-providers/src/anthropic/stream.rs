@@ -4,9 +4,10 @@
 //! [`EventDecoder::on_json`], by Claude on Bedrock `InvokeModel`.
 //!
 //! What it copes with (provider-wire-formats §0 items 5, 6, 11; §5.3):
-//! - usage is split: input and cache counts in `message_start`, a running
-//!   *cumulative* `output_tokens` in each `message_delta`; the last value of
-//!   each field wins, nothing is summed;
+//! - usage is split: input and cache counts in `message_start` (passed on at
+//!   once, as a usage with no output yet), a running *cumulative*
+//!   `output_tokens` in each `message_delta`; the last value of each field
+//!   wins, nothing is summed, and the complete usage follows `message_stop`;
 //! - `tool_use` blocks are renumbered among the response's tool calls (the
 //!   Anthropic `index` counts text blocks too); `input_json_delta` fragments
 //!   go out as they come, split anywhere, even inside JSON strings; a block
@@ -85,6 +86,15 @@ impl EventDecoder {
                         id: message.id,
                         model: message.model,
                     });
+                    // The prompt's count (cache reads and writes included) is known now:
+                    // a Messages client gets it in its own `message_start`, and a stream
+                    // cut before `message_stop` is still billed the cloud's input.
+                    if self.usage.input_tokens.is_some() {
+                        out.push(StreamEvent::Usage(anycloud_types::Usage {
+                            output_tokens: 0,
+                            ..usage_from_wire(&self.usage)
+                        }));
+                    }
                 }
             }
             StreamEventWire::ContentBlockStart {

@@ -43,6 +43,15 @@ fn documented_stream_decodes_with_tool_renumbering_and_last_usage() {
                 id: "msg_01".into(),
                 model: "claude".into()
             },
+            // The prompt's count as soon as `message_start` gives it, no output yet.
+            StreamEvent::Usage(Usage {
+                input_tokens: 417,
+                output_tokens: 0,
+                cached_input_tokens: 7,
+                cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
+                reasoning_tokens: 0,
+            }),
             StreamEvent::TextDelta {
                 text: "Let me check.".into()
             },

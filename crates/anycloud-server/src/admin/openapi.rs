@@ -194,6 +194,7 @@ pub async fn document(State(state): State<Arc<AppState>>) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     /// Every admin route the routers serve is in the document: a route added without its
     /// annotation fails here instead of going undocumented (schemathesis only tests what

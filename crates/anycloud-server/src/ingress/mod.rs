@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::metrics::DeclineLabels;
 use crate::state::AppState;
 use anycloud_governance::Admission;
-use anycloud_router::{route, Decision, Outcome, RouteError, RouteInput, RoutePlan};
+use anycloud_router::{route_preferring, Decision, Outcome, RouteError, RouteInput, RoutePlan};
 use anycloud_types::Capability;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,7 @@ pub fn plan(
     model: &str,
     needs: &[Capability],
     estimated_tokens: u64,
+    affinity: Option<anycloud_router::CacheAffinity<'_>>,
 ) -> Result<RoutePlan, ApiError> {
     let input = RouteInput {
         model,
@@ -55,7 +56,7 @@ pub fn plan(
         seed: rand::random(),
         spend: &*state.clouds,
     };
-    let result = route(&state.routes, &input, &*state.clouds);
+    let result = route_preferring(&state.routes, &input, &*state.clouds, affinity);
     let declined: &[Decision] = match &result {
         Ok(p) => &p.declined,
         Err(RouteError::NoCandidate { declined, .. }) => declined,

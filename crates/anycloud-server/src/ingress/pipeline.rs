@@ -14,7 +14,7 @@
 //! An [`Api`] supplies only its wire translation; everything above happens here, once,
 //! so a governance feature added to this path applies to every API alike.
 
-use super::relay::{Relay, SseEncoder, StreamCapture};
+use super::relay::{NoStream, Relay, SseEncoder, StreamCapture};
 use crate::auth::{authenticate_with, Principal};
 use crate::body::{parse_json, read_bytes};
 use crate::dispatch::{failover, failover_hedged, open_stream};
@@ -24,6 +24,7 @@ use crate::request_id::{RequestId, RouteInfo};
 use crate::state::AppState;
 use anycloud_governance::Ask;
 use anycloud_providers::{CallCtx, Provider, ProviderError};
+use anycloud_router::Deployment;
 use anycloud_types::{
     Capability, ChatRequest, ChatResponse, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse,
     Usage,
@@ -51,14 +52,18 @@ pub trait Upstream: Send + Sync + 'static {
     fn max_output_tokens(&self) -> Option<u64>;
     /// The chat request to stream, when the client asked for a stream.
     fn stream(&self) -> Option<&ChatRequest>;
-    /// One non-streaming attempt on `target`.
+    /// One non-streaming attempt on deployment `d`.
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<Self::Answer, ProviderError>> + Send + 'a;
     fn usage(answer: &Self::Answer) -> Usage;
+    /// Its cache-affinity keys, when it can hit a prompt cache.
+    fn affinity_keys(&self, _tenant: &str) -> Option<crate::affinity::Keys> {
+        None
+    }
 }
 
 impl Upstream for ChatRequest {
@@ -82,13 +87,25 @@ impl Upstream for ChatRequest {
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
-        async move { provider.chat(target, self, ctx).await }
+        async move {
+            // The deployment's automatic cache breakpoints (README "Prompt caching").
+            let req = anycloud_providers::auto_cache::for_deployment(
+                self,
+                d.prompt_cache,
+                d.provider,
+                &d.target,
+            );
+            provider.chat(&d.target, &req, ctx).await
+        }
     }
     fn usage(answer: &ChatResponse) -> Usage {
         answer.usage
+    }
+    fn affinity_keys(&self, tenant: &str) -> Option<crate::affinity::Keys> {
+        crate::affinity::keys(tenant, self)
     }
 }
 
@@ -119,18 +136,20 @@ impl Upstream for EmbeddingsRequest {
     fn call<'a>(
         &'a self,
         provider: Arc<dyn Provider>,
-        target: &'a str,
+        d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<EmbeddingsResponse, ProviderError>> + Send + 'a {
-        async move { provider.embed(target, self, ctx).await }
+        async move { provider.embed(&d.target, self, ctx).await }
     }
     fn usage(answer: &EmbeddingsResponse) -> Usage {
         answer.usage
     }
 }
 
-/// One client API: its wire formats and their translation, nothing else.
-pub trait Api: Send + Sync + 'static {
+/// One client API: its wire formats and their translation, nothing else. A value of
+/// the type is what encoding the answer needs besides the canonical request (options
+/// the client set, like Chat's `stream_options.include_usage`), made by [`Api::parse`].
+pub trait Api: Send + Sync + Sized + 'static {
     /// The API's name in metrics, the ledger, audit actions (`ai.<name>`) and logs.
     const NAME: &'static str;
     /// Whether the key may also come as Anthropic's `x-api-key` header.
@@ -139,33 +158,32 @@ pub trait Api: Send + Sync + 'static {
     type Wire: DeserializeOwned + Send;
     /// The canonical request it becomes.
     type Canon: Upstream;
-    /// What encoding the answer needs besides the canonical request.
-    type Extra: Send + 'static;
-    /// The non-streaming answer as the client receives it.
-    type Out: Serialize + Send;
-    /// The streaming answer's encoder.
-    type Sse: SseEncoder;
 
     /// Wire request → canonical request (400s for what the API refuses).
     fn parse(
         ctx: &RequestCtx,
         wire: Self::Wire,
-    ) -> impl Future<Output = Result<(Self::Canon, Self::Extra), ApiError>> + Send;
+    ) -> impl Future<Output = Result<(Self::Canon, Self), ApiError>> + Send;
 
-    /// Canonical answer → the client's JSON.
+    /// Canonical answer → the client's JSON (the model it names is [`RequestCtx::model`]).
     fn encode(
+        self,
         ctx: &RequestCtx,
-        canon: &Self::Canon,
-        extra: Self::Extra,
         answer: &<Self::Canon as Upstream>::Answer,
-    ) -> impl Future<Output = Result<Self::Out, ApiError>> + Send;
+    ) -> impl Future<Output = Result<impl Serialize + Send + use<Self>, ApiError>> + Send;
 
-    /// The encoder for a streamed answer (an API without streams refuses).
+    /// The encoder for a streamed answer. An API without streams keeps this refusal
+    /// (never reached: its canonical request never asks for a stream, `Upstream::stream`).
     fn sse(
-        ctx: &RequestCtx,
-        canon: &Self::Canon,
-        extra: Self::Extra,
-    ) -> Result<Self::Sse, ApiError>;
+        self,
+        _ctx: &RequestCtx,
+        _canon: &Self::Canon,
+    ) -> Result<impl SseEncoder + use<Self>, ApiError> {
+        Err::<NoStream, _>(ApiError::invalid(
+            format!("The {} API cannot stream.", Self::NAME),
+            Some("stream"),
+        ))
+    }
 
     /// An error in the API's own shape.
     fn render_error(e: ApiError) -> Response {
@@ -203,6 +221,12 @@ impl RequestCtx {
 
     pub fn tenant(&self) -> &str {
         &self.principal.tenant.name
+    }
+
+    /// The model the client asked for, once the request is parsed. (It is the metrics
+    /// label too: routing refuses a model the config does not name before any answer.)
+    pub fn model(&self) -> &str {
+        &self.info.model
     }
 }
 
@@ -271,7 +295,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         .captures(&ctx.principal)
         .then(|| serde_json::from_slice(&bytes).unwrap_or(Value::Null));
     drop(bytes);
-    let (canon, extra) = A::parse(ctx, wire).await?;
+    let (canon, api) = A::parse(ctx, wire).await?;
     ctx.info.model = state.model_label(canon.model());
     ctx.tracker.set_model(&ctx.info.model);
     let input_tokens = canon.input_tokens();
@@ -279,12 +303,19 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     let needs = canon.needs();
     let estimate = input_tokens + max_output_tokens.unwrap_or(0);
     ctx.tracker.set_needs(&needs, estimate);
+    // Cache affinity: where this conversation's cache lives, as a hint to the router.
+    let affinity_keys = canon.affinity_keys(ctx.tenant());
+    let affine = match &affinity_keys {
+        Some(k) => state.affinity.lookup(k).await,
+        None => None,
+    };
     let plan = super::plan(
         &state,
         &ctx.principal.tenant,
         canon.model(),
         &needs,
         estimate,
+        affine.as_ref().map(crate::affinity::Served::hint),
     )?;
     let continuations = canon.stream().map_or(0, |chat| {
         state
@@ -311,7 +342,7 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         tokio::time::Instant::now() + Duration::from_millis(state.config.server.request_timeout_ms);
 
     if let Some(chat) = canon.stream() {
-        let encoder = A::sse(ctx, &canon, extra)?;
+        let encoder = api.sse(ctx, &canon)?;
         let call = &ctx.call;
         let served = failover(
             &state,
@@ -319,11 +350,14 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
             canon.model(),
             deadline,
             &ctx.tracker,
-            move |p, d| async move { open_stream(p, &d.target, chat, call).await },
+            move |p, d| async move { open_stream(p, &d, chat, call).await },
         )
         .await?;
         ctx.info.cloud = served.cloud.clone();
         ctx.tracker.set_route(&served.decisions);
+        if let Some(k) = &affinity_keys {
+            state.affinity.record(k, &served.deployment);
+        }
         let ttft_ms = ctx.tracker.elapsed_ms();
         let (first, rest) = served.value;
         let capture = captured.map(|request| StreamCapture::new(&ctx.principal, request));
@@ -365,17 +399,20 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
         canon.model(),
         deadline,
         &ctx.tracker,
-        move |p, d| async move { canon_ref.call(p, &d.target, call).await },
+        move |p, d| async move { canon_ref.call(p, &d, call).await },
     )
     .await?;
     ctx.info.cloud = served.cloud.clone();
     ctx.tracker.set_route(&served.decisions);
+    if let Some(k) = &affinity_keys {
+        state.affinity.record(k, &served.deployment);
+    }
     ctx.tracker.complete_ok_attempt(
         Some(<A::Canon as Upstream>::usage(&served.value)),
         false,
         None,
     );
-    let out = A::encode(ctx, &canon, extra, &served.value).await?;
+    let out = api.encode(ctx, &served.value).await?;
     if let Some(request) = &captured {
         state
             .governance

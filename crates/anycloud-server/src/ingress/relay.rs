@@ -42,9 +42,19 @@ pub trait SseEncoder: Send + 'static {
 
     fn event(&mut self, ev: StreamEvent, out: &mut BytesMut);
 
-    /// The upstream stream ended cleanly. `fallback` is the gateway's usage estimate,
-    /// for an API that must report usage when the cloud sent none.
-    fn finish(&mut self, fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send;
+    /// The upstream stream ended cleanly: the closing events. `fallback` is the gateway's
+    /// usage estimate, for an API that must report usage when the cloud sent none. An
+    /// encoder writes them here, or overrides [`SseEncoder::finish`] when it must await
+    /// something first.
+    fn close(&mut self, _fallback: Usage, _out: &mut BytesMut) {}
+
+    /// The upstream stream ended cleanly: [`SseEncoder::close`]. Responses overrides it
+    /// to store the response before it announces `response.completed`.
+    #[allow(clippy::manual_async_fn)]
+    fn finish(&mut self, fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
+        self.close(fallback, out);
+        async {}
+    }
 
     /// The upstream stream failed after the client got its first byte.
     fn error(&mut self, e: &ProviderError, out: &mut BytesMut);
@@ -60,10 +70,6 @@ pub enum NoStream {}
 impl SseEncoder for NoStream {
     fn event(&mut self, _: StreamEvent, _: &mut BytesMut) {
         match *self {}
-    }
-    #[allow(clippy::manual_async_fn)]
-    fn finish(&mut self, _: Usage, _: &mut BytesMut) -> impl Future<Output = ()> + Send {
-        async move { match *self {} }
     }
     fn error(&mut self, _: &ProviderError, _: &mut BytesMut) {
         match *self {}
@@ -178,6 +184,15 @@ impl Meter {
     /// The usage to record, and whether it is an estimate.
     fn usage(&self) -> (Usage, bool) {
         match self.usage {
+            // Only the prompt's count came (Anthropic's `message_start`) before the stream
+            // ended: the cloud's input, and the output estimated.
+            Some(u) if u.output_tokens == 0 && self.output_chars > 0 => (
+                Usage {
+                    output_tokens: self.output_chars.div_ceil(4),
+                    ..u
+                },
+                true,
+            ),
             Some(u) => (u, false),
             None => (self.estimate(), true),
         }

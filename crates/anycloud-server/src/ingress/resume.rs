@@ -127,7 +127,7 @@ impl Resume {
             .route
             .iter_mut()
             .rev()
-            .find(|d| d.cloud == from && matches!(d.outcome, Outcome::Ok | Outcome::Resumed))
+            .find(|d| d.cloud == from && (d.outcome.is_ok() || d.outcome == Outcome::Resumed))
         {
             d.outcome = Outcome::Interrupted(reason.clone());
         }
@@ -186,7 +186,7 @@ impl Resume {
             &self.chat.model,
             self.deadline,
             tracker,
-            move |p, d| async move { open_stream(p, &d.target, chat_ref, call).await },
+            move |p, d| async move { open_stream(p, &d, chat_ref, call).await },
         )
         .await;
         match served {

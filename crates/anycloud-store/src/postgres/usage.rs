@@ -1,7 +1,9 @@
 //! SQL for the usage ledger on PostgreSQL (`usage_ledger`, migration 0002).
 //!
-//! Like SQLite's: multi-row inserts inside one transaction per batch, and reports that
-//! aggregate in SQL over an index range on `at`. Days are UTC days of `at`.
+//! Like SQLite's: multi-row inserts inside one transaction per batch, which also adds the
+//! batch's sums to the daily rollups (`usage_daily`, migration 0020); reports over whole
+//! UTC days read those, other ranges aggregate in SQL over an index range on `at`. Days are
+//! UTC days of `at`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgPool, PgRow};
@@ -9,7 +11,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::ms;
 use crate::usage::{
-    split_needs, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord,
+    UsageSummaryRow,
 };
 use crate::StoreError;
 
@@ -88,6 +91,47 @@ pub(super) async fn insert_on(
         });
         q.build().execute(&mut *conn).await?;
     }
+    add_to_rollups(conn, records).await
+}
+
+/// Adds `records` to `usage_daily` (see [`daily_rollup`]): a few rows per batch.
+async fn add_to_rollups(
+    conn: &mut sqlx::PgConnection,
+    records: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in daily_rollup(records).chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO usage_daily (day, cloud, model, tenant, requests, input_tokens, \
+             output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+             cache_saved_nanos) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.day)
+                .push_bind(&r.cloud)
+                .push_bind(&r.model)
+                .push_bind(&r.tenant)
+                .push_bind(to_i64(r.requests))
+                .push_bind(to_i64(r.input_tokens))
+                .push_bind(to_i64(r.output_tokens))
+                .push_bind(to_i64(r.cached_tokens))
+                .push_bind(to_i64(r.cache_write_tokens))
+                .push_bind(to_i64(r.reasoning_tokens))
+                .push_bind(r.cost_nanos)
+                .push_bind(r.cache_saved_nanos);
+        });
+        q.push(
+            " ON CONFLICT (day, cloud, model, tenant) DO UPDATE SET \
+             requests = usage_daily.requests + EXCLUDED.requests, \
+             input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, \
+             output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, \
+             cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens, \
+             cache_write_tokens = usage_daily.cache_write_tokens + EXCLUDED.cache_write_tokens, \
+             reasoning_tokens = usage_daily.reasoning_tokens + EXCLUDED.reasoning_tokens, \
+             cost_nanos = usage_daily.cost_nanos + EXCLUDED.cost_nanos, \
+             cache_saved_nanos = usage_daily.cache_saved_nanos + EXCLUDED.cache_saved_nanos",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -96,6 +140,20 @@ pub(super) async fn summary(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<UsageSummaryRow>, StoreError> {
+    if let (Some(first), Some(end)) = (whole_day(from), whole_day(to)) {
+        let rows = sqlx::query(
+            "SELECT day, cloud, model, tenant, requests, input_tokens, output_tokens,
+                    cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos,
+                    cache_saved_nanos
+             FROM usage_daily WHERE day >= $1 AND day < $2
+             ORDER BY day, cloud, model, tenant",
+        )
+        .bind(first)
+        .bind(end)
+        .fetch_all(pool)
+        .await?;
+        return rows.iter().map(summary_from_row).collect();
+    }
     // SUM(bigint) is numeric in PostgreSQL; cast back so it decodes as i64.
     let rows = sqlx::query(
         "SELECT (at AT TIME ZONE 'UTC')::date AS day, cloud, model, tenant,
@@ -123,17 +181,36 @@ pub(super) async fn daily_cost(
     from: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
 ) -> Result<Vec<DailyCost>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT (at AT TIME ZONE 'UTC')::date AS day, SUM(cost_nanos)::bigint AS cost_nanos
-         FROM usage_ledger
-         WHERE cloud = $1 AND ($2::timestamptz IS NULL OR at >= $2) AND at < $3
-         GROUP BY day ORDER BY day",
-    )
-    .bind(cloud)
-    .bind(from.map(ms))
-    .bind(ms(to))
-    .fetch_all(pool)
-    .await?;
+    // Whole days at both ends (or no lower bound): the rollups answer.
+    let first = match from {
+        None => Some(None),
+        Some(f) => whole_day(f).map(Some),
+    };
+    let rows = if let (Some(first), Some(end)) = (first, whole_day(to)) {
+        sqlx::query(
+            "SELECT day, SUM(cost_nanos)::bigint AS cost_nanos
+             FROM usage_daily
+             WHERE cloud = $1 AND ($2::date IS NULL OR day >= $2) AND day < $3
+             GROUP BY day ORDER BY day",
+        )
+        .bind(cloud)
+        .bind(first)
+        .bind(end)
+        .fetch_all(pool)
+        .await?
+    } else {
+        sqlx::query(
+            "SELECT (at AT TIME ZONE 'UTC')::date AS day, SUM(cost_nanos)::bigint AS cost_nanos
+             FROM usage_ledger
+             WHERE cloud = $1 AND ($2::timestamptz IS NULL OR at >= $2) AND at < $3
+             GROUP BY day ORDER BY day",
+        )
+        .bind(cloud)
+        .bind(from.map(ms))
+        .bind(ms(to))
+        .fetch_all(pool)
+        .await?
+    };
     rows.iter()
         .map(|row| {
             Ok(DailyCost {

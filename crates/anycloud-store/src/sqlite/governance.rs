@@ -65,14 +65,14 @@ pub(super) fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError>
 /// both write through here. The timestamp is stored at the precision it is hashed with.
 /// Rows per multi-row audit INSERT: 17 parameters a row stays below SQLite's bind limit
 /// (32,766 since 3.32).
-const AUDIT_ROWS_PER_STATEMENT: usize = 500;
+const AUDIT_ROWS_PER_STATEMENT: usize = 512;
 
 /// Inserts chained records with one multi-row statement per [`AUDIT_ROWS_PER_STATEMENT`].
 pub(super) async fn insert_audit_rows(
     conn: &mut sqlx::SqliteConnection,
     records: &[AuditRecord],
 ) -> Result<(), sqlx::Error> {
-    for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
+    for chunk in super::pow2_chunks(records, AUDIT_ROWS_PER_STATEMENT) {
         let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
             sqlx::QueryBuilder::new(format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) "));
         q.push_values(chunk, |mut b, r| {

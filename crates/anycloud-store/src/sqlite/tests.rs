@@ -253,3 +253,21 @@ fn key_record_serializes_without_hash() {
     );
     assert!(text.contains("sk-ac-abcdef012345"));
 }
+
+/// Multi-row INSERTs come in power-of-two sizes (so each SQL shape is prepared once), cover
+/// every row exactly once, in order, and never exceed the cap.
+#[test]
+fn pow2_chunks_cover_every_row_in_a_few_cached_shapes() {
+    for len in [0usize, 1, 2, 3, 7, 8, 100, 513, 2_000] {
+        let items: Vec<usize> = (0..len).collect();
+        let chunks: Vec<&[usize]> = super::pow2_chunks(&items, 512).collect();
+        assert!(chunks
+            .iter()
+            .all(|c| c.len().is_power_of_two() && c.len() <= 512));
+        assert_eq!(chunks.concat(), items, "len {len}");
+    }
+    let sizes: Vec<usize> = super::pow2_chunks(&[0u8; 2_000], 512)
+        .map(<[u8]>::len)
+        .collect();
+    assert_eq!(sizes, vec![512, 512, 512, 256, 128, 64, 16]);
+}

@@ -250,6 +250,10 @@ impl TransferStore for SqliteStore {
 
     async fn clear(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The ledger's daily rollups (migration 0020) go with the ledger.
+        sqlx::query("DELETE FROM usage_daily")
+            .execute(&mut *tx)
+            .await?;
         for table in Table::ALL.iter().rev() {
             sqlx::query(&format!("DELETE FROM {}", table.as_str()))
                 .execute(&mut *tx)
@@ -277,7 +281,11 @@ impl TransferStore for SqliteStore {
             "SELECT COUNT(*) AS records, COALESCE(SUM(input_tokens), 0) AS input_tokens,
                     COALESCE(SUM(output_tokens), 0) AS output_tokens,
                     COALESCE(SUM(cached_tokens), 0) AS cached_tokens,
-                    COALESCE(SUM(cost_nanos), 0) AS cost_nanos
+                    COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens,
+                    COALESCE(SUM(cache_write_1h_tokens), 0) AS cache_write_1h_tokens,
+                    COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,
+                    COALESCE(SUM(cost_nanos), 0) AS cost_nanos,
+                    COALESCE(SUM(cache_saved_nanos), 0) AS cache_saved_nanos
              FROM usage_ledger",
         )
         .fetch_one(&self.pool)
@@ -290,7 +298,11 @@ impl TransferStore for SqliteStore {
             input_tokens: u("input_tokens")?,
             output_tokens: u("output_tokens")?,
             cached_tokens: u("cached_tokens")?,
+            cache_write_tokens: u("cache_write_tokens")?,
+            cache_write_1h_tokens: u("cache_write_1h_tokens")?,
+            reasoning_tokens: u("reasoning_tokens")?,
             cost_nanos: row.try_get("cost_nanos")?,
+            cache_saved_nanos: row.try_get("cache_saved_nanos")?,
         })
     }
 }

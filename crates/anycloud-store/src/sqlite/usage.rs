@@ -2,8 +2,9 @@
 //!
 //! Inserts are multi-row `INSERT … VALUES (…), (…)` statements inside one transaction per
 //! batch: one fsync per batch instead of one per row, and far fewer statement round trips.
-//! Reports aggregate in SQL (`GROUP BY`) over an index range on `at`, so the rows never
-//! leave SQLite.
+//! The same transaction adds the batch's sums to the daily rollups (`usage_daily`, migration
+//! 0020); reports over whole UTC days read those, other ranges aggregate in SQL
+//! (`GROUP BY`) over an index range on `at`, so the rows never leave SQLite.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -11,13 +12,15 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{parse_timestamp, timestamp};
 use crate::usage::{
-    split_needs, DailyCost, RecordedPrice, UsageCursor, UsageRecord, UsageSummaryRow,
+    daily_rollup, split_needs, whole_day, DailyCost, RecordedPrice, UsageCursor, UsageRecord,
+    UsageSummaryRow,
 };
 use crate::StoreError;
 
-/// Rows per INSERT statement: 27 bound parameters each keeps a statement under SQLite's
-/// default limit of 32 766 parameters.
-const ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows per INSERT statement at most: 27 bound parameters each keeps a statement under
+/// SQLite's default limit of 32 766 parameters. Statements have power-of-two row counts
+/// (see [`super::pow2_chunks`]) so they are prepared once.
+const ROWS_PER_STATEMENT: usize = 512;
 
 pub(super) const COLUMNS: &str = "at, request_id, tenant, key_id, model, cloud, deployment, \
     input_tokens, output_tokens, cached_tokens, usage_estimated, price_input_per_mtok, \
@@ -56,7 +59,7 @@ pub(super) async fn insert_on(
     conn: &mut sqlx::SqliteConnection,
     records: &[UsageRecord],
 ) -> Result<(), sqlx::Error> {
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    for chunk in super::pow2_chunks(records, ROWS_PER_STATEMENT) {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("INSERT INTO usage_ledger ({COLUMNS}) "));
         q.push_values(chunk, |mut b, r| {
@@ -90,7 +93,52 @@ pub(super) async fn insert_on(
         });
         q.build().execute(&mut *conn).await?;
     }
+    add_to_rollups(conn, records).await
+}
+
+/// Adds `records` to `usage_daily` (see [`daily_rollup`]): a few rows per batch.
+async fn add_to_rollups(
+    conn: &mut sqlx::SqliteConnection,
+    records: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in super::pow2_chunks(&daily_rollup(records), ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO usage_daily (day, cloud, model, tenant, requests, input_tokens, \
+             output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, \
+             cache_saved_nanos) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.day.format("%Y-%m-%d").to_string())
+                .push_bind(&r.cloud)
+                .push_bind(&r.model)
+                .push_bind(&r.tenant)
+                .push_bind(to_i64(r.requests))
+                .push_bind(to_i64(r.input_tokens))
+                .push_bind(to_i64(r.output_tokens))
+                .push_bind(to_i64(r.cached_tokens))
+                .push_bind(to_i64(r.cache_write_tokens))
+                .push_bind(to_i64(r.reasoning_tokens))
+                .push_bind(r.cost_nanos)
+                .push_bind(r.cache_saved_nanos);
+        });
+        q.push(
+            " ON CONFLICT (day, cloud, model, tenant) DO UPDATE SET \
+             requests = requests + excluded.requests, \
+             input_tokens = input_tokens + excluded.input_tokens, \
+             output_tokens = output_tokens + excluded.output_tokens, \
+             cached_tokens = cached_tokens + excluded.cached_tokens, \
+             cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
+             reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+             cost_nanos = cost_nanos + excluded.cost_nanos, \
+             cache_saved_nanos = cache_saved_nanos + excluded.cache_saved_nanos",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
+}
+
+fn day_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
 }
 
 pub(super) async fn summary(
@@ -98,6 +146,20 @@ pub(super) async fn summary(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<UsageSummaryRow>, StoreError> {
+    if let (Some(first), Some(end)) = (whole_day(from), whole_day(to)) {
+        let rows = sqlx::query(
+            "SELECT day, cloud, model, tenant, requests, input_tokens, output_tokens,
+                    cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos,
+                    cache_saved_nanos
+             FROM usage_daily WHERE day >= ?1 AND day < ?2
+             ORDER BY day, cloud, model, tenant",
+        )
+        .bind(day_text(first))
+        .bind(day_text(end))
+        .fetch_all(pool)
+        .await?;
+        return rows.iter().map(summary_from_row).collect();
+    }
     let rows = sqlx::query(
         "SELECT substr(at, 1, 10) AS day, cloud, model, tenant, COUNT(*) AS requests,
                 SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
@@ -120,16 +182,34 @@ pub(super) async fn daily_cost(
     from: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
 ) -> Result<Vec<DailyCost>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT substr(at, 1, 10) AS day, SUM(cost_nanos) AS cost_nanos
-         FROM usage_ledger WHERE cloud = ?1 AND (?2 IS NULL OR at >= ?2) AND at < ?3
-         GROUP BY day ORDER BY day",
-    )
-    .bind(cloud)
-    .bind(from.map(timestamp))
-    .bind(timestamp(to))
-    .fetch_all(pool)
-    .await?;
+    // Whole days at both ends (or no lower bound): the rollups answer.
+    let first = match from {
+        None => Some(None),
+        Some(f) => whole_day(f).map(Some),
+    };
+    let rows = if let (Some(first), Some(end)) = (first, whole_day(to)) {
+        sqlx::query(
+            "SELECT day, SUM(cost_nanos) AS cost_nanos
+             FROM usage_daily WHERE cloud = ?1 AND (?2 IS NULL OR day >= ?2) AND day < ?3
+             GROUP BY day ORDER BY day",
+        )
+        .bind(cloud)
+        .bind(first.map(day_text))
+        .bind(day_text(end))
+        .fetch_all(pool)
+        .await?
+    } else {
+        sqlx::query(
+            "SELECT substr(at, 1, 10) AS day, SUM(cost_nanos) AS cost_nanos
+             FROM usage_ledger WHERE cloud = ?1 AND (?2 IS NULL OR at >= ?2) AND at < ?3
+             GROUP BY day ORDER BY day",
+        )
+        .bind(cloud)
+        .bind(from.map(timestamp))
+        .bind(timestamp(to))
+        .fetch_all(pool)
+        .await?
+    };
     rows.iter()
         .map(|row| {
             Ok(DailyCost {

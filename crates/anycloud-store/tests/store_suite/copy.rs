@@ -102,6 +102,18 @@ async fn copy_moves_every_record_and_refuses_duplicates(f: &Fixture) {
         summary.mismatches()
     );
     assert_eq!(summary.target_chain, ChainStatus::Intact { count: 7 });
+    // The totals compared cover every kind of token, cache writes and reasoning too
+    // (the fixture's usage rows carry 20 writes, 5 of them one-hour, 7 reasoning).
+    let l = summary.source_ledger;
+    assert_eq!(
+        (
+            l.cache_write_tokens,
+            l.cache_write_1h_tokens,
+            l.reasoning_tokens
+        ),
+        (25 * 20, 25 * 5, 25 * 7)
+    );
+    assert_eq!(summary.target_ledger, l);
     let copied: u64 = summary.tables.iter().map(|t| t.target).sum();
     assert_eq!(rows.into_inner(), copied);
     assert_eq!(

@@ -73,6 +73,36 @@ async fn usage_reports_sum_per_day_cloud_model_and_tenant(f: &Fixture) {
         .expect("daily");
     assert_eq!(from_day_2.len(), 1);
 
+    // Whole UTC days are read from the daily rollups (migration 0020), other ranges from
+    // the ledger's rows: the same records give the same sums either way.
+    let scanned = store
+        .usage_summary(t(NOV_1), t(NOV_1 + 2 * DAY - 1))
+        .await
+        .expect("summary");
+    assert_eq!(scanned, summary);
+    let scanned = store
+        .daily_cost("aws-eu", Some(t(NOV_1 + 1)), t(NOV_1 + 10 * DAY))
+        .await
+        .expect("daily");
+    assert_eq!(scanned, daily);
+    // A second batch for the same day, cloud, model and tenant adds to its rollup row.
+    store
+        .insert_usage(&[usage(t(NOV_1 + 80_000), "aws-eu", "claude", "globex", 5)])
+        .await
+        .expect("insert");
+    let again = store
+        .usage_summary(t(NOV_1), t(NOV_1 + DAY))
+        .await
+        .expect("summary");
+    assert_eq!((again[0].requests, again[0].cost_nanos), (2, 12));
+    assert_eq!(
+        again,
+        store
+            .usage_summary(t(NOV_1), t(NOV_1 + DAY - 1))
+            .await
+            .expect("summary")
+    );
+
     let read = store
         .usage_records(t(NOV_1), t(NOV_1 + 10 * DAY), 2)
         .await

@@ -6,20 +6,17 @@ pub mod stream;
 
 use crate::error::ApiError;
 use crate::ingress::pipeline::{Api, RequestCtx};
-use anycloud_providers::openai::wire::{ChatCompletionRequest, ChatCompletionResponse};
+use crate::ingress::relay::SseEncoder;
+use anycloud_providers::openai::wire::ChatCompletionRequest;
 use anycloud_types::{ChatRequest, ChatResponse};
 use convert::{request_from_wire, response_to_wire};
 use stream::ChunkEncoder;
 
 const ID_PREFIX: &str = "chatcmpl-";
 
-/// The Chat Completions API.
+/// The Chat Completions API; a value is what encoding its answer needs.
 #[derive(Debug)]
-pub struct Chat;
-
-/// What the answer needs besides the canonical request.
-#[derive(Debug)]
-pub struct ChatExtra {
+pub struct Chat {
     /// `stream_options.include_usage`: send the final usage chunk.
     include_usage: bool,
 }
@@ -28,43 +25,36 @@ impl Api for Chat {
     const NAME: &'static str = "chat_completions";
     type Wire = ChatCompletionRequest;
     type Canon = ChatRequest;
-    type Extra = ChatExtra;
-    type Out = ChatCompletionResponse;
-    type Sse = ChunkEncoder;
 
-    async fn parse(
-        _ctx: &RequestCtx,
-        wire: ChatCompletionRequest,
-    ) -> Result<(ChatRequest, ChatExtra), ApiError> {
+    async fn parse(_ctx: &RequestCtx, wire: Self::Wire) -> Result<(ChatRequest, Chat), ApiError> {
         let include_usage = wire
             .stream_options
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
         let chat = request_from_wire(wire)?;
-        Ok((chat, ChatExtra { include_usage }))
+        Ok((chat, Chat { include_usage }))
     }
 
     async fn encode(
+        self,
         ctx: &RequestCtx,
-        canon: &ChatRequest,
-        _extra: ChatExtra,
         answer: &ChatResponse,
-    ) -> Result<ChatCompletionResponse, ApiError> {
+    ) -> Result<impl serde::Serialize + Send + use<>, ApiError> {
         let id = ctx.answer_id(ID_PREFIX);
-        Ok(response_to_wire(answer, &canon.model, &id, ctx.created))
+        Ok(response_to_wire(answer, ctx.model(), &id, ctx.created))
     }
 
     fn sse(
+        self,
         ctx: &RequestCtx,
         canon: &ChatRequest,
-        extra: ChatExtra,
-    ) -> Result<ChunkEncoder, ApiError> {
+    ) -> Result<impl SseEncoder + use<>, ApiError> {
         Ok(ChunkEncoder::new(
             ctx.answer_id(ID_PREFIX),
             ctx.created,
             canon.model.clone(),
-            extra.include_usage,
+            self.include_usage,
         ))
     }
 }

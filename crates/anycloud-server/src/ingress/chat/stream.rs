@@ -15,7 +15,6 @@ use anycloud_providers::ProviderError;
 use anycloud_types::{ChatResponse, StreamEvent, Usage};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
-use std::future::Future;
 
 #[derive(Serialize)]
 struct ChunkOut<'a> {
@@ -96,8 +95,10 @@ impl ChunkEncoder {
             );
         }
     }
+}
 
-    pub fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
+impl SseEncoder for ChunkEncoder {
+    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
         if self.done {
             return;
         }
@@ -163,7 +164,7 @@ impl ChunkEncoder {
 
     /// The upstream stream ended cleanly. The usage chunk carries the cloud's
     /// count only, never the gateway's estimate.
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    fn close(&mut self, _fallback: Usage, out: &mut BytesMut) {
         if self.done {
             return;
         }
@@ -176,7 +177,7 @@ impl ChunkEncoder {
     }
 
     /// The upstream stream failed after the client got its first byte.
-    pub fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
+    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
         if self.done {
             return;
         }
@@ -190,22 +191,6 @@ impl ChunkEncoder {
         out.put_slice(b"data: ");
         out.put_slice(body.to_string().as_bytes());
         out.put_slice(b"\n\ndata: [DONE]\n\n");
-    }
-}
-
-impl SseEncoder for ChunkEncoder {
-    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
-        ChunkEncoder::event(self, ev, out);
-    }
-
-    #[allow(clippy::manual_async_fn)]
-    fn finish(&mut self, _fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
-        ChunkEncoder::finish(self, out);
-        async {}
-    }
-
-    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
-        ChunkEncoder::error(self, e, out);
     }
 
     fn reassemble(&self, answer: &ChatResponse) -> serde_json::Value {

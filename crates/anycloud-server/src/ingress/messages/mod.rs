@@ -12,7 +12,8 @@ pub mod stream;
 
 use crate::error::ApiError;
 use crate::ingress::pipeline::{Api, RequestCtx};
-use anycloud_providers::anthropic::wire::{MessagesRequest, MessagesResponse};
+use crate::ingress::relay::SseEncoder;
+use anycloud_providers::anthropic::wire::MessagesRequest;
 use anycloud_types::{ChatRequest, ChatResponse};
 use axum::response::Response;
 use convert::{request_from_wire, response_to_wire};
@@ -27,32 +28,28 @@ impl Api for Messages {
     const X_API_KEY: bool = true;
     type Wire = MessagesRequest;
     type Canon = ChatRequest;
-    type Extra = ();
-    type Out = MessagesResponse;
-    type Sse = MessagesEncoder;
 
-    async fn parse(
-        _ctx: &RequestCtx,
-        wire: MessagesRequest,
-    ) -> Result<(ChatRequest, ()), ApiError> {
-        let chat = request_from_wire(wire)?;
-        Ok((chat, ()))
+    async fn parse(_ctx: &RequestCtx, wire: Self::Wire) -> Result<(ChatRequest, Self), ApiError> {
+        Ok((request_from_wire(wire)?, Messages))
     }
 
     async fn encode(
+        self,
         ctx: &RequestCtx,
-        canon: &ChatRequest,
-        _extra: (),
         answer: &ChatResponse,
-    ) -> Result<MessagesResponse, ApiError> {
+    ) -> Result<impl serde::Serialize + Send + use<>, ApiError> {
         Ok(response_to_wire(
             answer,
-            &canon.model,
+            ctx.model(),
             &ctx.answer_id("msg_"),
         ))
     }
 
-    fn sse(ctx: &RequestCtx, canon: &ChatRequest, _extra: ()) -> Result<MessagesEncoder, ApiError> {
+    fn sse(
+        self,
+        ctx: &RequestCtx,
+        canon: &ChatRequest,
+    ) -> Result<impl SseEncoder + use<>, ApiError> {
         Ok(MessagesEncoder::new(
             ctx.answer_id("msg_"),
             canon.model.clone(),

@@ -1,8 +1,8 @@
 //! Canonical stream events → Anthropic Messages SSE (named events).
 //!
-//! Order, as Anthropic sends it: `message_start` (usage.input_tokens when
-//! already known, else 0 — OpenAI-family clouds report usage only at the
-//! end), `ping`, then per content block `content_block_start` /
+//! Order, as Anthropic sends it: `message_start` (usage.input_tokens and the
+//! cache counts when already known, else 0 — OpenAI-family clouds report usage
+//! only at the end), `ping`, then per content block `content_block_start` /
 //! `content_block_delta` (`text_delta` or `input_json_delta`) /
 //! `content_block_stop`, then `message_delta` with `stop_reason` and the
 //! final usage (`output_tokens`, plus input and cache counts, which current
@@ -21,7 +21,6 @@ use anycloud_types::{ChatResponse, FinishReason, StreamEvent, Usage};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::future::Future;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -117,13 +116,22 @@ impl MessagesEncoder {
         );
         index
     }
+}
 
-    pub fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
+impl SseEncoder for MessagesEncoder {
+    const CONTENT_TYPE: &'static str = "text/event-stream; charset=utf-8";
+
+    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
         if self.done {
             return;
         }
         if let StreamEvent::Usage(u) = ev {
             self.usage = Some(u);
+            return;
+        }
+        // `message_start` waits for the next event: a cloud that reports the prompt's
+        // usage right after its start (Anthropic) has it in there, cache counts included.
+        if matches!(ev, StreamEvent::Start { .. }) {
             return;
         }
         self.ensure_started(out);
@@ -185,8 +193,8 @@ impl MessagesEncoder {
         }
     }
 
-    /// The upstream stream ended cleanly.
-    pub fn finish(&mut self, out: &mut BytesMut) {
+    /// `message_delta` carries the cloud's usage only, never the gateway's estimate.
+    fn close(&mut self, _fallback: Usage, out: &mut BytesMut) {
         if self.done {
             return;
         }
@@ -209,7 +217,7 @@ impl MessagesEncoder {
     }
 
     /// The upstream stream failed after the client got its first byte.
-    pub fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
+    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
         if self.done {
             return;
         }
@@ -227,25 +235,6 @@ impl MessagesEncoder {
             ),
         );
         Self::write("error", &body, out);
-    }
-}
-
-impl SseEncoder for MessagesEncoder {
-    const CONTENT_TYPE: &'static str = "text/event-stream; charset=utf-8";
-
-    fn event(&mut self, ev: StreamEvent, out: &mut BytesMut) {
-        MessagesEncoder::event(self, ev, out);
-    }
-
-    /// `message_delta` carries the cloud's usage only, never the gateway's estimate.
-    #[allow(clippy::manual_async_fn)]
-    fn finish(&mut self, _fallback: Usage, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
-        MessagesEncoder::finish(self, out);
-        async {}
-    }
-
-    fn error(&mut self, e: &ProviderError, out: &mut BytesMut) {
-        MessagesEncoder::error(self, e, out);
     }
 
     fn reassemble(&self, answer: &ChatResponse) -> serde_json::Value {
@@ -306,7 +295,7 @@ mod tests {
         ] {
             enc.event(ev, &mut out);
         }
-        enc.finish(&mut out);
+        enc.close(Usage::default(), &mut out);
         let evs = events(std::str::from_utf8(&out).unwrap());
         let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -345,7 +334,7 @@ mod tests {
         enc.event(StreamEvent::TextDelta { text: "Hi".into() }, &mut out);
         let e = ProviderError::new(ProviderErrorKind::Protocol, "stream ended early");
         enc.error(&e, &mut out);
-        enc.finish(&mut out);
+        enc.close(Usage::default(), &mut out);
         let evs = events(std::str::from_utf8(&out).unwrap());
         let (name, data) = evs.last().unwrap();
         assert_eq!(name, "error");

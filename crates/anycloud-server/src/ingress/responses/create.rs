@@ -18,9 +18,15 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::Arc;
 
-/// The Responses API's create call.
+/// The Responses API's create call; a value is what answering it needs besides the
+/// canonical request.
 #[derive(Debug)]
-pub struct Responses;
+pub struct Responses {
+    echo: Echo,
+    input_items: Vec<Value>,
+    /// Conversation through this turn's input (without instructions).
+    conversation: Vec<Message>,
+}
 
 fn response_id(ctx: &RequestCtx) -> String {
     ctx.answer_id("resp_")
@@ -30,23 +36,17 @@ impl Api for Responses {
     const NAME: &'static str = "responses";
     type Wire = CreateResponse;
     type Canon = ChatRequest;
-    type Extra = Prepared;
-    type Out = Value;
-    type Sse = ResponsesStream;
 
-    async fn parse(
-        ctx: &RequestCtx,
-        wire: CreateResponse,
-    ) -> Result<(ChatRequest, Prepared), ApiError> {
+    async fn parse(ctx: &RequestCtx, wire: Self::Wire) -> Result<(ChatRequest, Self), ApiError> {
         prepare(&ctx.state, ctx.tenant(), wire, ctx.id_suffix()).await
     }
 
     async fn encode(
+        self,
         ctx: &RequestCtx,
-        _canon: &ChatRequest,
-        p: Prepared,
         answer: &ChatResponse,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<impl serde::Serialize + Send + use<>, ApiError> {
+        let p = self;
         {
             let id = response_id(ctx);
             let (status, incomplete) = wire::status_of(Some(answer.finish_reason));
@@ -74,11 +74,11 @@ impl Api for Responses {
     }
 
     fn sse(
+        self,
         ctx: &RequestCtx,
         _canon: &ChatRequest,
-        p: Prepared,
-    ) -> Result<ResponsesStream, ApiError> {
-        let id = response_id(ctx);
+    ) -> Result<impl SseEncoder + use<>, ApiError> {
+        let (p, id) = (self, response_id(ctx));
         Ok(ResponsesStream {
             encoder: ResponsesEncoder::new(id.clone(), ctx.created, p.echo.clone()),
             state: ctx.state.clone(),
@@ -152,21 +152,12 @@ impl SseEncoder for ResponsesStream {
     }
 }
 
-/// What answering a create request needs besides the canonical request.
-#[derive(Debug)]
-pub struct Prepared {
-    echo: Echo,
-    input_items: Vec<Value>,
-    /// Conversation through this turn's input (without instructions).
-    conversation: Vec<Message>,
-}
-
 pub async fn prepare(
     state: &AppState,
     tenant: &str,
     w: CreateResponse,
     seed: &str,
-) -> Result<(ChatRequest, Prepared), ApiError> {
+) -> Result<(ChatRequest, Responses), ApiError> {
     if let Some(t) = w.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         return Err(ApiError::invalid(
             format!("temperature {t} is out of range 0..2."),
@@ -235,29 +226,31 @@ pub async fn prepare(
         metadata: w.metadata.unwrap_or_default(),
         user: w.user.clone(),
     };
+    // The Responses API has fewer sampling knobs than Chat Completions, and OpenAI's
+    // cache key but no explicit breakpoints.
+    let params = SamplingParams {
+        temperature: w.temperature,
+        top_p: w.top_p,
+        max_tokens: w.max_output_tokens,
+        ..SamplingParams::default()
+    };
     let chat = ChatRequest {
-        model: w.model,
-        messages,
         tools,
         tool_choice,
         parallel_tool_calls: w.parallel_tool_calls,
         response_format,
-        params: SamplingParams {
-            temperature: w.temperature,
-            top_p: w.top_p,
-            max_tokens: w.max_output_tokens,
-            ..SamplingParams::default()
-        },
+        params,
         user: w.user,
         stream,
         cache: anycloud_types::PromptCache {
             breakpoints: Vec::new(),
             key: w.prompt_cache_key,
         },
+        ..ChatRequest::new(w.model, messages)
     };
     Ok((
         chat,
-        Prepared {
+        Responses {
             echo,
             input_items,
             conversation,
