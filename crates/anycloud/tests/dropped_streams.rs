@@ -18,7 +18,6 @@
 mod serve;
 
 use anycloud_emulators::{spawn_on_port, EmulatorConfig};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -144,22 +143,7 @@ name = "t"
         ),
     )
     .unwrap();
-    let key = Command::new(BIN)
-        .args(["keys", "create", "--tenant", "t", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let key = serve::create_key(BIN, &config, "t");
     let (mut child, url) = serve::serve(BIN, &config);
     let pid = child.id();
     let addr = url.trim_start_matches("http://").to_string();

@@ -132,22 +132,7 @@ async fn one_of_two_instances_sigkilled_under_load() {
         )
     };
     let (ca, cb) = (cfg("a"), cfg("b"));
-    let key = Command::new(BIN)
-        .args(["keys", "create", "--tenant", "t", "--config"])
-        .arg(&ca)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let key = serve::create_key(BIN, &ca, "t");
     let (child, url) = serve::serve(BIN, &ca);
     let mut a = Instance { child, url };
     let (child, url) = serve::serve(BIN, &cb);

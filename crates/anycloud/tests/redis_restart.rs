@@ -30,7 +30,6 @@ mod serve;
 use anycloud_emulators::{spawn_on_port, EmulatorConfig};
 use own_redis::{free_port, OwnRedis};
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anycloud");
@@ -110,22 +109,7 @@ async fn run(fault: Fault) {
         ),
         "budget = { usd = 1000.0, period = \"day\" }",
     );
-    let key = Command::new(BIN)
-        .args(["keys", "create", "--tenant", "t", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let key = serve::create_key(BIN, &config, "t");
     let (mut child, url) = serve::serve(BIN, &config);
 
     // Load before, during and after the fault.

@@ -61,3 +61,24 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatu
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A new virtual key for `tenant`, made by the binary's `keys create` against `config`'s
+/// store (the way an operator makes one); panics with the command's stderr if it fails.
+pub fn create_key(bin: &str, config: &Path, tenant: &str) -> String {
+    let out = Command::new(bin)
+        .args(["keys", "create", "--tenant", tenant, "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}
