@@ -10,8 +10,8 @@ use crate::Refusal;
 use anycloud_config::{Budget, BudgetPeriod, McpPolicy, RateLimit};
 use anycloud_store::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// A key's own policy, set through the admin API.
@@ -198,56 +198,104 @@ pub async fn store_read<T, E: std::fmt::Display>(
     }
 }
 
+/// Age at which a cached policy that is used is read again in the background, so a key
+/// in steady use never waits on the store for its policy; an entry past [`POLICY_TTL`]
+/// (an idle key) is read before the request goes on.
+pub const POLICY_REFRESH_AHEAD: Duration = Duration::from_millis(500);
+
 /// Key policies read from the store, cached for [`POLICY_TTL`].
 #[derive(Debug)]
 pub struct KeyPolicies {
     store: Arc<dyn Store>,
-    // std RwLock: map reads and inserts only, never across an await.
-    cache: RwLock<HashMap<String, (KeyPolicy, Instant)>>,
+    cache: Arc<PolicyCache>,
+}
+
+#[derive(Debug, Default)]
+struct PolicyCache {
+    // std RwLock / Mutex: map reads and inserts only, never across an await.
+    entries: RwLock<HashMap<String, (KeyPolicy, Instant)>>,
+    /// Key ids whose policy is being read again in the background.
+    refreshing: Mutex<HashSet<String>>,
+}
+
+impl PolicyCache {
+    fn put(&self, key_id: &str, stored: Option<serde_json::Value>) -> KeyPolicy {
+        let policy: KeyPolicy = stored
+            .map(|v| serde_json::from_value(v).unwrap_or_default())
+            .unwrap_or_default();
+        if let Ok(mut m) = self.entries.write() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(key_id.to_string(), (policy.clone(), Instant::now()));
+        }
+        policy
+    }
 }
 
 impl KeyPolicies {
     pub fn new(store: Arc<dyn Store>) -> KeyPolicies {
         KeyPolicies {
             store,
-            cache: RwLock::default(),
+            cache: Arc::default(),
         }
     }
 
     /// A key's policy (cached for [`POLICY_TTL`]; the last one read while the store is
     /// unreachable, else [`Refusal::KeyStoreUnavailable`]).
     pub async fn get(&self, key_id: &str) -> Result<KeyPolicy, Refusal> {
-        let cached = self.cache.read().ok().and_then(|m| m.get(key_id).cloned());
+        let cached = self
+            .cache
+            .entries
+            .read()
+            .ok()
+            .and_then(|m| m.get(key_id).cloned());
         if let Some((p, at)) = &cached {
-            if at.elapsed() < POLICY_TTL {
+            let age = at.elapsed();
+            if age < POLICY_TTL {
+                if age >= POLICY_REFRESH_AHEAD {
+                    self.refresh_in_background(key_id);
+                }
                 return Ok(p.clone());
             }
         }
         let read = store_read("key policy lookup", self.store.key_policy(key_id));
-        let policy = match read.await {
-            Some(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
-            Some(None) => KeyPolicy::default(),
-            None => {
-                if let Some((p, _)) = cached {
-                    return Ok(p);
-                }
+        match read.await {
+            Some(stored) => Ok(self.cache.put(key_id, stored)),
+            None => match cached {
+                Some((p, _)) => Ok(p),
                 // The same answer as a key lookup the store cannot serve: the client
                 // may retry; nothing is wrong with the request.
-                return Err(Refusal::KeyStoreUnavailable);
-            }
-        };
-        if let Ok(mut m) = self.cache.write() {
-            if m.len() > 100_000 {
-                m.clear();
-            }
-            m.insert(key_id.to_string(), (policy.clone(), Instant::now()));
+                None => Err(Refusal::KeyStoreUnavailable),
+            },
         }
-        Ok(policy)
+    }
+
+    /// Reads a policy again off the request path, unless a read of it is under way; a
+    /// read that fails leaves the cached policy as it was.
+    fn refresh_in_background(&self, key_id: &str) {
+        match self.cache.refreshing.lock() {
+            Ok(mut set) => {
+                if !set.insert(key_id.to_string()) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        let (cache, store, id) = (self.cache.clone(), self.store.clone(), key_id.to_string());
+        tokio::spawn(async move {
+            if let Some(stored) = store_read("key policy lookup", store.key_policy(&id)).await {
+                cache.put(&id, stored);
+            }
+            if let Ok(mut set) = cache.refreshing.lock() {
+                set.remove(&id);
+            }
+        });
     }
 
     /// Drops a cached policy (it changed here or on another instance).
     pub fn forget(&self, key_id: &str) {
-        if let Ok(mut m) = self.cache.write() {
+        if let Ok(mut m) = self.cache.entries.write() {
             m.remove(key_id);
         }
     }

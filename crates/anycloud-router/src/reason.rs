@@ -123,12 +123,14 @@ impl fmt::Display for Decision {
 
 /// Renders decisions as the `x-anycloud-route` header value.
 pub fn header_value(decisions: &[Decision]) -> String {
-    let mut s = String::new();
+    use std::fmt::Write;
+    let mut s = String::with_capacity(32 * decisions.len());
     for (i, d) in decisions.iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(&d.to_string());
+        // Written in place: no String per decision.
+        let _ = write!(s, "{d}");
     }
     s
 }

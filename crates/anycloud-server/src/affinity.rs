@@ -81,23 +81,18 @@ pub fn keys(tenant: &str, req: &ChatRequest) -> Option<Keys> {
     if !long && req.cache.key.is_none() {
         return None;
     }
-    let hash = |parts: &[&[u8]]| {
-        let mut h = Sha256::new();
-        for p in parts {
-            // Length-prefixed, so no two splits of the same bytes collide.
-            h.update((p.len() as u64).to_be_bytes());
-            h.update(p);
-        }
-        hex::encode(h.finalize())
-    };
     let mut keys = Vec::with_capacity(2);
     if let Some(k) = &req.cache.key {
-        keys.push(hash(&[
+        let mut h = PartHasher::default();
+        for part in [
             b"key",
             tenant.as_bytes(),
             req.model.as_bytes(),
             k.as_bytes(),
-        ]));
+        ] {
+            h.part(part);
+        }
+        keys.push(h.finish());
     }
     if !long {
         return Some(Keys {
@@ -105,31 +100,73 @@ pub fn keys(tenant: &str, req: &ChatRequest) -> Option<Keys> {
             ttl: ttl(req),
         });
     }
-    let tools = serde_json::to_vec(&req.tools).unwrap_or_default();
-    let system: Vec<u8> = req
-        .messages
-        .iter()
-        .filter(|m| m.role.is_system())
-        .flat_map(|m| m.text().into_bytes())
-        .collect();
-    let first = req
-        .messages
-        .iter()
-        .find(|m| m.role == Role::User)
-        .map(|m| serde_json::to_vec(&m.content).unwrap_or_default())
-        .unwrap_or_default();
-    keys.push(hash(&[
-        b"prefix",
-        tenant.as_bytes(),
-        req.model.as_bytes(),
-        &tools,
-        &system,
-        &first,
-    ]));
+    // The stable prefix, hashed as it is serialised: no copy of tools or messages.
+    let mut h = PartHasher::default();
+    h.part(b"prefix");
+    h.part(tenant.as_bytes());
+    h.part(req.model.as_bytes());
+    h.json(&req.tools);
+    for m in req.messages.iter().filter(|m| m.role.is_system()) {
+        h.feed(m.text().as_bytes());
+    }
+    h.end_part();
+    if let Some(m) = req.messages.iter().find(|m| m.role == Role::User) {
+        h.json(&m.content);
+    } else {
+        h.end_part();
+    }
+    keys.push(h.finish());
     Some(Keys {
         keys,
         ttl: ttl(req),
     })
+}
+
+/// SHA-256 over a sequence of parts, each followed by its length, so no two splits of
+/// the same bytes collide. It is an `io::Write`, so JSON is serialised straight into it.
+#[derive(Default)]
+struct PartHasher {
+    h: Sha256,
+    len: u64,
+}
+
+impl PartHasher {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.h.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    fn end_part(&mut self) {
+        self.h.update(self.len.to_be_bytes());
+        self.len = 0;
+    }
+
+    fn part(&mut self, bytes: &[u8]) {
+        self.feed(bytes);
+        self.end_part();
+    }
+
+    fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+        // Writing into a hasher cannot fail; a value that cannot be serialised hashes
+        // as what was written of it, as the copy it replaces did.
+        let _ = serde_json::to_writer(&mut *self, v);
+        self.end_part();
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.h.finalize())
+    }
+}
+
+impl std::io::Write for PartHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How long the cache keeps what `req` writes: an hour when it asks for one-hour

@@ -2,8 +2,10 @@
 //!
 //! Keys are looked up by their public id and checked against the stored
 //! hash in constant time (`anycloud_store::authenticate`). Successful lookups
-//! are cached for [`CACHE_TTL`] so the hot path rarely touches the store,
-//! while a revoked key is refused within two seconds (README "Governance: tenants, keys, budgets, limits, audit, capture").
+//! are cached for [`CACHE_TTL`], and a key in use is read again in the background once
+//! its entry is [`REFRESH_AHEAD`] old, so a key in steady use never waits on the store
+//! (a stalled store then delays nobody), while a revoked key is refused within two
+//! seconds (README "Governance: tenants, keys, budgets, limits, audit, capture").
 //! Ids the store does not know (or knows as revoked) are remembered for as long, so a
 //! client retrying a wrong key costs a map lookup, not a store read. Both maps are
 //! bounded ([`MAX_CACHED_KEYS`], [`MAX_UNKNOWN_IDS`]; README "Sizing").
@@ -17,14 +19,19 @@ use anycloud_governance::policy::store_read;
 use anycloud_governance::Refusal;
 use anycloud_store::{keys, Store};
 use axum::http::HeaderMap;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Who is calling: the tenant (from config) and the key id.
 pub use anycloud_governance::Principal;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Age at which a cached key that is used is read again in the background. An entry
+/// older than [`CACHE_TTL`] (a key idle for a while) is read before the request goes on,
+/// so a revocation made straight in the store is never missed by more than the TTL.
+pub const REFRESH_AHEAD: Duration = Duration::from_millis(500);
 
 /// Keys held in the cache at most (fresh or kept for store outages).
 pub const MAX_CACHED_KEYS: usize = 100_000;
@@ -41,7 +48,7 @@ pub const STALE_LIMIT: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct Directory {
     store: Arc<dyn Store>,
-    keys: KeyCache,
+    keys: Arc<KeyCache>,
     // Live: the admin API creates and updates tenants. std RwLock, read per request and
     // never held across an await.
     tenants: RwLock<HashMap<String, Arc<TenantConfig>>>,
@@ -51,7 +58,7 @@ impl Directory {
     pub fn new(store: Arc<dyn Store>, tenants: HashMap<String, Arc<TenantConfig>>) -> Directory {
         Directory {
             store,
-            keys: KeyCache::default(),
+            keys: Arc::default(),
             tenants: RwLock::new(tenants),
         }
     }
@@ -89,6 +96,8 @@ struct KeyCache {
     entries: RwLock<HashMap<String, CachedKey>>,
     /// Ids the store answered "no such key" (or "revoked") for, and when.
     unknown: RwLock<HashMap<String, Instant>>,
+    /// Ids being read again in the background (at most one read per id at a time).
+    refreshing: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,11 +108,56 @@ struct CachedKey {
 }
 
 impl KeyCache {
-    /// The cached entry, fresh or not (`fresh` says whether it is within [`CACHE_TTL`]).
-    fn get(&self, id: &str) -> Option<(CachedKey, bool)> {
+    /// The cached entry and its age.
+    fn get(&self, id: &str) -> Option<(CachedKey, Duration)> {
         let map = self.entries.read().ok()?;
-        map.get(id)
-            .map(|c| (c.clone(), c.fetched.elapsed() < CACHE_TTL))
+        map.get(id).map(|c| (c.clone(), c.fetched.elapsed()))
+    }
+
+    /// Stores what the store answered for `id`: the key, or that it is no usable key (a
+    /// revoked key's old entry must not serve it during a later store outage).
+    /// `asked` is when the read began: an entry is never fresher than the read that made it.
+    fn learn(
+        &self,
+        id: &str,
+        record: Option<anycloud_store::KeyRecord>,
+        asked: Instant,
+    ) -> Option<CachedKey> {
+        let Some(record) = record.filter(|r| !r.is_revoked()) else {
+            self.invalidate(id);
+            self.put_unknown(id);
+            return None;
+        };
+        let entry = CachedKey {
+            hash: record.key_hash,
+            tenant: record.tenant,
+            fetched: asked,
+        };
+        self.put(id, entry.clone());
+        Some(entry)
+    }
+
+    /// Reads `id` again off the request path, unless a read of it is already under way.
+    /// A read that fails or times out leaves the entry as it was.
+    fn refresh_in_background(self: &Arc<Self>, store: &Arc<dyn Store>, id: &str) {
+        match self.refreshing.lock() {
+            Ok(mut set) => {
+                if !set.insert(id.to_string()) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        let (cache, store, id) = (self.clone(), store.clone(), id.to_string());
+        tokio::spawn(async move {
+            let asked = Instant::now();
+            if let Some(record) = store_read("key lookup", store.key_by_id(&id)).await {
+                cache.learn(&id, record, asked);
+            }
+            if let Ok(mut set) = cache.refreshing.lock() {
+                set.remove(&id);
+            }
+        });
     }
 
     fn put(&self, id: &str, entry: CachedKey) {
@@ -204,36 +258,28 @@ pub async fn authenticate_with(
         return Err(bad());
     };
     let entry = match dir.keys.get(id) {
-        Some((e, true)) => e,
+        Some((e, age)) if age < CACHE_TTL => {
+            if age >= REFRESH_AHEAD {
+                dir.keys.refresh_in_background(&dir.store, id);
+            }
+            e
+        }
         None if dir.keys.known_unknown(id) => return Err(bad()),
         cached => {
-            let looked_up = match store_read("key lookup", dir.store.key_by_id(id)).await {
-                Some(r) => r,
-                None => {
-                    // Store down: a key seen recently keeps working (revocations made
-                    // meanwhile reach this instance through Redis or when it returns).
-                    match cached {
-                        Some((e, _)) if e.fetched.elapsed() < STALE_LIMIT => {
-                            return principal(dir, presented, id, &e);
-                        }
-                        // The same answer as a key policy the store cannot serve.
-                        _ => return Err(Refusal::KeyStoreUnavailable.into()),
-                    }
-                }
+            let asked = Instant::now();
+            let Some(looked_up) = store_read("key lookup", dir.store.key_by_id(id)).await else {
+                // Store down: a key seen recently keeps working (revocations made
+                // meanwhile reach this instance through Redis or when it returns).
+                return match cached {
+                    Some((e, age)) if age < STALE_LIMIT => principal(dir, presented, id, &e),
+                    // The same answer as a key policy the store cannot serve.
+                    _ => Err(Refusal::KeyStoreUnavailable.into()),
+                };
             };
-            let Some(record) = looked_up.filter(|r| !r.is_revoked()) else {
-                // A revoked key's old entry must not serve it during a store outage.
-                dir.keys.invalidate(id);
-                dir.keys.put_unknown(id);
-                return Err(bad());
-            };
-            let entry = CachedKey {
-                hash: record.key_hash,
-                tenant: record.tenant,
-                fetched: Instant::now(),
-            };
-            dir.keys.put(id, entry.clone());
-            entry
+            match dir.keys.learn(id, looked_up, asked) {
+                Some(entry) => entry,
+                None => return Err(bad()),
+            }
         }
     };
     principal(dir, presented, id, &entry)

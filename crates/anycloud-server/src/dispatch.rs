@@ -448,18 +448,38 @@ fn no_cloud(model: &str, failures: Vec<(String, ProviderError)>, route: Vec<Deci
     }
 }
 
+/// The chat request as deployment `d` is sent it: with the deployment's automatic cache
+/// breakpoints (README "Prompt caching"). Every chat attempt — JSON, stream, resumed
+/// stream, Responses replay — reaches a cloud through [`call_chat`] or [`open_stream`],
+/// which both go through here.
+fn as_sent<'a>(
+    req: &'a anycloud_types::ChatRequest,
+    d: &Deployment,
+) -> std::borrow::Cow<'a, anycloud_types::ChatRequest> {
+    anycloud_providers::auto_cache::for_deployment(req, d.prompt_cache, d.provider, &d.target)
+}
+
+/// One non-streaming chat attempt on deployment `d`.
+pub async fn call_chat(
+    provider: Arc<dyn Provider>,
+    d: &Deployment,
+    req: &anycloud_types::ChatRequest,
+    ctx: &anycloud_providers::CallCtx,
+) -> Result<anycloud_types::ChatResponse, ProviderError> {
+    provider.chat(&d.target, &as_sent(req, d), ctx).await
+}
+
 /// Opens a stream on deployment `d` and waits for its first event, so a cloud that fails
-/// before sending anything is treated like any failed attempt. The request gets the
-/// deployment's automatic cache breakpoints (README "Prompt caching").
+/// before sending anything is treated like any failed attempt.
 pub async fn open_stream(
     provider: Arc<dyn Provider>,
     d: &Deployment,
     req: &anycloud_types::ChatRequest,
     ctx: &anycloud_providers::CallCtx,
 ) -> Result<(StreamEvent, EventStream), ProviderError> {
-    let req =
-        anycloud_providers::auto_cache::for_deployment(req, d.prompt_cache, d.provider, &d.target);
-    let mut stream = provider.chat_stream(&d.target, &req, ctx).await?;
+    let mut stream = provider
+        .chat_stream(&d.target, &as_sent(req, d), ctx)
+        .await?;
     match stream.next().await {
         Some(Ok(first)) => Ok((first, stream)),
         Some(Err(e)) => Err(e),

@@ -57,6 +57,36 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401() {
     );
 }
 
+/// A key in steady use is read again in the background once its cache entry is half its
+/// TTL old: a revocation made straight in the store (another instance, no Redis) is
+/// seen before the entry would have expired, and the request that noticed the age did
+/// not wait for the read (it was served from the cache).
+#[tokio::test]
+async fn a_key_in_use_is_refreshed_ahead_of_its_ttl() {
+    use anycloud_server::auth::{CACHE_TTL, REFRESH_AHEAD};
+    let gw = start().await;
+    let body = hello("gpt-4o");
+    assert_eq!(gw.chat(body.clone()).await.status(), 200);
+    let cached_at = std::time::Instant::now();
+    let id = anycloud_store::keys::parse_id(&gw.key).unwrap().to_string();
+    gw.state.store.revoke_key(&id).await.unwrap();
+    tokio::time::sleep(REFRESH_AHEAD + std::time::Duration::from_millis(50)).await;
+    // Half-way through the TTL: served from the cache, which starts the refresh.
+    assert_eq!(gw.chat(body.clone()).await.status(), 200);
+    let mut refused = false;
+    while cached_at.elapsed() < CACHE_TTL - std::time::Duration::from_millis(100) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if gw.chat(body.clone()).await.status() == 401 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the revocation was not seen before the cached entry expired: no refresh ahead"
+    );
+}
+
 #[tokio::test]
 async fn malformed_json_missing_fields_and_bad_values_are_400() {
     let gw = start().await;

@@ -157,7 +157,9 @@ pub fn stamp(resp: &mut Response, cloud: &str, decisions: &[Decision], admission
     if let Ok(v) = HeaderValue::from_str(cloud) {
         headers.insert("x-anycloud-cloud", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&anycloud_router::reason::header_value(decisions)) {
+    let route = anycloud_router::reason::header_value(decisions);
+    // The formatted String becomes the header's bytes without a copy.
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(route)) {
         headers.insert("x-anycloud-route", v);
     }
     for (h, v) in crate::error::ratelimit_headers(admission) {

@@ -17,7 +17,7 @@
 use super::relay::{NoStream, Relay, SseEncoder, StreamCapture};
 use crate::auth::{authenticate_with, Principal};
 use crate::body::{parse_json, read_bytes};
-use crate::dispatch::{failover, failover_hedged, open_stream};
+use crate::dispatch::{call_chat, failover, failover_hedged, open_stream};
 use crate::error::ApiError;
 use crate::outcome::Tracker;
 use crate::request_id::{RequestId, RouteInfo};
@@ -90,16 +90,7 @@ impl Upstream for ChatRequest {
         d: &'a Deployment,
         ctx: &'a CallCtx,
     ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
-        async move {
-            // The deployment's automatic cache breakpoints (README "Prompt caching").
-            let req = anycloud_providers::auto_cache::for_deployment(
-                self,
-                d.prompt_cache,
-                d.provider,
-                &d.target,
-            );
-            provider.chat(&d.target, &req, ctx).await
-        }
+        async move { call_chat(provider, d, self, ctx).await }
     }
     fn usage(answer: &ChatResponse) -> Usage {
         answer.usage
@@ -304,7 +295,12 @@ async fn run<A: Api>(ctx: &mut RequestCtx, body: Body) -> Result<Response, ApiEr
     let estimate = input_tokens + max_output_tokens.unwrap_or(0);
     ctx.tracker.set_needs(&needs, estimate);
     // Cache affinity: where this conversation's cache lives, as a hint to the router.
-    let affinity_keys = canon.affinity_keys(ctx.tenant());
+    // With one deployment there is nothing to prefer: no hashing, no Redis round trip.
+    let affinity_keys = state
+        .routes
+        .model_index(canon.model())
+        .filter(|&i| state.routes.deployments(i).len() > 1)
+        .and_then(|_| canon.affinity_keys(ctx.tenant()));
     let affine = match &affinity_keys {
         Some(k) => state.affinity.lookup(k).await,
         None => None,
